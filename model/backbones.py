@@ -1,0 +1,232 @@
+"""Backbone presets: the diffusion backbone (VAE, UNet, noise schedule) and the sizes of TADM's own modules.
+
+* ``sd21-base``: Stable Diffusion 2.1-base (ε-prediction, 512 px), the paper's backbone, loaded from a Hugging
+  Face id or a local diffusers-format directory; with ``pretrained=False`` the same architecture with random
+  weights (which cost exactly what real ones do: what benchmarks use).
+* ``nano``: a small backbone this project trains itself (stage 0) for CPU hosts; its trained weights ship under
+  ``model/weights/``.
+* ``tiny``: a few thousand parameters, for tests.
+
+A preset is data: configs for the real diffusers classes, nothing vendored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+
+logger = logging.getLogger(__name__)
+
+SD21_BASE_HUB_ID = "stabilityai/stable-diffusion-2-1-base"
+SD_SCALING_FACTOR = 0.18215
+# Where the trained nano model ships (one directory per scale).
+SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+SD_NOISE_SCHEDULE = {
+    "_class_name": "DDPMScheduler",
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "prediction_type": "epsilon",
+    "clip_sample": False,
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything needed to build a TADM of one size. ``hub_id`` is where pretrained backbone weights live."""
+
+    name: str
+    unet: dict
+    vae: dict
+    noise_schedule: dict
+    dfrm: dict = field(default_factory=dict)  # DFRM kwargs beyond `scale`
+    tpm: dict = field(default_factory=dict)
+    refiner: dict = field(default_factory=dict)
+    unet_lora_rank: int = 48
+    vae_lora_rank: int = 16
+    hub_id: str | None = None
+
+    @property
+    def cross_attention_dim(self) -> int:
+        return int(self.unet["cross_attention_dim"])
+
+
+SD21_BASE = Preset(
+    name="sd21-base",
+    unet={
+        "sample_size": 64,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+        "block_out_channels": [320, 640, 1280, 1280],
+        "layers_per_block": 2,
+        "attention_head_dim": [5, 10, 20, 20],
+        "cross_attention_dim": 1024,
+        "use_linear_projection": True,
+        "norm_num_groups": 32,
+        "flip_sin_to_cos": True,
+        "freq_shift": 0,
+    },
+    vae={
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "up_block_types": ["UpDecoderBlock2D"] * 4,
+        "block_out_channels": [128, 256, 512, 512],
+        "layers_per_block": 2,
+        "latent_channels": 4,
+        "norm_num_groups": 32,
+        "sample_size": 512,
+        "scaling_factor": SD_SCALING_FACTOR,
+    },
+    noise_schedule=SD_NOISE_SCHEDULE,
+    hub_id=SD21_BASE_HUB_ID,
+)
+
+NANO = Preset(
+    name="nano",
+    unet={
+        "sample_size": 32,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+        "block_out_channels": [32, 64, 96],
+        "layers_per_block": 1,
+        "attention_head_dim": 8,
+        "cross_attention_dim": 32,
+        "norm_num_groups": 16,
+    },
+    vae={
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "up_block_types": ["UpDecoderBlock2D"] * 4,
+        "block_out_channels": [16, 32, 64, 64],
+        "layers_per_block": 1,
+        "latent_channels": 4,
+        "norm_num_groups": 16,
+        "sample_size": 256,
+        "scaling_factor": SD_SCALING_FACTOR,
+    },
+    noise_schedule=SD_NOISE_SCHEDULE,
+    dfrm={"hidden_channels": 64, "num_res_blocks": 4, "num_inv_blocks": 8, "inv_growth": 16},
+    tpm={"channels": 16, "num_res_blocks": 2, "mlp_hidden": 128, "mlp_depth": 2},
+    refiner={"channels": 32, "num_res_blocks": 3},
+    unet_lora_rank=16,
+    vae_lora_rank=8,
+)
+
+TINY = Preset(
+    name="tiny",
+    unet={
+        "sample_size": 16,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+        "block_out_channels": [8, 16],
+        "layers_per_block": 1,
+        "attention_head_dim": 2,
+        "cross_attention_dim": 8,
+        "norm_num_groups": 4,
+    },
+    vae={
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ["DownEncoderBlock2D"] * 4,
+        "up_block_types": ["UpDecoderBlock2D"] * 4,
+        "block_out_channels": [8, 8, 16, 16],
+        "layers_per_block": 1,
+        "latent_channels": 4,
+        "norm_num_groups": 4,
+        "sample_size": 128,
+        "scaling_factor": SD_SCALING_FACTOR,
+    },
+    noise_schedule=SD_NOISE_SCHEDULE,
+    dfrm={"pixel_channels": 4, "hidden_channels": 16, "num_res_blocks": 1, "num_inv_blocks": 2, "inv_growth": 4},
+    tpm={"channels": 8, "num_res_blocks": 1, "mlp_hidden": 16, "mlp_depth": 1},
+    refiner={"channels": 8, "num_res_blocks": 1},
+    unet_lora_rank=4,
+    vae_lora_rank=2,
+)
+
+PRESETS = {p.name: p for p in (SD21_BASE, NANO, TINY)}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+class BaseModelNotFoundError(FileNotFoundError):
+    """The pretrained backbone is neither a reachable hub id nor a local diffusers directory."""
+
+
+def random_backbone(preset: Preset) -> tuple[AutoencoderKL, UNet2DConditionModel]:
+    """The preset's VAE and UNet from their configs, with random weights and no download."""
+    return AutoencoderKL(**preset.vae), UNet2DConditionModel(**preset.unet)
+
+
+def resolve_base(preset: Preset, base: str | None) -> str:
+    """The base model reference: the argument, else ``TADM_SD21_BASE``, else the preset's hub id."""
+    ref = base or os.environ.get("TADM_SD21_BASE") or preset.hub_id
+    if ref is None:
+        raise ValueError(f"preset {preset.name!r} has no pretrained backbone to load")
+    return ref
+
+
+def load_pretrained_backbone(base: str) -> tuple[AutoencoderKL, UNet2DConditionModel, dict, torch.Tensor]:
+    """Load SD 2.1-base's VAE, UNet and noise schedule, and encode the empty prompt once.
+
+    ``base`` is a Hugging Face id (from the local HF cache, or downloaded where the hub is reachable) or a local
+    diffusers-format directory with ``unet/``, ``vae/``, ``scheduler/``, ``text_encoder/`` and ``tokenizer/``.
+    """
+    try:
+        vae = AutoencoderKL.from_pretrained(base, subfolder="vae")
+        unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
+        schedule = _load_noise_schedule(base)
+        empty = encode_empty_prompt(base)
+    except (OSError, ValueError) as exc:
+        raise BaseModelNotFoundError(
+            f"cannot load Stable Diffusion 2.1-base from {base!r} ({exc.__class__.__name__}: {str(exc)[:200]}). "
+            f"Put a diffusers-format copy (folders unet/, vae/, scheduler/, text_encoder/, tokenizer/) in a local "
+            f"directory and pass it with --base DIR or TADM_SD21_BASE=DIR, or run `tadm models pull sd21-base` on a "
+            f"machine that reaches huggingface.co to fill the Hugging Face cache ({SD21_BASE_HUB_ID})."
+        ) from exc
+    return vae, unet, schedule, empty
+
+
+def _load_noise_schedule(base: str) -> dict:
+    from diffusers import DDPMScheduler
+
+    config = dict(DDPMScheduler.load_config(base, subfolder="scheduler"))
+    keep = ("beta_start", "beta_end", "beta_schedule", "num_train_timesteps", "prediction_type", "clip_sample")
+    return {"_class_name": "DDPMScheduler", **{k: config[k] for k in keep if k in config}}
+
+
+@torch.no_grad()
+def encode_empty_prompt(base: str) -> torch.Tensor:
+    """The text encoder's output for "" (1, 77, D): a constant stored with every model, so serving never loads
+    the text encoder."""
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(base, subfolder="tokenizer")
+    encoder = CLIPTextModel.from_pretrained(base, subfolder="text_encoder")
+    ids = tokenizer("", padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
+    return encoder(ids)[0].float()
+
+
+def random_empty_prompt(preset: Preset, generator: torch.Generator) -> torch.Tensor:
+    """A fixed stand-in for the empty-prompt embedding of a backbone without a text encoder (tiny, nano, and
+    sd21-base built with random weights)."""
+    return torch.randn(1, 77, preset.cross_attention_dim, generator=generator)

@@ -1,0 +1,77 @@
+"""The model directory: saving, loading and identifying a TADM model.
+
+Layout (``save_pretrained``)::
+
+    tadm.json                 what this model is: preset, scale, base reference, noise schedule, LoRA ranks
+    dfrm/ tpm/ refiner/       diffusers ModelMixin directories (config.json + safetensors)
+    adapters.safetensors      UNet LoRA + the fully trained UNet conv_in + VAE-decoder LoRA (peft key names)
+    empty_prompt.safetensors  the text encoder's output for "", so serving never loads a text encoder
+    backbone/unet, backbone/vae   only for backbones without a pretrained source (tiny, nano, random weights)
+
+The base model (SD 2.1-base) is referenced, never copied. The model id is a short hash of the config and every
+weight that defines the outputs, computed in float32 so that it does not depend on the device or dtype.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "tadm.json"
+ADAPTERS_NAME = "adapters.safetensors"
+EMPTY_PROMPT_NAME = "empty_prompt.safetensors"
+BACKBONE_DIR = "backbone"
+MODEL_ID_LENGTH = 16
+
+
+class ModelDirectoryError(FileNotFoundError):
+    """A path that is not a TADM model directory, or one with missing files."""
+
+
+def compute_model_id(config: Mapping, tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over the canonical config and every tensor (name, shape, float32 bytes), sorted by name."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu", torch.float32).contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:MODEL_ID_LENGTH]
+
+
+def write_config(directory: Path, config: Mapping) -> None:
+    (directory / CONFIG_NAME).write_text(json.dumps(dict(config), indent=2, sort_keys=True) + "\n")
+
+
+def read_config(directory: Path) -> dict:
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise ModelDirectoryError(
+            f"{directory} is not a TADM model directory: {CONFIG_NAME} is missing "
+            "(make one with `tadm import-official`, `tadm train`, or TADMPipeline.save_pretrained)"
+        )
+    config = json.loads(path.read_text())
+    if config.get("format", 0) > FORMAT_VERSION:
+        raise ModelDirectoryError(f"{path} has format {config['format']}, newer than supported ({FORMAT_VERSION})")
+    return config
+
+
+def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(path))
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise ModelDirectoryError(f"model file missing: {path}")
+    return load_file(str(path))
+
+
+def split_prefixed(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """Entries of ``tensors`` under ``prefix.``, with the prefix removed."""
+    cut = len(prefix) + 1
+    return {k[cut:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}

@@ -1,0 +1,137 @@
+"""`tadm downscale`, `tadm upscale`, `tadm import-official`: the model library from the shell."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("downscale", help="HR image -> thumbnail PNG")
+    p.add_argument("image", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True, help="thumbnail PNG to write")
+    p.add_argument("--scale", type=int, choices=(16, 32), default=16)
+    _model_args(p)
+    p.set_defaults(handler=_downscale)
+
+    p = sub.add_parser("upscale", help="thumbnail PNG -> reconstructed HR image")
+    p.add_argument("thumbnail", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True, help="image to write (format from the suffix)")
+    _model_args(p)
+    p.add_argument("--tile-size", type=int, default=96, help="latent tile size (default 96)")
+    p.add_argument("--tile-stride", type=int, default=64, help="latent tile stride (default 64)")
+    p.add_argument("--tile-batch", type=int, default=8, help="tiles per UNet call (speed only)")
+    p.set_defaults(handler=_upscale)
+
+    p = sub.add_parser("import-official", help="convert the authors' released checkpoints to a model directory")
+    p.add_argument("--dfrm", type=Path, required=True, help="the authors' DFRM checkpoint (torch pickle)")
+    p.add_argument("--tadm", type=Path, required=True, help="the authors' TADM checkpoint (torch pickle)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="model directory to create")
+    p.add_argument("--base", default=None, help="SD 2.1-base: Hugging Face id or local diffusers directory")
+    p.set_defaults(handler=_import_official)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--model", type=Path, help="model directory (default: the shipped nano model)")
+    group.add_argument("--preset", help="build a preset instead: nano, tiny (random weights), sd21-base")
+    p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when available)")
+
+
+def load_pipeline(args: argparse.Namespace, scale: int | None = None):  # -> TADMPipeline
+    """The model the command line names; a missing model is a one-line error, not a traceback."""
+    import torch
+
+    from service.cli import CommandError
+
+    from .backbones import BaseModelNotFoundError
+    from .checkpoints import ModelDirectoryError
+    from .pipeline import TADMPipeline
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        if args.model is not None:
+            pipe = TADMPipeline.from_pretrained(args.model, device=device)
+        else:
+            preset = args.preset or "nano"
+            pipe = TADMPipeline.from_preset(preset, scale=scale or 16, device=device)
+    except (ModelDirectoryError, BaseModelNotFoundError, ValueError) as exc:
+        raise CommandError(str(exc)) from exc
+    if scale is not None and pipe.scale != scale:
+        raise CommandError(f"the model at {args.model} is for {pipe.scale}x, not --scale {scale}")
+    return pipe
+
+
+def _downscale(args: argparse.Namespace) -> int:
+    from PIL import UnidentifiedImageError
+
+    from service.cli import CommandError
+
+    if not args.image.is_file():
+        raise CommandError(f"no such image: {args.image}")
+    pipe = load_pipeline(args, args.scale)
+    try:
+        thumb = pipe.downscale(args.image)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise CommandError(f"{args.image} is not a readable image: {exc}") from exc
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    data = thumb.to_png()
+    args.output.write_bytes(data)
+    w, h = thumb.original_size
+    print(  # noqa: T201
+        f"{args.image} ({w}x{h}) -> {args.output} ({thumb.image.width}x{thumb.image.height}, {len(data)} bytes, "
+        f"{8 * len(data) / (w * h):.4f} bpp, model {thumb.model_id})"
+    )
+    return 0
+
+
+def _upscale(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from service.cli import CommandError
+
+    from .thumbnail import Thumbnail, ThumbnailError
+
+    if not args.thumbnail.is_file():
+        raise CommandError(f"no such thumbnail: {args.thumbnail}")
+    try:
+        thumb = Thumbnail.from_png(args.thumbnail.read_bytes())
+    except ThumbnailError as exc:
+        raise CommandError(f"{args.thumbnail}: {exc}") from exc
+    pipe = load_pipeline(args, thumb.scale)
+    with tqdm(total=None, unit="tile", desc="upscale") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            image = pipe.upscale(
+                thumb,
+                tile_size=args.tile_size,
+                tile_stride=args.tile_stride,
+                tile_batch_size=args.tile_batch,
+                progress=progress,
+            )
+        except ThumbnailError as exc:
+            raise CommandError(str(exc)) from exc
+    image.save(args.output)
+    print(f"{args.thumbnail} -> {args.output} ({image.width}x{image.height})")  # noqa: T201
+    return 0
+
+
+def _import_official(args: argparse.Namespace) -> int:
+    from service.cli import CommandError
+
+    from .importer import OfficialCheckpointError, import_official
+
+    for path in (args.dfrm, args.tadm):
+        if not path.is_file():
+            raise CommandError(f"no such checkpoint: {path}")
+    try:
+        pipe = import_official(args.dfrm, args.tadm, args.output, base=args.base)
+    except OfficialCheckpointError as exc:
+        raise CommandError(str(exc)) from exc
+    print(f"imported {pipe.scale}x model {pipe.model_id} -> {args.output}")  # noqa: T201
+    return 0

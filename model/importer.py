@@ -1,0 +1,190 @@
+"""Import of the authors' released checkpoints (github.com/wwangcece/TADM) into a model directory.
+
+Their two files (spec sections 2 and 6):
+
+* the DFRM: a torch pickle ``{"state_dict": {...}}`` (a bare state dict is accepted too) with the module names
+  ``down_module``, ``latent_module``, ``fusing_module``, ``final_module``, ``inv_module``;
+* TADM: a torch pickle with ``rank_unet``, ``unet_lora_target_modules``, ``state_dict_unet`` (peft LoRA entries,
+  adapter ``default``, plus the fully trained ``conv_in``), ``rank_vae``, ``vae_lora_target_modules``,
+  ``state_dict_vae`` (adapter ``vae_skip``), ``state_dict_timemapping`` (the TPM) and ``state_dict_refiner``.
+
+Both are read with ``weights_only=True`` (no code runs). Every key must map: a missing or extra key is an error
+that names it. Their DFRM and TPM were trained on *unscaled* latents; the imported modules get
+``latent_scale = 1/0.18215`` so that they see exactly the tensors they were trained on while the rest of this
+project passes scaled latents.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import torch
+
+from . import backbones, lora
+from .dfrm import DFRM
+from .pipeline import TADMPipeline
+from .scheduler import Refiner
+from .tpm import TimestepPredictor
+
+logger = logging.getLogger(__name__)
+
+TADM_KEYS = {
+    "rank_unet", "unet_lora_target_modules", "state_dict_unet",
+    "rank_vae", "vae_lora_target_modules", "state_dict_vae",
+    "state_dict_timemapping", "state_dict_refiner",
+}
+UNSCALED = 1 / backbones.SD_SCALING_FACTOR
+
+
+class OfficialCheckpointError(ValueError):
+    """A file that is not a checkpoint of the authors' code, or one whose keys do not map."""
+
+
+def load_pickle(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for foreign or unsafe pickles
+        raise OfficialCheckpointError(f"{path} cannot be read as a weights-only torch checkpoint: {exc}") from exc
+
+
+def _count(state: dict, pattern: str) -> int:
+    rx = re.compile(pattern)
+    return len({m.group(1) for k in state if (m := rx.match(k))})
+
+
+def dfrm_from_state_dict(state: dict[str, torch.Tensor]) -> DFRM:
+    """Build a DFRM whose sizes are read off the state dict, then load it strictly."""
+    try:
+        stages = _count(state, r"down_module\.(\d+)\.downsample\.1\.weight")
+        config = {
+            "scale": 2**stages,
+            "latent_channels": state["latent_module.0.conv_in.weight"].shape[1],
+            "pixel_channels": state["down_module.0.conv_in.weight"].shape[0],
+            "hidden_channels": state["latent_module.0.conv_in.weight"].shape[0],
+            "num_res_blocks": _count(state, r"latent_module\.(\d+)\.res_block\.0\.weight"),
+            "num_inv_blocks": _count(state, r"inv_module\.(\d+)\.F\.conv1\.weight"),
+            "inv_growth": state["inv_module.0.F.conv1.weight"].shape[0],
+        }
+    except KeyError as exc:
+        raise OfficialCheckpointError(f"DFRM checkpoint lacks {exc}: not a DFRM of the authors' code") from exc
+    if config["scale"] not in (16, 32):
+        raise OfficialCheckpointError(f"DFRM checkpoint has {stages} pixel stages (scale {2**stages}); need 16 or 32")
+    module = DFRM(**config, latent_scale=UNSCALED)
+    _load_strict(module, state, "DFRM")
+    return module
+
+
+def tpm_from_state_dict(state: dict[str, torch.Tensor]) -> TimestepPredictor:
+    try:
+        linears = sorted(int(m.group(1)) for k in state if (m := re.match(r"time_predict\.fuse_mlp\.(\d+)\.weight", k)))
+        config = {
+            "latent_channels": state["noise_esti.0.conv_in.weight"].shape[1],
+            "channels": state["noise_esti.0.conv_in.weight"].shape[0],
+            "num_res_blocks": _count(state, r"noise_esti\.(\d+)\.conv1\.weight"),
+            "mlp_hidden": state["time_predict.fuse_mlp.0.weight"].shape[0],
+            "mlp_depth": len(linears) - 2,
+        }
+    except KeyError as exc:
+        raise OfficialCheckpointError(f"state_dict_timemapping lacks {exc}") from exc
+    module = TimestepPredictor(**config, latent_scale=UNSCALED)
+    _load_strict(module, state, "TPM (state_dict_timemapping)")
+    return module
+
+
+def refiner_from_state_dict(state: dict[str, torch.Tensor]) -> Refiner:
+    try:
+        config = {
+            "latent_channels": state["zero_conv_out.conv_in.weight"].shape[0],
+            "channels": state["resnet_blocks.0.conv_in.weight"].shape[0],
+            "num_res_blocks": _count(state, r"resnet_blocks\.(\d+)\.conv1\.weight"),
+        }
+    except KeyError as exc:
+        raise OfficialCheckpointError(f"state_dict_refiner lacks {exc}") from exc
+    module = Refiner(**config)
+    _load_strict(module, state, "refiner (state_dict_refiner)")
+    return module
+
+
+def _load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    own = module.state_dict()
+    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or extra:
+        raise OfficialCheckpointError(
+            f"{what}: {len(missing)} missing keys {missing[:3]}, {len(extra)} unexpected keys {extra[:3]}"
+        )
+    for key, value in state.items():
+        if own[key].shape != value.shape:
+            raise OfficialCheckpointError(f"{what}: `{key}` is {tuple(value.shape)}, expected {tuple(own[key].shape)}")
+    module.load_state_dict(state, strict=True)
+
+
+def _check_targets(given: object, expected: object, what: str) -> None:
+    same = set(given) == set(expected) if isinstance(given, (list, tuple)) else given == expected  # type: ignore[arg-type]
+    if not same:
+        raise OfficialCheckpointError(f"{what} LoRA targets {given!r} differ from the spec's {expected!r}")
+
+
+def import_official(
+    dfrm_path: str | Path,
+    tadm_path: str | Path,
+    output: str | Path,
+    *,
+    base: str | None = None,
+    preset: str = "sd21-base",
+) -> TADMPipeline:
+    """Convert the authors' checkpoints into a model directory at ``output`` and return the pipeline.
+
+    ``preset``/``base`` choose the backbone the LoRA applies to (SD 2.1-base in production; tests pass ``tiny``,
+    which is built with random weights).
+    """
+    # 1. Read both pickles without running code
+    dfrm_file = load_pickle(Path(dfrm_path))
+    dfrm_state = dfrm_file.get("state_dict", dfrm_file) if isinstance(dfrm_file, dict) else None
+    tadm = load_pickle(Path(tadm_path))
+    if not isinstance(dfrm_state, dict):
+        raise OfficialCheckpointError(f"{dfrm_path} does not hold a state dict")
+    if not isinstance(tadm, dict) or not TADM_KEYS <= set(tadm):
+        have = sorted(tadm) if isinstance(tadm, dict) else type(tadm).__name__
+        raise OfficialCheckpointError(f"{tadm_path} is not a TADM checkpoint: needs {sorted(TADM_KEYS)}, has {have}")
+    _check_targets(tadm["unet_lora_target_modules"], lora.UNET_LORA_TARGETS, "UNet")
+    _check_targets(tadm["vae_lora_target_modules"], lora.VAE_LORA_TARGETS, "VAE")
+
+    # 2. The small modules, sizes read from their weights
+    dfrm = dfrm_from_state_dict(dfrm_state)
+    tpm = tpm_from_state_dict(tadm["state_dict_timemapping"])
+    refiner = refiner_from_state_dict(tadm["state_dict_refiner"])
+
+    # 3. The backbone with adapters of the checkpoint's ranks, loaded strictly
+    pipe = TADMPipeline.from_preset(preset, scale=dfrm.config.scale, pretrained=preset == "sd21-base", base=base)
+    unet_rank, vae_rank = int(tadm["rank_unet"]), int(tadm["rank_vae"])
+    if unet_rank != pipe.config["unet_lora_rank"] or vae_rank != pipe.config["vae_lora_rank"]:
+        pipe = _with_ranks(pipe, unet_rank, vae_rank)
+    try:
+        lora.load_adapter_state_dict(pipe.unet, tadm["state_dict_unet"], "state_dict_unet")
+        lora.load_adapter_state_dict(pipe.vae, tadm["state_dict_vae"], "state_dict_vae")
+    except (KeyError, ValueError) as exc:
+        raise OfficialCheckpointError(str(exc)) from exc
+
+    # 4. Assemble and save
+    imported = TADMPipeline(
+        vae=pipe.vae, unet=pipe.unet, dfrm=dfrm, tpm=tpm, refiner=refiner,
+        empty_prompt=pipe.empty_prompt, config={**pipe.config, "imported_from": "wwangcece/TADM"},
+    )
+    imported.save_pretrained(output)
+    logger.info("imported %sx TADM as model %s into %s", imported.scale, imported.model_id, output)
+    return imported
+
+
+def _with_ranks(pipe: TADMPipeline, unet_rank: int, vae_rank: int) -> TADMPipeline:
+    """Re-attach the adapters with the checkpoint's ranks (the authors' scripts default to several)."""
+    for module in (pipe.unet, pipe.vae):
+        module.delete_adapters([lora.UNET_ADAPTER if module is pipe.unet else lora.VAE_ADAPTER])
+    lora.attach_unet_lora(pipe.unet, unet_rank)
+    lora.attach_vae_lora(pipe.vae, vae_rank)
+    config = {**pipe.config, "unet_lora_rank": unet_rank, "vae_lora_rank": vae_rank}
+    return TADMPipeline(
+        vae=pipe.vae, unet=pipe.unet, dfrm=pipe.dfrm, tpm=pipe.tpm, refiner=pipe.refiner,
+        empty_prompt=pipe.empty_prompt, config=config,
+    )

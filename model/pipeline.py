@@ -1,0 +1,358 @@
+"""TADMPipeline: HR image -> thumbnail (sender) and thumbnail -> HR image (receiver), tiled.
+
+Receiver recipe (spec section 1)::
+
+    y (thumbnail) --F⁻¹, G_d--> ẑ --tiles--> [t_i = TPM, ε_i = UNet(ẑ_i, t_i, c_empty), z0_i = S(ẑ_i, ε_i, t_i)]
+        --Gaussian merge--> z0 --VAE decoder (LoRA, tiled)--> x̂, cropped to the original size
+
+The components are attributes (``vae``, ``unet``, ``dfrm``, ``tpm``, ``refiner``); the small TADM modules run in
+float32 on every device (the INN's inverse and the 8-bit rounding want it), the UNet and VAE in ``dtype``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from PIL import Image, ImageOps
+
+from . import backbones, checkpoints, lora
+from .dfrm import DFRM
+from .scheduler import HybridScheduler, Refiner
+from .thumbnail import Thumbnail, thumbnail_size
+from .tiling import ProgressFn, TiledResult, denoise_tiled
+from .tpm import TimestepPredictor
+
+logger = logging.getLogger(__name__)
+
+ImageInput = Image.Image | str | Path
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """float32 on CPU; bfloat16 on CUDA (fp16 is available as an explicit choice)."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def load_rgb(image: ImageInput) -> Image.Image:
+    """A PIL RGB image with its EXIF orientation applied."""
+    if isinstance(image, (str, Path)):
+        with Image.open(image) as opened:
+            image = ImageOps.exif_transpose(opened)
+            image.load()
+    elif not isinstance(image, Image.Image):
+        raise TypeError(f"`image` must be a PIL image or a path but is {type(image).__name__}")
+    else:
+        image = ImageOps.exif_transpose(image)
+    return image.convert("RGB")
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL -> (1, 3, H, W) float32 in [-1, 1]."""
+    array = np.asarray(image, dtype=np.float32)
+    return torch.from_numpy(array).permute(2, 0, 1)[None] / 127.5 - 1
+
+
+def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) in [-1, 1] -> (H, W, 3) uint8, rounding to nearest."""
+    levels = ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return levels.permute(1, 2, 0).cpu().numpy()
+
+
+class TADMPipeline:
+    """A TADM model for one scale (16x or 32x). Build with :meth:`from_preset` or :meth:`from_pretrained`."""
+
+    def __init__(
+        self,
+        *,
+        vae: AutoencoderKL,
+        unet: UNet2DConditionModel,
+        dfrm: DFRM,
+        tpm: TimestepPredictor,
+        refiner: Refiner,
+        empty_prompt: torch.Tensor,
+        config: dict,
+    ) -> None:
+        self.vae, self.unet, self.dfrm, self.tpm, self.refiner = vae, unet, dfrm, tpm, refiner
+        self.empty_prompt = empty_prompt.float()
+        self.config = dict(config)
+        self.scale: int = int(config["scale"])
+        self.scheduler = HybridScheduler(refiner, config["noise_schedule"], t0=int(config.get("t0", 50)))
+        self.scaling_factor = float(self.vae.config.scaling_factor)
+        self.vae_tile_size = 512
+        for module in self.modules:
+            module.eval().requires_grad_(False)
+        self.model_id = self.compute_model_id()
+        self.device, self.dtype = torch.device("cpu"), torch.float32
+
+    # -- construction -----------------------------------------------------------------------------------
+    @classmethod
+    def from_preset(
+        cls,
+        name: str,
+        scale: int = 16,
+        pretrained: bool = True,
+        *,
+        base: str | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        seed: int = 0,
+    ) -> TADMPipeline:
+        """Build a pipeline from a named preset (``tiny``, ``nano``, ``sd21-base``).
+
+        ``pretrained=False`` builds the architecture from its config with seeded random weights and no download.
+        ``pretrained=True`` loads SD 2.1-base from ``base`` (a hub id or local directory) for ``sd21-base`` and the
+        shipped trained weights for ``nano``; ``tiny`` has no pretrained weights and is always random.
+        """
+        preset = backbones.get_preset(name)
+        if pretrained and name == "nano":
+            shipped = backbones.SHIPPED_WEIGHTS_DIR / f"nano-{scale}x"
+            if not (shipped / checkpoints.CONFIG_NAME).is_file():
+                raise checkpoints.ModelDirectoryError(
+                    f"the trained nano model for {scale}x is not shipped in this checkout ({shipped}); "
+                    "use --preset tiny (random weights) or a model directory"
+                )
+            return cls.from_pretrained(shipped, device=device, dtype=dtype)
+        if pretrained and preset.hub_id is not None:
+            ref = backbones.resolve_base(preset, base)
+            vae, unet, schedule, empty = backbones.load_pretrained_backbone(ref)
+            base_info = {"kind": "pretrained", "ref": ref}
+        else:
+            vae = unet = None
+            schedule, base_info = dict(preset.noise_schedule), {"kind": "embedded"}
+            empty = backbones.random_empty_prompt(preset, torch.Generator("cpu").manual_seed(seed))
+        # Every random initialisation (backbone, TADM modules, LoRA-A) is seeded: same preset, same seed, same model.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if vae is None or unet is None:
+                vae, unet = backbones.random_backbone(preset)
+            tadm = _build_tadm_modules(preset, scale)
+            lora.attach_unet_lora(unet, preset.unet_lora_rank)
+            lora.attach_vae_lora(vae, preset.vae_lora_rank)
+        config = {
+            "format": checkpoints.FORMAT_VERSION,
+            "preset": name,
+            "scale": scale,
+            "t0": 50,
+            "base": base_info,
+            "noise_schedule": schedule,
+            "unet_lora_rank": preset.unet_lora_rank,
+            "vae_lora_rank": preset.vae_lora_rank,
+        }
+        pipe = cls(vae=vae, unet=unet, empty_prompt=empty, config=config, **tadm)
+        return pipe.to(device, dtype)
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> TADMPipeline:
+        """Load a model directory written by :meth:`save_pretrained` (or by the importer or the trainer)."""
+        path = Path(path)
+        config = checkpoints.read_config(path)
+        preset = backbones.get_preset(config["preset"])
+        if config["base"]["kind"] == "pretrained":
+            vae, unet, _, _ = backbones.load_pretrained_backbone(config["base"]["ref"])
+        else:
+            vae = AutoencoderKL.from_pretrained(path / checkpoints.BACKBONE_DIR, subfolder="vae")
+            unet = UNet2DConditionModel.from_pretrained(path / checkpoints.BACKBONE_DIR, subfolder="unet")
+        if float(vae.config.scaling_factor) != backbones.SD_SCALING_FACTOR:
+            logger.info("VAE scaling factor is %s", vae.config.scaling_factor)
+        lora.attach_unet_lora(unet, int(config["unet_lora_rank"]))
+        lora.attach_vae_lora(vae, int(config["vae_lora_rank"]))
+        adapters = checkpoints.load_tensors(path / checkpoints.ADAPTERS_NAME)
+        lora.load_adapter_state_dict(unet, checkpoints.split_prefixed(adapters, "unet"), "unet")
+        lora.load_adapter_state_dict(vae, checkpoints.split_prefixed(adapters, "vae"), "vae")
+        empty = checkpoints.load_tensors(path / checkpoints.EMPTY_PROMPT_NAME)["embedding"]
+        del preset  # the preset names the architecture; sizes come from the saved configs
+        pipe = cls(
+            vae=vae,
+            unet=unet,
+            dfrm=DFRM.from_pretrained(path / "dfrm"),
+            tpm=TimestepPredictor.from_pretrained(path / "tpm"),
+            refiner=Refiner.from_pretrained(path / "refiner"),
+            empty_prompt=empty,
+            config=config,
+        )
+        return pipe.to(device, dtype)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the model directory (see :mod:`model.checkpoints`); the base model is referenced, not copied."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        checkpoints.write_config(directory, self.config)
+        for name in ("dfrm", "tpm", "refiner"):
+            getattr(self, name).save_pretrained(directory / name)
+        checkpoints.save_tensors(directory / checkpoints.ADAPTERS_NAME, self._adapter_tensors())
+        checkpoints.save_tensors(directory / checkpoints.EMPTY_PROMPT_NAME, {"embedding": self.empty_prompt})
+        if self.config["base"]["kind"] == "embedded":
+            for name in ("unet", "vae"):
+                module = getattr(self, name)
+                sub = directory / checkpoints.BACKBONE_DIR / name
+                sub.mkdir(parents=True, exist_ok=True)
+                module.save_config(sub)
+                checkpoints.save_tensors(sub / "diffusion_pytorch_model.safetensors", lora.base_state_dict(module))
+        self.model_id = self.compute_model_id()
+        return directory
+
+    # -- identity and placement -------------------------------------------------------------------------
+    @property
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.vae, self.unet, self.dfrm, self.tpm, self.refiner]
+
+    def _adapter_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {f"unet.{k}": v for k, v in lora.adapter_state_dict(self.unet, lora.UNET_FULL_TRAINED).items()}
+        tensors.update({f"vae.{k}": v for k, v in lora.adapter_state_dict(self.vae).items()})
+        return tensors
+
+    def compute_model_id(self) -> str:
+        """Hash of the config and the weights that define outputs (float32, device independent)."""
+        tensors: dict[str, torch.Tensor] = {f"adapters.{k}": v for k, v in self._adapter_tensors().items()}
+        for name in ("dfrm", "tpm", "refiner"):
+            tensors.update({f"{name}.{k}": v for k, v in getattr(self, name).state_dict().items()})
+        tensors["empty_prompt"] = self.empty_prompt
+        if self.config["base"]["kind"] == "embedded":
+            for name in ("unet", "vae"):
+                tensors.update({f"backbone.{name}.{k}": v for k, v in lora.base_state_dict(getattr(self, name)).items()})
+        return checkpoints.compute_model_id(self.config, tensors)
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> TADMPipeline:
+        """Move to ``device`` (default CPU); UNet and VAE in ``dtype`` (default: fp32 on CPU, bf16 on CUDA)."""
+        device = torch.device(device or "cpu")
+        dtype = dtype or default_dtype(device)
+        if device.type == "cpu" and dtype != torch.float32:
+            raise ValueError(f"`dtype` on CPU must be torch.float32 but is {dtype}")
+        for module, want in ((self.vae, dtype), (self.unet, dtype), (self.dfrm, torch.float32),
+                             (self.tpm, torch.float32), (self.refiner, torch.float32)):
+            module.to(device)
+            if module.dtype != want:  # diffusers warns on every dtype-carrying .to(), even a no-op one
+                module.to(want)
+        self.empty_prompt = self.empty_prompt.to(device)
+        self.device, self.dtype = device, dtype
+        return self
+
+    def merge_lora(self) -> None:
+        """Fold the LoRA adapters into the base weights for serving (outputs unchanged up to rounding)."""
+        lora.merge_lora(self.unet)
+        lora.merge_lora(self.vae)
+
+    # -- sender -----------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def downscale(self, image: ImageInput) -> Thumbnail:
+        """HR image (PIL or path) -> :class:`Thumbnail` with 1/scale of the width and height."""
+        # 1. Check inputs
+        image = load_rgb(image)
+        w, h = image.size
+        if w < self.scale or h < self.scale:
+            raise ValueError(f"image must be at least {self.scale}x{self.scale} pixels but is {w}x{h}")
+        # 2. Preprocess: [-1,1], reflect-pad bottom/right to a multiple of the scale
+        x = self._pad(pil_to_tensor(image).to(self.device), self.scale)  # (1, 3, H', W')
+        # 3. Encode and rescale
+        z = self.encode_latent(x)  # (1, 4, H'/8, W'/8), scaled
+        y = self.dfrm.downscale(x, z, noise=False)  # (1, 3, H'/s, W'/s), 8-bit levels in [-1,1]
+        lr = Image.fromarray(tensor_to_uint8(y))
+        return Thumbnail(lr, self.scale, (w, h), self.model_id)
+
+    @staticmethod
+    def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h, pad_w = -h % multiple, -w % multiple
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        return x
+
+    def encode_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels (B,3,H,W) in [-1,1] -> scaled latent (B,4,H/8,W/8) in float32; tiled for large images."""
+        self._configure_vae_tiling()
+        posterior = self.vae.encode(x.to(self.device, self.dtype)).latent_dist
+        return posterior.mode().float() * self.scaling_factor
+
+    # -- receiver ---------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def upscale(
+        self,
+        thumbnail: Thumbnail | bytes,
+        *,
+        tile_size: int = 96,
+        tile_stride: int = 64,
+        tile_batch_size: int = 8,
+        progress: ProgressFn | None = None,
+    ) -> Image.Image:
+        """Thumbnail -> HR image at the original size. ``progress(done, total)`` is called over latent tiles."""
+        # 1. Check inputs
+        thumbnail = self.check_thumbnail(thumbnail)
+        # 2. LR image -> degraded latent ẑ
+        z_hat = self.thumbnail_to_latent(thumbnail)
+        # 3. One step per tile, merged
+        (result,) = self.denoise([z_hat], tile_size, tile_stride, tile_batch_size, progress)
+        # 4. Decode and crop the padding
+        return self.latent_to_image(result.latent, thumbnail.original_size)
+
+    def check_thumbnail(self, thumbnail: Thumbnail | bytes) -> Thumbnail:
+        if isinstance(thumbnail, (bytes, bytearray)):
+            thumbnail = Thumbnail.from_png(bytes(thumbnail))
+        if not isinstance(thumbnail, Thumbnail):
+            raise TypeError(f"`thumbnail` must be a Thumbnail or PNG bytes but is {type(thumbnail).__name__}")
+        thumbnail.check_compatible(self.model_id, self.scale)
+        return thumbnail
+
+    @torch.inference_mode()
+    def thumbnail_to_latent(self, thumbnail: Thumbnail) -> torch.Tensor:
+        """F⁻¹ and G_d: thumbnail -> ẑ (1, 4, H'/8, W'/8), float32."""
+        y = pil_to_tensor(thumbnail.image).to(self.device)
+        return self.dfrm.upscale(y)
+
+    @torch.inference_mode()
+    def denoise(
+        self,
+        latents: Sequence[torch.Tensor],
+        tile_size: int = 96,
+        tile_stride: int = 64,
+        tile_batch_size: int = 8,
+        progress: ProgressFn | None = None,
+    ) -> list[TiledResult]:
+        """The one-step diffusion over the tiles of several latents at once (tiles share UNet batches)."""
+        return denoise_tiled(latents, self.denoise_step, tile_size, tile_stride, tile_batch_size, progress)
+
+    def denoise_step(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch of tiles (B,4,h,w) -> (clean tiles z0, timesteps t)."""
+        t = self.tpm(tiles)  # (B,), continuous in [10, 200]
+        context = self.empty_prompt.expand(tiles.shape[0], -1, -1).to(self.dtype)  # (B, 77, D)
+        eps = self.unet(tiles.to(self.dtype), t, encoder_hidden_states=context).sample.float()
+        return self.scheduler(tiles, eps, t), t
+
+    @torch.inference_mode()
+    def latent_to_image(self, z0: torch.Tensor, original_size: tuple[int, int]) -> Image.Image:
+        """VAE decoder (with its LoRA, tiled for large images), cropped to ``original_size``."""
+        self._configure_vae_tiling()
+        x = self.vae.decode(z0.to(self.dtype) / self.scaling_factor).sample  # (1, 3, H', W')
+        w, h = original_size
+        return Image.fromarray(tensor_to_uint8(x[..., :h, :w]))
+
+    def _configure_vae_tiling(self) -> None:
+        # diffusers tiles only inputs larger than its tile; the knob is in pixels, the latent tile follows.
+        self.vae.enable_tiling()
+        self.vae.tile_sample_min_size = self.vae_tile_size
+        self.vae.tile_latent_min_size = self.vae_tile_size // 8
+
+    def expected_thumbnail_size(self, original_size: tuple[int, int]) -> tuple[int, int]:
+        return thumbnail_size(original_size, self.scale)
+
+    def __repr__(self) -> str:
+        return (
+            f"TADMPipeline(preset={self.config['preset']!r}, scale={self.scale}, model_id={self.model_id!r}, "
+            f"device={self.device}, dtype={self.dtype})"
+        )
+
+
+def _build_tadm_modules(preset: backbones.Preset, scale: int) -> dict[str, Any]:
+    return {
+        "dfrm": DFRM(scale=scale, **preset.dfrm),
+        "tpm": TimestepPredictor(**preset.tpm),
+        "refiner": Refiner(**preset.refiner),
+    }
+

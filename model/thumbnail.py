@@ -1,0 +1,137 @@
+"""The thumbnail container: a standard 8-bit RGB PNG with a ``tadm`` text chunk.
+
+Importable without torch: the API process reads and validates thumbnails with Pillow alone.
+
+The chunk holds compact JSON: ``{"v": 1, "scale": 16, "w": 768, "h": 512, "model": "<model id>"}``. A thumbnail
+is the information the learned rescaler hid in 1/256 (16x) or 1/1024 (32x) of the pixels; re-encoding it with a
+lossy codec (JPEG, lossy WebP) destroys that information, so it must be stored and moved as lossless PNG.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+
+from PIL import Image, PngImagePlugin
+
+CHUNK_KEY = "tadm"
+FORMAT_VERSION = 1
+SUPPORTED_SCALES = (16, 32)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A 4096x4096 thumbnail stands for a 65536x65536 (4.3 Gpx) original at 16x: anything larger is not ours.
+MAX_THUMBNAIL_PIXELS = 4096 * 4096
+
+
+class ThumbnailError(ValueError):
+    """A thumbnail that cannot be used: not a PNG, bad metadata, or a size that contradicts its metadata."""
+
+
+class ThumbnailMismatchError(ThumbnailError):
+    """A valid thumbnail made by another model or with another scale than the one asked to upscale it."""
+
+
+def thumbnail_size(original_size: tuple[int, int], scale: int) -> tuple[int, int]:
+    """(width, height) of the thumbnail of an image of ``original_size``: the padded size divided by ``scale``."""
+    w, h = original_size
+    return math.ceil(w / scale), math.ceil(h / scale)
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """The 8-bit LR image plus what the receiver needs to reconstruct the original.
+
+    Attributes:
+        image: RGB PIL image of size ``thumbnail_size(original_size, scale)``.
+        scale: 16 or 32.
+        original_size: (width, height) of the HR image, so the receiver can crop the padding.
+        model_id: id of the model that made it; ``None`` for a bare PNG whose scale and size the caller supplied.
+    """
+
+    image: Image.Image
+    scale: int
+    original_size: tuple[int, int]
+    model_id: str | None
+
+    def __post_init__(self) -> None:
+        if self.scale not in SUPPORTED_SCALES:
+            raise ThumbnailError(f"`scale` must be one of {SUPPORTED_SCALES} but is {self.scale}")
+        w, h = self.original_size
+        if w < 1 or h < 1:
+            raise ThumbnailError(f"`original_size` must be positive but is {self.original_size}")
+        expected = thumbnail_size(self.original_size, self.scale)
+        if self.image.size != expected:
+            raise ThumbnailError(
+                f"thumbnail is {self.image.size[0]}x{self.image.size[1]} but an original of {w}x{h} at "
+                f"{self.scale}x needs {expected[0]}x{expected[1]}"
+            )
+        if self.image.mode != "RGB":
+            object.__setattr__(self, "image", self.image.convert("RGB"))
+
+    @property
+    def metadata(self) -> dict:
+        return {"v": FORMAT_VERSION, "scale": self.scale, "w": self.original_size[0], "h": self.original_size[1],
+                "model": self.model_id}
+
+    def to_png(self) -> bytes:
+        """The PNG bytes, pixels lossless, metadata in the ``tadm`` text chunk."""
+        info = PngImagePlugin.PngInfo()
+        info.add_text(CHUNK_KEY, json.dumps(self.metadata, separators=(",", ":")))
+        buf = io.BytesIO()
+        self.image.save(buf, format="PNG", pnginfo=info, optimize=True)
+        return buf.getvalue()
+
+    def check_compatible(self, model_id: str, scale: int) -> None:
+        """Raise :class:`ThumbnailMismatchError` unless this thumbnail can be upscaled by (model_id, scale)."""
+        if self.scale != scale:
+            raise ThumbnailMismatchError(f"thumbnail was made at {self.scale}x but the model upscales {scale}x")
+        if self.model_id is not None and self.model_id != model_id:
+            raise ThumbnailMismatchError(
+                f"thumbnail was made by model {self.model_id} but this is model {model_id}"
+            )
+
+    @classmethod
+    def from_png(
+        cls,
+        data: bytes,
+        *,
+        scale: int | None = None,
+        original_size: tuple[int, int] | None = None,
+    ) -> Thumbnail:
+        """Parse PNG bytes. A PNG without a ``tadm`` chunk is accepted only when ``scale`` and ``original_size``
+        are given; given values that contradict the chunk are an error."""
+        if not data.startswith(PNG_SIGNATURE):
+            raise ThumbnailError("thumbnail must be a PNG file (lossy formats destroy the hidden information)")
+        try:
+            img = Image.open(io.BytesIO(data))
+            if img.width * img.height > MAX_THUMBNAIL_PIXELS:  # checked from the header, before decoding
+                raise ThumbnailError(f"thumbnail of {img.width}x{img.height} exceeds {MAX_THUMBNAIL_PIXELS} pixels")
+            img.load()
+        except ThumbnailError:
+            raise
+        except Exception as exc:  # Pillow raises many types for corrupt files
+            raise ThumbnailError(f"thumbnail PNG cannot be decoded: {exc}") from exc
+        if img.mode not in ("RGB", "RGBA", "P", "L"):
+            raise ThumbnailError(f"thumbnail must be an 8-bit RGB PNG but its mode is {img.mode}")
+        raw = img.info.get(CHUNK_KEY) if hasattr(img, "info") else None
+        if raw is None:
+            if scale is None or original_size is None:
+                raise ThumbnailError(
+                    "thumbnail has no `tadm` metadata chunk; give its scale and original size explicitly"
+                )
+            return cls(img.convert("RGB"), scale, tuple(original_size), None)  # type: ignore[arg-type]
+        try:
+            meta = json.loads(raw)
+            version, meta_scale = int(meta["v"]), int(meta["scale"])
+            size = (int(meta["w"]), int(meta["h"]))
+            model_id = meta.get("model")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ThumbnailError(f"thumbnail's `tadm` metadata is malformed: {raw[:100]!r}") from exc
+        if version > FORMAT_VERSION:
+            raise ThumbnailError(f"thumbnail format version {version} is newer than supported ({FORMAT_VERSION})")
+        if scale is not None and scale != meta_scale:
+            raise ThumbnailMismatchError(f"thumbnail was made at {meta_scale}x but {scale}x was asked for")
+        if original_size is not None and tuple(original_size) != size:
+            raise ThumbnailError(f"thumbnail records original size {size} but {tuple(original_size)} was given")
+        return cls(img.convert("RGB"), meta_scale, size, model_id if isinstance(model_id, str) else None)

@@ -1,0 +1,1 @@
+"""tadm's microservice: HTTP API, Redis job queue, worker pool and storage."""
