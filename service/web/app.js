@@ -1,0 +1,248 @@
+// The page: upload → thumbnail → reconstruct → compare. HTTP lives in api.js.
+import * as api from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+const RECENT_LIMIT = 12;
+
+// Originals exist only in this tab: the service keeps the thumbnail, never the uploaded file.
+const originals = new Map(); // image id → object URL of the file uploaded from this tab
+let current = null; // the Image shown
+let reconstructionUrl = null;
+
+function formatBytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(2)} MiB`;
+}
+
+function setStatus(id, text, isError = false) {
+  const element = $(id);
+  element.textContent = text;
+  element.classList.toggle("error", isError);
+}
+
+function describeError(error) {
+  if (error instanceof api.ProblemError) return `${error.message} [${error.slug}]`;
+  return error.message || String(error);
+}
+
+// ---- the model labels and the untrained-model warning ------------------------------------------------------
+
+async function showModelInfo() {
+  let info;
+  try {
+    info = await api.getInfo();
+  } catch (error) {
+    setStatus("model-label", `Could not read /v1/info: ${describeError(error)}`, true);
+    return;
+  }
+  const models = info.models || [];
+  const labels = models.map((m) => `model ${m.model_id} · preset ${m.preset} · ${m.scale}×` +
+    (m.trained ? "" : " · untrained"));
+  $("model-label").textContent =
+    `${labels.join("; ") || "no model registered"} — ${info.workers} live worker${info.workers === 1 ? "" : "s"}`;
+
+  const untrained = models.filter((m) => m.preset === "tiny" || !m.trained);
+  const notes = [];
+  if (info.warning) notes.push(info.warning);
+  if (untrained.length && !info.warning) {
+    notes.push(`The ${untrained.map((m) => m.preset).join(", ")} model has random, untrained weights: ` +
+      "reconstructions will be noise. Only the plumbing is real on this server.");
+  }
+  if (info.workers === 0) notes.push("No live worker: uploads and reconstructions wait in the queue.");
+  $("model-warning").textContent = notes.join(" ");
+  $("model-warning").hidden = notes.length === 0;
+
+  const scales = [...new Set(models.map((m) => m.scale))].sort((a, b) => a - b);
+  $("scale-select").replaceChildren(...(scales.length ? scales : [16, 32]).map((s) => new Option(`${s}×`, s)));
+}
+
+// ---- upload ----------------------------------------------------------------------------------------------------
+
+async function upload(file) {
+  $("upload-progress").value = 0;
+  setStatus("upload-status", `Uploading ${file.name} (${formatBytes(file.size)})…`);
+  try {
+    const { status, body } = await api.uploadImage(file, $("scale-select").value, (fraction) => {
+      $("upload-progress").value = fraction;
+    });
+    $("upload-progress").value = 1;
+    let image = body;
+    if (status === 202) {
+      setStatus("upload-status", "Uploaded; making the thumbnail…");
+      const job = await api.watchJob(body, (state) => setStatus("upload-status",
+        `Making the thumbnail: ${state.status} ${Math.round(state.progress * 100)} %`));
+      image = await api.getImage(job.image_id);
+    }
+    originals.set(image.id, URL.createObjectURL(file));
+    setStatus("upload-status", `Stored as ${image.id}.`);
+    showImage(image);
+    refreshRecent();
+  } catch (error) {
+    setStatus("upload-status", `Upload failed: ${describeError(error)}`, true);
+  }
+}
+
+function wireDropZone() {
+  const zone = $("drop-zone");
+  $("file-input").addEventListener("change", (event) => {
+    if (event.target.files.length) upload(event.target.files[0]);
+  });
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("dragging");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    if (event.dataTransfer.files.length) upload(event.dataTransfer.files[0]);
+  });
+}
+
+// ---- the stored image ------------------------------------------------------------------------------------------
+
+function showImage(image) {
+  current = image;
+  $("image-section").hidden = false;
+  const thumb = $("thumbnail");
+  thumb.onload = () => {
+    // The attributes pin the real pixel size, so CSS can never stretch it.
+    thumb.width = thumb.naturalWidth;
+    thumb.height = thumb.naturalHeight;
+    $("thumbnail-caption").textContent = `${thumb.naturalWidth}×${thumb.naturalHeight} px, actual size`;
+  };
+  thumb.removeAttribute("width");
+  thumb.removeAttribute("height");
+  thumb.src = image.thumbnail_url;
+
+  const facts = [
+    ["Original", `${image.width}×${image.height} px, ${formatBytes(image.original_bytes)} (not kept)`],
+    ["Thumbnail", `${formatBytes(image.thumbnail_bytes)} at ${image.scale}× per side`],
+    ["Storage saved", `${(image.saving * 100).toFixed(2)} % (${Math.round(image.original_bytes /
+      Math.max(1, image.thumbnail_bytes))}× smaller)`],
+    ["Model", image.model_id],
+  ];
+  $("image-facts").replaceChildren(...facts.flatMap(([term, value]) => {
+    const dt = document.createElement("dt");
+    const dd = document.createElement("dd");
+    dt.textContent = term;
+    dd.textContent = value;
+    return [dt, dd];
+  }));
+
+  $("compare").hidden = true;
+  $("reconstruct-progress").value = 0;
+  setStatus("reconstruct-status", "");
+  document.querySelectorAll("#recent-list li").forEach((li) => {
+    li.classList.toggle("current", li.dataset.id === image.id);
+  });
+}
+
+// ---- reconstruction and comparison -----------------------------------------------------------------------------
+
+async function reconstructCurrent() {
+  const image = current;
+  $("reconstruct-button").disabled = true;
+  $("reconstruct-progress").value = 0;
+  setStatus("reconstruct-status", "Asking for the reconstruction…");
+  try {
+    const blob = await api.reconstruct(image, (job) => {
+      $("reconstruct-progress").value = job.progress;
+      setStatus("reconstruct-status", `${job.status} ${Math.round(job.progress * 100)} %`);
+    });
+    if (current !== image) return; // the user moved on to another image meanwhile
+    $("reconstruct-progress").value = 1;
+    setStatus("reconstruct-status", `Done: ${formatBytes(blob.size)} PNG.`);
+    showComparison(image, blob);
+  } catch (error) {
+    setStatus("reconstruct-status", `Reconstruction failed: ${describeError(error)}`, true);
+  } finally {
+    $("reconstruct-button").disabled = false;
+  }
+}
+
+function showComparison(image, blob) {
+  if (reconstructionUrl) URL.revokeObjectURL(reconstructionUrl);
+  reconstructionUrl = URL.createObjectURL(blob);
+  const original = originals.get(image.id);
+  // Without the file from this tab, the honest stand-in is the thumbnail itself, upscaled by the browser.
+  $("original").src = original || image.thumbnail_url;
+  $("left-label").textContent = original ? "Original (your file)" : "Thumbnail, browser-upscaled (no original kept)";
+  $("reconstruction").src = reconstructionUrl;
+  $("download-link").href = reconstructionUrl;
+  $("download-link").download = `${image.id}.png`;
+  $("compare").hidden = false;
+  applyZoom();
+}
+
+function applyZoom() {
+  if (!current) return;
+  const stage = $("stage");
+  const choice = $("zoom-select").value;
+  const zoom = choice === "fit" ? Math.min(1, $("viewport").clientWidth / current.width) : Number(choice);
+  stage.style.width = `${Math.round(current.width * zoom)}px`;
+  stage.style.height = `${Math.round(current.height * zoom)}px`;
+  stage.classList.toggle("zoomed", zoom > 1);
+}
+
+function applySplit() {
+  $("stage").style.setProperty("--split", `${$("split-slider").value}%`);
+}
+
+// ---- recent images ---------------------------------------------------------------------------------------------
+
+async function refreshRecent() {
+  let images;
+  try {
+    images = await api.listImages(RECENT_LIMIT);
+  } catch (error) {
+    setStatus("recent-empty", `Could not list images: ${describeError(error)}`, true);
+    $("recent-empty").hidden = false;
+    return;
+  }
+  $("recent-empty").hidden = images.length > 0;
+  $("recent-list").replaceChildren(...images.map(recentItem));
+}
+
+function recentItem(image) {
+  const li = document.createElement("li");
+  li.dataset.id = image.id;
+  li.classList.toggle("current", current?.id === image.id);
+  const thumb = document.createElement("img");
+  thumb.src = image.thumbnail_url;
+  thumb.alt = `thumbnail of ${image.id}`;
+  thumb.loading = "lazy";
+  const caption = document.createElement("div");
+  caption.textContent = `${image.width}×${image.height} · ${image.scale}× · −${(image.saving * 100).toFixed(1)} %`;
+  const open = Object.assign(document.createElement("button"), { type: "button", textContent: "Open" });
+  open.addEventListener("click", () => showImage(image));
+  const remove = Object.assign(document.createElement("button"), { type: "button", textContent: "Delete" });
+  remove.addEventListener("click", async () => {
+    try {
+      await api.deleteImage(image.id);
+      if (current?.id === image.id) $("image-section").hidden = true;
+      refreshRecent();
+    } catch (error) {
+      setStatus("recent-empty", `Delete failed: ${describeError(error)}`, true);
+      $("recent-empty").hidden = false;
+    }
+  });
+  const actions = document.createElement("div");
+  actions.className = "actions";
+  actions.append(open, remove);
+  li.append(thumb, caption, actions);
+  return li;
+}
+
+// ---- start -----------------------------------------------------------------------------------------------------
+
+$("api-key").value = api.getApiKey();
+$("api-key").addEventListener("change", (event) => api.setApiKey(event.target.value));
+$("reconstruct-button").addEventListener("click", reconstructCurrent);
+$("split-slider").addEventListener("input", applySplit);
+$("zoom-select").addEventListener("change", applyZoom);
+window.addEventListener("resize", applyZoom);
+wireDropZone();
+showModelInfo();
+refreshRecent();
