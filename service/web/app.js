@@ -180,7 +180,7 @@ function applyZoom() {
   if (!current) return;
   const stage = $("stage");
   const choice = $("zoom-select").value;
-  const zoom = choice === "fit" ? Math.min(1, $("viewport").clientWidth / current.width) : Number(choice);
+  const zoom = choice === "fit" ? Math.min(1, $("compare").clientWidth / current.width) : Number(choice);
   stage.style.width = `${Math.round(current.width * zoom)}px`;
   stage.style.height = `${Math.round(current.height * zoom)}px`;
   stage.classList.toggle("zoomed", zoom > 1);
@@ -239,6 +239,7 @@ function recentItem(image) {
 
 $("api-key").value = api.getApiKey();
 $("api-key").addEventListener("change", (event) => api.setApiKey(event.target.value));
+$("api-key-form").addEventListener("submit", (event) => event.preventDefault());
 $("reconstruct-button").addEventListener("click", reconstructCurrent);
 $("split-slider").addEventListener("input", applySplit);
 $("zoom-select").addEventListener("change", applyZoom);

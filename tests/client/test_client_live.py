@@ -1,0 +1,181 @@
+"""The client against a live `tadm serve --dev` (a real API, worker, Redis and storage in a subprocess).
+
+The dev server runs the untrained `tiny` preset, so reconstructions are noise: these tests check the contract
+(sizes, formats, ids, errors), never image quality.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image as PILImage
+
+from model.thumbnail import Thumbnail
+from service.client import (
+    AsyncClient,
+    Client,
+    Image,
+    InvalidInputError,
+    Job,
+    MismatchError,
+    NotFoundError,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def png_bytes(size: tuple[int, int], color: tuple[int, int, int] = (120, 80, 40)) -> bytes:
+    buffer = io.BytesIO()
+    PILImage.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def uploaded(server_url: str, kodak_image: Path) -> Image:
+    """kodim23 uploaded once for the module (the upload itself is checked in `test_upload_stores_a_thumbnail`)."""
+    with Client(server_url) as tadm:
+        return tadm.upload(kodak_image, scale=16)
+
+
+def test_info_names_the_model_and_warns_that_tiny_is_untrained(client: Client) -> None:
+    info = client.info()
+    assert info.workers >= 1
+    assert [m.preset for m in info.models] == ["tiny"]
+    assert info.models[0].scale == 16 and not info.models[0].trained
+    assert info.warning and "tiny" in info.warning
+
+
+def test_upload_stores_a_thumbnail(uploaded: Image, kodak_image: Path) -> None:
+    assert (uploaded.width, uploaded.height, uploaded.scale) == (768, 512, 16)
+    assert uploaded.original_bytes == kodak_image.stat().st_size
+    assert 0 < uploaded.thumbnail_bytes < uploaded.original_bytes
+    assert uploaded.saving == pytest.approx(1 - uploaded.thumbnail_bytes / uploaded.original_bytes)
+
+
+def test_thumbnail_is_the_lossless_png_with_its_metadata(client: Client, uploaded: Image) -> None:
+    data = client.thumbnail(uploaded.id)
+    assert len(data) == uploaded.thumbnail_bytes
+    thumbnail = Thumbnail.from_png(data)
+    assert thumbnail.image.size == (768 // 16, 512 // 16)
+    assert thumbnail.original_size == (768, 512)
+    assert thumbnail.model_id == uploaded.model_id
+
+
+def test_duplicate_upload_returns_the_same_image(client: Client, uploaded: Image, kodak_image: Path) -> None:
+    again = client.upload(kodak_image.read_bytes(), scale=16)
+    assert again.id == uploaded.id
+
+
+def test_recent_images_list_the_upload(client: Client, uploaded: Image) -> None:
+    assert uploaded.id in [image.id for image in client.images(limit=10)]
+    assert client.image(uploaded.id) == uploaded
+
+
+def test_reconstruct_waits_for_the_full_size_image(client: Client, uploaded: Image) -> None:
+    data = client.reconstruct(uploaded.id, format="png", timeout=240)
+    with PILImage.open(io.BytesIO(data)) as hr:
+        assert (hr.format, hr.size) == ("PNG", (768, 512))
+
+
+def test_submit_then_poll_a_reconstruction(client: Client, uploaded: Image) -> None:
+    # WebP: another cache entry than the PNG above, so this runs a job unless the server answers at once.
+    submitted = client.submit_reconstruct(uploaded.id, format="webp")
+    if isinstance(submitted, Job):
+        seen: list[Job] = []
+        job = client.wait_job(submitted, timeout=240, progress=seen.append)
+        assert job.status == "succeeded" and job.kind == "upscale" and job.result_url
+        assert seen[-1].status == "succeeded"
+        assert all(0.0 <= state.progress <= 1.0 for state in seen)
+        submitted = client.result(job)
+    with PILImage.open(io.BytesIO(submitted)) as hr:
+        assert (hr.format, hr.size) == ("WEBP", (768, 512))
+
+
+def test_reconstruct_from_a_thumbnail_the_caller_kept(client: Client, uploaded: Image) -> None:
+    data = client.reconstruct_thumbnail(client.thumbnail(uploaded.id), format="png", timeout=240)
+    with PILImage.open(io.BytesIO(data)) as hr:
+        assert hr.size == (768, 512)
+
+
+def test_delete_then_the_image_is_gone(client: Client) -> None:
+    image = client.upload(png_bytes((64, 48)), scale=16)
+    client.delete(image.id)
+    with pytest.raises(NotFoundError) as caught:
+        client.image(image.id)
+    assert caught.value.status == 404 and caught.value.slug == "not-found"
+    with pytest.raises(NotFoundError):
+        client.thumbnail(image.id)
+    assert image.id not in [i.id for i in client.images(limit=100)]
+
+
+# ---- error paths: each maps to its problem type and leaves what is stored intact ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "slug", "status"),
+    [
+        (b"this is not an image at all", "unsupported-media-type", 415),
+        (png_bytes((64, 64))[:60], "corrupt-image", 422),  # a PNG cut off inside its first chunk
+        (png_bytes((8, 8)), "image-too-small", 422),  # smaller than the 16x scale
+    ],
+    ids=["not-an-image", "truncated-png", "too-small"],
+)
+def test_bad_files_are_refused_with_their_problem_type(client: Client, uploaded: Image, payload: bytes,
+                                                       slug: str, status: int) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        client.upload(payload, scale=16)
+    problem = caught.value.problem
+    assert (problem.slug, problem.status) == (slug, status)
+    assert problem.type == f"urn:tadm:problem:{slug}"
+    assert problem.detail
+    assert client.image(uploaded.id) == uploaded  # nothing stored was lost
+
+
+def test_a_scale_the_contract_does_not_know_is_an_invalid_request(client: Client) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        client.upload(png_bytes((64, 64)), scale=7)
+    assert caught.value.slug == "invalid-request"
+
+
+def test_unknown_ids_are_not_found(client: Client) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        client.image("no-such-image")
+    assert caught.value.type == "urn:tadm:problem:not-found"
+    with pytest.raises(NotFoundError):
+        client.job("no-such-job")
+    with pytest.raises(NotFoundError):
+        client.reconstruct("no-such-image", timeout=5)
+    with pytest.raises(NotFoundError):
+        client.delete("no-such-image")
+
+
+def test_a_thumbnail_of_another_model_is_a_mismatch(client: Client, uploaded: Image) -> None:
+    theirs = Thumbnail.from_png(client.thumbnail(uploaded.id))
+    foreign = Thumbnail(theirs.image, theirs.scale, theirs.original_size, model_id="another-model").to_png()
+    with pytest.raises(MismatchError) as caught:
+        client.reconstruct_thumbnail(foreign, timeout=5)
+    assert (caught.value.slug, caught.value.status) == ("thumbnail-mismatch", 409)
+
+
+# ---- the async twin -----------------------------------------------------------------------------------------
+
+
+def test_async_client_uploads_reconstructs_and_maps_errors(server_url: str, uploaded: Image) -> None:
+    async def scenario() -> tuple[Image, bytes, str]:
+        async with AsyncClient(server_url, poll_interval=0.2) as tadm:
+            image = await tadm.image(uploaded.id)
+            data = await tadm.reconstruct(image.id, format="png", timeout=240)
+            try:
+                await tadm.upload(b"not an image", scale=16)
+            except InvalidInputError as exc:
+                return image, data, exc.slug
+            raise AssertionError("a bad file was accepted")
+
+    image, data, slug = asyncio.run(scenario())
+    assert image == uploaded
+    with PILImage.open(io.BytesIO(data)) as hr:
+        assert hr.size == (768, 512)
+    assert slug == "unsupported-media-type"

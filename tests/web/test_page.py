@@ -1,0 +1,77 @@
+"""End to end in a browser: Playwright drives Debian's Chromium against a live `tadm serve --dev`.
+
+A Kodak photo goes through the page the way a person would use it: choose the file, watch the upload, see the
+thumbnail, reconstruct, compare. The test fails if the thumbnail or the reconstruction does not appear.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+# The dev server's tiny model on 2 shared CPU cores; the reconstruction of 768x512 is the slow step.
+RECONSTRUCTION_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture
+def page(browser, server_url: str):
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server_url + "/")
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def loaded_width(page, selector: str) -> int:
+    return page.eval_on_selector(selector, "img => img.complete ? img.naturalWidth : 0")
+
+
+def test_upload_thumbnail_reconstruct_compare(page, kodak_image: Path, tmp_path: Path) -> None:
+    # Honest labels: the model from /v1/info, and a visible warning for the untrained tiny preset.
+    page.wait_for_function("document.getElementById('model-label').textContent.includes('preset tiny')")
+    assert "16×" in page.inner_text("#model-label")
+    assert page.is_visible("#model-warning")
+
+    page.set_input_files("#file-input", str(kodak_image))
+    # The thumbnail at its real size: 768x512 / 16 = 48x32 pixels, shown as such.
+    page.wait_for_function("(() => { const t = document.getElementById('thumbnail');"
+                           " return t.complete && t.naturalWidth === 48 && t.width === 48; })()")
+    assert page.eval_on_selector("#thumbnail", "t => [t.naturalHeight, t.clientWidth]") == [32, 48]
+    assert page.eval_on_selector("#upload-progress", "p => p.value") == 1
+    facts = page.inner_text("#image-facts")
+    assert "768×512" in facts and "Storage saved" in facts
+    image_id = page.inner_text("#upload-status").removeprefix("Stored as ").rstrip(".")
+    page.wait_for_selector(f"#recent-list li[data-id='{image_id}']")
+
+    page.click("#reconstruct-button")
+    page.wait_for_function("(() => { const r = document.getElementById('reconstruction');"
+                           " return r.complete && r.naturalWidth === 768; })()", timeout=RECONSTRUCTION_TIMEOUT_MS)
+    assert page.is_visible("#compare")
+    assert loaded_width(page, "#original") == 768  # the uploaded file, kept in the tab for the comparison
+    assert page.eval_on_selector("#reconstruct-progress", "p => p.value") == 1
+    assert page.inner_text("#left-label") == "Original (your file)"
+
+    # The slider moves the divider; zoom scales the stage.
+    page.fill("#split-slider", "30")
+    assert page.eval_on_selector("#stage", "s => s.style.getPropertyValue('--split')") == "30%"
+    page.select_option("#zoom-select", "2")
+    assert page.eval_on_selector("#stage", "s => s.getBoundingClientRect().width") == 1536
+    page.select_option("#zoom-select", "fit")
+
+    page.screenshot(path=str(tmp_path / "web.png"), full_page=True)
+    assert (tmp_path / "web.png").stat().st_size > 10_000
+
+
+def test_a_bad_file_shows_its_problem_type(page, tmp_path: Path) -> None:
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("this is text with a .png name")
+    page.set_input_files("#file-input", str(not_an_image))
+    page.wait_for_function("document.getElementById('upload-status').classList.contains('error')")
+    assert "unsupported-media-type" in page.inner_text("#upload-status")
+    assert page.is_hidden("#image-section")
