@@ -26,7 +26,7 @@ RUN groupadd --system --gid 10001 tadm \
     && useradd --system --uid 10001 --gid tadm --create-home --home-dir /home/tadm tadm \
     && mkdir -p /data && chown tadm:tadm /data
 COPY --from=build /opt/venv /opt/venv
-COPY docker/healthcheck.py /opt/tadm/healthcheck.py
+COPY docker/healthcheck.py docker/s3_create_bucket.py /opt/tadm/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

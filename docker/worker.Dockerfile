@@ -41,6 +41,7 @@ RUN groupadd --system --gid 10001 tadm \
     && mkdir -p /models /cache/huggingface /data \
     && chown tadm:tadm /models /cache/huggingface /data
 COPY --from=builder-cpu /opt/venv /opt/venv
+COPY docker/worker_probe.py /opt/tadm/worker_probe.py
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -50,6 +51,8 @@ USER tadm
 WORKDIR /home/tadm
 # SIGTERM (docker stop, Kubernetes) makes the worker stop reading, finish its batch and exit.
 STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=15s --timeout=5s --start-period=600s --retries=3 \
+    CMD ["python", "/opt/tadm/worker_probe.py"]
 ENTRYPOINT ["tadm"]
 CMD ["worker"]
 
@@ -79,6 +82,7 @@ RUN apt-get update \
     && mkdir -p /models /cache/huggingface /data \
     && chown tadm:tadm /models /cache/huggingface /data
 COPY --from=builder-gpu /opt/venv /opt/venv
+COPY docker/worker_probe.py /opt/tadm/worker_probe.py
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -89,5 +93,7 @@ VOLUME ["/models", "/cache/huggingface", "/data"]
 USER tadm
 WORKDIR /home/tadm
 STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=15s --timeout=5s --start-period=600s --retries=3 \
+    CMD ["python", "/opt/tadm/worker_probe.py"]
 ENTRYPOINT ["tadm"]
 CMD ["worker"]
