@@ -1,0 +1,42 @@
+"""The API application factory. ``create_app(settings)`` builds the FastAPI app; its lifespan opens the Redis
+connection pool and the storage backend once per process."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ..config import Settings, get_settings
+from . import problems
+from .deps import build_services
+from .metrics import MetricsMiddleware
+from .routes import images, jobs, reconstructions, system
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    if settings.api_key_list and not settings.signing_key:
+        raise ValueError("TADM_SIGNING_KEY must be set when TADM_API_KEYS is (signed read URLs need it)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.services = build_services(settings)
+        try:
+            yield
+        finally:
+            await app.state.services.redis.aclose()
+
+    app = FastAPI(
+        title="tadm",
+        version="1.0.0",
+        summary="Storage-saving image service: 16x/32x thumbnails, HR reconstruction on demand (TADM).",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.add_middleware(MetricsMiddleware)
+    app.include_router(images.router)
+    app.include_router(reconstructions.router)
+    app.include_router(jobs.router)
+    app.include_router(system.router)  # last: its `/{asset}` route must not shadow the API
+    return app

@@ -1,0 +1,1 @@
+"""Thin route modules: parse, validate, enqueue, return a schema."""

@@ -1,0 +1,38 @@
+"""Internal records -> response schemas (URLs signed when keys are configured)."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from ..jobs import Job as JobRecord
+from ..records import ImageRecord
+from . import schemas
+from .auth import sign_path
+
+
+def reconstruction_path(model_id: str, thumbnail_sha: str, fmt: str) -> str:
+    return f"/v1/reconstructions/{model_id}/{thumbnail_sha}.{fmt}"
+
+
+def image_view(record: ImageRecord, settings: Settings) -> schemas.Image:
+    return schemas.Image(
+        id=record.id, width=record.width, height=record.height, scale=record.scale, model_id=record.model_id,
+        thumbnail_url=sign_path(settings, f"/v1/images/{record.id}/thumbnail"),
+        full_url=sign_path(settings, f"/v1/images/{record.id}/full"),
+        original_bytes=record.original_bytes, thumbnail_bytes=record.thumbnail_bytes,
+        saving=round(record.saving, 6), created_at=record.created_at,
+    )
+
+
+def job_view(job: JobRecord, settings: Settings) -> schemas.Job:
+    result_url = None
+    if job.status == "succeeded":
+        if job.kind == "downscale" and job.image_id:
+            result_url = sign_path(settings, f"/v1/images/{job.image_id}/thumbnail")
+        elif job.kind == "upscale":
+            p = job.params
+            result_url = sign_path(settings, reconstruction_path(job.model_id, p["thumbnail_sha"], p["format"]))
+    return schemas.Job(
+        id=job.id, kind=job.kind, status=job.status, progress=min(max(job.progress, 0.0), 1.0),
+        attempts=job.attempts, error=job.error, image_id=job.image_id or job.params.get("image_id"),
+        result_url=result_url, created_at=job.created_at, updated_at=job.updated_at,
+    )

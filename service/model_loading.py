@@ -1,0 +1,39 @@
+"""Choosing and loading the worker's model from the settings (imports torch: worker processes only)."""
+
+from __future__ import annotations
+
+import logging
+
+from .registry import RANDOM_WEIGHTS_WARNING, ModelInfo
+
+logger = logging.getLogger(__name__)
+
+
+def load_model(settings):  # -> (TADMPipeline, ModelInfo)
+    """``TADM_MODEL`` (a model directory) if set, else the preset ``TADM_MODEL_PRESET`` at
+    ``TADM_MODEL_SCALE``; with ``TADM_ALLOW_RANDOM_WEIGHTS`` a preset without trained weights falls back to
+    ``tiny`` with random weights, loudly."""
+    import torch
+
+    from model import TADMPipeline
+    from model.checkpoints import ModelDirectoryError
+
+    device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if settings.model is not None:
+        pipe = TADMPipeline.from_pretrained(settings.model, device=device)
+        trained = True
+    else:
+        try:
+            pipe = TADMPipeline.from_preset(settings.model_preset, scale=settings.model_scale, device=device)
+            trained = settings.model_preset == "nano"  # the only preset whose TADM weights are trained
+        except ModelDirectoryError as exc:
+            if not settings.allow_random_weights:
+                raise
+            logger.warning("%s (%s)", exc, "falling back")
+            pipe = TADMPipeline.from_preset("tiny", scale=settings.model_scale, pretrained=False, device=device)
+            trained = False
+    info = ModelInfo(pipe.model_id, str(pipe.config["preset"]), pipe.scale, trained)
+    if not trained:
+        banner = "!" * 100
+        logger.warning("\n%s\n!!! WARNING: %s\n%s", banner, RANDOM_WEIGHTS_WARNING, banner)
+    return pipe, info

@@ -1,0 +1,91 @@
+"""Worker registrations: each worker renews a key with a TTL (its heartbeat) holding the model it serves. The
+API reads them to answer ``/v1/info`` and ``/readyz`` and to validate thumbnails, without loading a model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from redis.asyncio import Redis
+
+from .rkeys import RedisKeys
+
+RANDOM_WEIGHTS_WARNING = (
+    "the model is the untrained `tiny` preset with RANDOM weights: thumbnails and reconstructions are noise; "
+    "train or import a model and set TADM_MODEL"
+)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model_id: str
+    preset: str
+    scale: int
+    trained: bool
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    name: str
+    model: ModelInfo
+    started_at: float
+
+
+class Registry:
+    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+        self.redis, self.keys = redis, keys
+
+    async def heartbeat(self, worker: WorkerInfo, ttl_seconds: float) -> None:
+        """Register or renew ``worker``; it counts as live for ``ttl_seconds``."""
+        payload = json.dumps({"name": worker.name, "model": asdict(worker.model), "started_at": worker.started_at})
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.keys.worker(worker.name), payload, px=int(ttl_seconds * 1000))
+            pipe.sadd(self.keys.workers, worker.name)
+            pipe.hset(self.keys.models, worker.model.model_id, json.dumps(asdict(worker.model)))
+            await pipe.execute()
+
+    async def unregister(self, name: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.keys.worker(name))
+            pipe.srem(self.keys.workers, name)
+            await pipe.execute()
+
+    async def is_alive(self, name: str) -> bool:
+        return bool(await self.redis.exists(self.keys.worker(name)))
+
+    async def live_workers(self) -> list[WorkerInfo]:
+        names = sorted(n.decode() for n in await self.redis.smembers(self.keys.workers))
+        if not names:
+            return []
+        raws = await self.redis.mget([self.keys.worker(n) for n in names])
+        live, dead = [], []
+        for name, raw in zip(names, raws, strict=True):
+            if raw is None:
+                dead.append(name)
+                continue
+            data = json.loads(raw)
+            live.append(WorkerInfo(data["name"], ModelInfo(**data["model"]), data["started_at"]))
+        if dead:
+            await self.redis.srem(self.keys.workers, *dead)
+        return live
+
+    async def known_models(self) -> dict[str, ModelInfo]:
+        """Every model a worker ever served (a thumbnail of one of them can wait for its worker to return)."""
+        raw = await self.redis.hgetall(self.keys.models)
+        return {k.decode(): ModelInfo(**json.loads(v)) for k, v in raw.items()}
+
+    async def model_for_scale(self, scale: int) -> ModelInfo | None:
+        """The model that makes new thumbnails at ``scale``: a live worker's, the most recently started one's
+        when several models serve the same scale (a rolling upgrade moves uploads to the new model)."""
+        candidates = [w for w in await self.live_workers() if w.model.scale == scale]
+        if candidates:
+            return max(candidates, key=lambda w: w.started_at).model
+        return None
+
+
+def untrained_warning(workers: list[WorkerInfo]) -> str | None:
+    """The loud warning of ``/readyz`` and ``/v1/info`` when a live worker runs an untrained model."""
+    untrained = sorted({w.model.model_id for w in workers if not w.model.trained})
+    if not untrained:
+        return None
+    return f"{RANDOM_WEIGHTS_WARNING} (model {', '.join(untrained)})"

@@ -1,0 +1,25 @@
+"""Byte storage for originals, thumbnails and reconstructions: a small protocol, a local-filesystem backend
+(default) and an S3-compatible one, plus content-addressed key helpers and the reconstruction cache."""
+
+from __future__ import annotations
+
+from .base import Storage, StorageError
+from .keys import original_key, reconstruction_key, sha256_hex, thumbnail_key, uploaded_thumbnail_key
+
+
+def open_storage(settings) -> Storage:
+    """The backend the settings name (``local`` or ``s3``)."""
+    if settings.storage_backend == "local":
+        from .local import LocalStorage
+
+        return LocalStorage(settings.storage_dir)
+    if settings.storage_backend == "s3":
+        from .s3 import S3Storage
+
+        return S3Storage(settings.s3_bucket, prefix=settings.s3_prefix, endpoint_url=settings.s3_endpoint_url,
+                         region=settings.s3_region)
+    raise ValueError(f"`storage_backend` must be local or s3 but is {settings.storage_backend!r}")
+
+
+__all__ = ["Storage", "StorageError", "open_storage", "original_key", "reconstruction_key", "sha256_hex",
+           "thumbnail_key", "uploaded_thumbnail_key"]

@@ -1,0 +1,71 @@
+"""The reconstruction cache: reconstructions are re-creatable from their thumbnail, so they live under a byte
+budget. Redis keeps the bookkeeping (size per key, last access in a sorted set) shared by the API, which
+touches an entry on every hit, and the workers, which add entries and evict the least recently used."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from redis.asyncio import Redis
+
+from ..rkeys import RedisKeys
+from .base import Storage
+
+logger = logging.getLogger(__name__)
+
+
+class ReconstructionCache:
+    def __init__(self, storage: Storage, redis: Redis, keys: RedisKeys, budget_bytes: int) -> None:
+        self.storage, self.redis, self.keys, self.budget = storage, redis, keys, budget_bytes
+
+    async def put(self, key: str, data: bytes) -> list[str]:
+        """Store ``data`` under ``key``, then evict least recently used entries beyond the budget.
+        Returns the evicted keys."""
+        await asyncio.to_thread(self.storage.put, key, data)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.keys.recon_lru, {key: time.time()})
+            pipe.hget(self.keys.recon_sizes, key)
+            pipe.hset(self.keys.recon_sizes, key, len(data))
+            _, old, _ = await pipe.execute()
+        await self.redis.incrby(self.keys.recon_bytes, len(data) - int(old or 0))
+        return await self.evict(keep=key)
+
+    async def get(self, key: str) -> bytes | None:
+        """The bytes (and the entry becomes most recently used), or ``None``."""
+        data = await asyncio.to_thread(self.storage.get, key)
+        if data is not None:
+            await self.redis.zadd(self.keys.recon_lru, {key: time.time()}, xx=True)
+        return data
+
+    async def evict(self, keep: str | None = None) -> list[str]:
+        evicted: list[str] = []
+        while int(await self.redis.get(self.keys.recon_bytes) or 0) > self.budget:
+            popped = await self.redis.zpopmin(self.keys.recon_lru)
+            if not popped:
+                break
+            key = popped[0][0].decode()
+            if key == keep:  # a single entry larger than the budget stays: it was just asked for
+                await self.redis.zadd(self.keys.recon_lru, {key: time.time()})
+                break
+            await self.remove(key, already_popped=True)
+            evicted.append(key)
+        if evicted:
+            logger.info("evicted %d reconstructions over the %d-byte budget", len(evicted), self.budget)
+        return evicted
+
+    async def remove(self, key: str, *, already_popped: bool = False) -> None:
+        await asyncio.to_thread(self.storage.delete, key)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if not already_popped:
+                pipe.zrem(self.keys.recon_lru, key)
+            pipe.hget(self.keys.recon_sizes, key)
+            pipe.hdel(self.keys.recon_sizes, key)
+            results = await pipe.execute()
+        size = results[-2]
+        if size is not None:
+            await self.redis.decrby(self.keys.recon_bytes, int(size))
+
+    async def total_bytes(self) -> int:
+        return int(await self.redis.get(self.keys.recon_bytes) or 0)

@@ -1,0 +1,42 @@
+"""Content-addressed storage keys: the key names the content, so a duplicate write is a no-op and a reader can
+serve a key with a strong ETag and an immutable cache lifetime."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+_SAFE = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check(part: str) -> str:
+    # Keys are built from hashes only; anything else would let a request address arbitrary paths.
+    if not _SAFE.match(part):
+        raise ValueError(f"key part must be lowercase hex but is {part!r}")
+    return part
+
+
+def original_key(image_id: str) -> str:
+    """An uploaded original, kept until its thumbnail is stored (or for good with ``keep_originals``)."""
+    return f"originals/{_check(image_id)}"
+
+
+def thumbnail_key(png_sha: str) -> str:
+    """A thumbnail made by a worker, by the hash of its PNG bytes."""
+    return f"thumbnails/{_check(png_sha)}.png"
+
+
+def uploaded_thumbnail_key(png_sha: str) -> str:
+    """A thumbnail a client sent to ``POST /v1/reconstructions`` (kept apart from the images' thumbnails)."""
+    return f"inputs/{_check(png_sha)}.png"
+
+
+def reconstruction_key(model_id: str, png_sha: str, fmt: str) -> str:
+    """A reconstruction: (model id, thumbnail hash, format) decide its content."""
+    if fmt not in ("png", "webp", "jpeg"):
+        raise ValueError(f"`fmt` must be png, webp or jpeg but is {fmt!r}")
+    return f"reconstructions/{_check(model_id)}/{_check(png_sha)}.{fmt}"
