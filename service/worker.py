@@ -18,6 +18,7 @@ import time
 
 from PIL import UnidentifiedImageError
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from model.thumbnail import ThumbnailError
 
@@ -77,7 +78,7 @@ class Worker:
         self.stopping.set()
 
     async def run(self) -> None:
-        await self.queue.ensure_groups(self.streams)
+        await self.queue.ensure_groups(self.streams)  # (a restarted Redis replays them from its AOF)
         info = WorkerInfo(self.name, self.model, time.time())
         await self.registry.heartbeat(info, self.settings.heartbeat_timeout_seconds)
         logger.info("worker %s ready: model %s (%s, %dx, trained=%s)", self.name, self.model.model_id,
@@ -85,19 +86,33 @@ class Worker:
         monitor = asyncio.create_task(self._monitor(info))
         try:
             while not self.stopping.is_set():
-                await self.queue.release_due()
-                entries = await self.queue.reclaim(self.name, self.streams, self.settings.heartbeat_timeout_seconds,
-                                                   self.settings.worker_batch_size)
-                if entries:
-                    logger.info("reclaimed %d job(s) from dead workers", len(entries))
-                else:
-                    entries = await self.queue.read(self.name, self.streams, self.settings.worker_batch_size, 1000)
-                if entries:
-                    await self.process(entries)
+                try:
+                    await self._step()
+                except (RedisError, OSError) as exc:
+                    # Redis restarting or unreachable: unacknowledged entries stay pending (and are reclaimed
+                    # if this worker never comes back); try again shortly.
+                    logger.warning("Redis unavailable (%s); retrying in 1 s", exc)
+                    await asyncio.sleep(1.0)
+                    if "NOGROUP" in str(exc):  # a Redis that lost its data: recreate the consumer groups
+                        await self.queue.ensure_groups(self.streams)
         finally:
             monitor.cancel()
-            await self.registry.unregister(self.name)
+            try:
+                await self.registry.unregister(self.name)
+            except (RedisError, OSError):
+                pass  # the heartbeat key expires on its own
             logger.info("worker %s stopped", self.name)
+
+    async def _step(self) -> None:
+        await self.queue.release_due()
+        entries = await self.queue.reclaim(self.name, self.streams, self.settings.heartbeat_timeout_seconds,
+                                           self.settings.worker_batch_size)
+        if entries:
+            logger.info("reclaimed %d job(s) from dead workers", len(entries))
+        else:
+            entries = await self.queue.read(self.name, self.streams, self.settings.worker_batch_size, 1000)
+        if entries:
+            await self.process(entries)
 
     async def process(self, entries: list[Entry]) -> None:
         started: list[Started] = []

@@ -1,0 +1,144 @@
+"""A real deployment in miniature for end-to-end tests: ``uvicorn`` serving ``create_app`` and ``tadm worker``
+subprocesses (the tiny preset, random weights), on the session's Redis under their own key prefix."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import redis
+
+from service.embedded_redis import EmbeddedRedis, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+WORKER_START_TIMEOUT = 240  # a worker imports torch and builds the tiny model; slow on 2 busy cores
+
+
+class Stack:
+    def __init__(self, redis_server: EmbeddedRedis, workdir: Path) -> None:
+        self.redis_server, self.workdir = redis_server, workdir
+        self.prefix = f"e2e{uuid.uuid4().hex[:8]}"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.storage_dir = workdir / "storage"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "TADM_REDIS_URL": redis_server.url,
+            "TADM_KEY_PREFIX": self.prefix,
+            "TADM_STORAGE_DIR": str(self.storage_dir),
+            "TADM_MODEL_PRESET": "tiny",
+            "TADM_MODEL_SCALE": "16",
+            "TADM_DEVICE": "cpu",
+            "TADM_UPLOAD_WAIT_SECONDS": "60",
+            "TADM_HEARTBEAT_INTERVAL_SECONDS": "0.5",
+            "TADM_HEARTBEAT_TIMEOUT_SECONDS": "4",
+            "TADM_RETRY_BACKOFF_SECONDS": "0.2",
+            "TADM_MAX_ATTEMPTS": "3",
+            # Small latent tiles: several UNet calls per image, so progress and cancellation have steps.
+            "TADM_TILE_SIZE": "32",
+            "TADM_TILE_STRIDE": "24",
+            "TADM_TILE_BATCH_SIZE": "4",
+            "OMP_NUM_THREADS": "1",
+        }
+        self.api: subprocess.Popen | None = None
+        self.workers: dict[str, subprocess.Popen] = {}
+        self.logs: list = []
+
+    # -- processes ---------------------------------------------------------------------------------------
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed in close()
+        self.logs.append(log)
+        return subprocess.Popen(args, env={**self.env, "TADM_WORKER_NAME": name}, cwd=self.workdir, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+    def start_api(self) -> None:
+        self.api = self._spawn("api", [sys.executable, "-m", "uvicorn", "--factory", "service.api.app:create_app",
+                                       "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.api.poll() is not None:
+                raise RuntimeError(f"uvicorn exited:\n{self.log('api')}")
+            time.sleep(0.2)
+        raise RuntimeError(f"uvicorn did not start:\n{self.log('api')}")
+
+    def start_worker(self) -> str:
+        name = f"w{len(self.workers) + 1}-{uuid.uuid4().hex[:4]}"
+        self.workers[name] = self._spawn(name, [sys.executable, "-m", "service.cli", "worker"])
+        return name
+
+    def live_worker_names(self) -> list[str]:
+        client = self.redis()
+        try:
+            return sorted(n for n in self.workers if client.exists(f"{self.prefix}:worker:{n}"))
+        finally:
+            client.close()
+
+    def wait_for_workers(self, count: int, timeout: float = WORKER_START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.live_worker_names()) >= count:
+                return
+            for name, proc in self.workers.items():
+                if proc.poll() is not None and proc.returncode not in (0, -9):
+                    raise RuntimeError(f"worker {name} exited with {proc.returncode}:\n{self.log(name)}")
+            time.sleep(0.3)
+        raise RuntimeError(f"fewer than {count} workers live after {timeout} s")
+
+    def ensure_workers(self, count: int) -> None:
+        """At least ``count`` live workers (starting new ones where some were killed)."""
+        running = [n for n, p in self.workers.items() if p.poll() is None]
+        for _ in range(count - len(running)):
+            self.start_worker()
+        self.wait_for_workers(count)
+
+    def signal_workers(self, sig: int) -> None:
+        for proc in self.workers.values():
+            if proc.poll() is None:
+                proc.send_signal(sig)
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def close(self) -> None:
+        for proc in [*self.workers.values(), self.api]:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+        for proc in [*self.workers.values(), self.api]:
+            if proc is not None:
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        for log in self.logs:
+            log.close()
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_server.url)
+
+    def client(self, timeout: float = 120) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def wait_job(self, client: httpx.Client, job_id: str, statuses: tuple[str, ...], timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = client.get(f"/v1/jobs/{job_id}").json()
+            if job["status"] in statuses:
+                return job
+            time.sleep(0.1)
+        raise AssertionError(f"job {job_id} not in {statuses} after {timeout} s: {job}")
