@@ -1,0 +1,130 @@
+"""`tadm eval` (a model or the baselines over a folder) and `tadm eval-timesteps` (the TPM diagnostic)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_METHODS = "bicubic,jpeg,webp,avif"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="score a model and/or the baselines on a folder of images")
+    p.add_argument("data", type=Path, help="folder of HR images (recursive: PNG, JPEG, WebP)")
+    p.add_argument("--scale", type=int, choices=(16, 32), default=16)
+    p.add_argument("--methods", default=DEFAULT_METHODS,
+                   help=f"comma-separated: model, bicubic, jpeg, webp, avif (default {DEFAULT_METHODS})")
+    p.add_argument("-o", "--output", type=Path, required=True, help="folder for the CSV, table, plot and crops")
+    p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images (sorted)")
+    p.add_argument("--crops", type=int, default=3, help="side-by-side crops for the first N images (default 3)")
+    p.add_argument("--no-perceptual", action="store_true", help="skip LPIPS/DISTS/MUSIQ/CLIPIQA even if present")
+    _model_args(p)
+    p.set_defaults(handler=_eval)
+
+    p = sub.add_parser("eval-timesteps", help="heat maps of the TPM's t and the aligned t* per latent tile")
+    p.add_argument("image", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
+    p.add_argument("--scale", type=int, choices=(16, 32), default=16)
+    p.add_argument("--tile-size", type=int, default=96)
+    p.add_argument("--tile-stride", type=int, default=64)
+    _model_args(p)
+    p.set_defaults(handler=_timesteps)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--model", type=Path, help="model directory (for the `model` method)")
+    group.add_argument("--preset", help="a preset instead: nano, tiny (random weights), sd21-base")
+    p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when available)")
+
+
+def _parse_methods(text: str) -> list[str]:
+    from service.cli import CommandError
+
+    from .baselines import BASELINES
+
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = sorted(set(methods) - {"model", *BASELINES})
+    if unknown or not methods:
+        raise CommandError(f"--methods: unknown {unknown or 'empty list'}; choose from model, {', '.join(BASELINES)}")
+    return methods
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from service.cli import CommandError
+
+    from . import baselines, codecs, report
+    from .evaluate import PerceptualScorer, evaluate, list_images, model_reconstruction
+
+    methods = _parse_methods(args.methods)
+    try:
+        paths = list_images(args.data, args.max_images)
+    except FileNotFoundError as exc:
+        raise CommandError(str(exc)) from exc
+    for name in methods:
+        if name in codecs.CODECS and not codecs.codec_available(name):
+            raise CommandError(f"this Pillow cannot encode {name}; drop it from --methods")
+    pipe = None
+    if "model" in methods:
+        if args.model is None and args.preset is None:
+            raise CommandError("the `model` method needs --model DIR or --preset NAME")
+        from model.cli import load_pipeline
+
+        pipe = load_pipeline(args, args.scale)
+    wanted_baselines = tuple(m for m in methods if m != "model")
+
+    def run_methods(image):
+        recs = [model_reconstruction(pipe, image)] if pipe is not None else []
+        return recs + (baselines.run_baselines(image, args.scale, wanted_baselines) if wanted_baselines else [])
+
+    args.output.mkdir(parents=True, exist_ok=True)
+    crops_dir = args.output / "crops"
+    crops_left = [args.crops]
+
+    def save_crops(path, image, recs):
+        if crops_left[0] > 0:
+            crops_dir.mkdir(exist_ok=True)
+            sheet = report.side_by_side(image, [(r.method, r.image) for r in recs])
+            sheet.save(crops_dir / f"{path.stem}-{args.scale}x.png")
+            crops_left[0] -= 1
+
+    device = pipe.device.type if pipe is not None else "cpu"
+    scorer = None if args.no_perceptual else PerceptualScorer(device=device)
+    rows = []
+    for image_rows in tqdm(evaluate(paths, args.scale, run_methods, scorer, save_crops), total=len(paths),
+                           unit="image", desc=f"eval {args.scale}x"):
+        rows.extend(image_rows)
+
+    stem = f"results-{args.scale}x"
+    title = f"{args.data.name}, {len(paths)} images, {args.scale}x"
+    report.write_csv(rows, args.output / f"{stem}.csv")
+    table = report.markdown_table(rows, title)
+    if scorer is not None and scorer.absent:
+        table += "\n" + "".join(f"- {name} absent: {why}\n" for name, why in scorer.absent.items())
+    (args.output / f"{stem}.md").write_text(table)
+    report.rd_plot(rows, args.output / f"rd-{args.scale}x.png", title)
+    print(table)  # noqa: T201
+    return 0
+
+
+def _timesteps(args: argparse.Namespace) -> int:
+    from service.cli import CommandError
+
+    from .diagnostic import plot_timestep_maps, timestep_maps
+
+    if not args.image.is_file():
+        raise CommandError(f"no such image: {args.image}")
+    if args.model is None and args.preset is None:
+        raise CommandError("give --model DIR or --preset NAME")
+    from model.cli import load_pipeline
+
+    pipe = load_pipeline(args, args.scale)
+    maps = timestep_maps(pipe, args.image, args.tile_size, args.tile_stride)
+    plot_timestep_maps(maps, args.output, title=f"{args.image.name}, {pipe.scale}x, model {pipe.model_id}")
+    print(f"{args.output}: {len(maps.predicted.flatten())} tiles, Pearson r(t, t*) = {maps.correlation:.3f}")  # noqa: T201
+    return 0

@@ -1,0 +1,116 @@
+"""Run methods (a TADM model, the baselines) over a folder of images and score every reconstruction."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import baselines
+from .metrics import y_metrics
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+FULL_REFERENCE_METRICS = ("psnr_y", "ssim_y", "ms_ssim_y")
+PERCEPTUAL_METRICS = ("lpips", "dists", "musiq", "clipiqa")
+
+
+@dataclass
+class Row:
+    """One image under one method: its storage cost and its scores (NaN = absent)."""
+
+    image: str
+    method: str
+    scale: int
+    stored_bytes: int
+    pixels: int
+    scores: dict[str, float] = field(default_factory=dict)
+    detail: str = ""
+
+    @property
+    def bpp(self) -> float:
+        return 8 * self.stored_bytes / self.pixels
+
+
+def list_images(folder: Path, max_images: int | None = None) -> list[Path]:
+    """Image files under ``folder`` (recursive), sorted by path; at most ``max_images``."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder: {folder}")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+    return paths[:max_images] if max_images else paths
+
+
+def model_reconstruction(pipe, image: Image.Image, **upscale_options) -> baselines.Reconstruction:
+    """TADM: the stored file is the thumbnail PNG (with its metadata chunk), the output its upscale."""
+    thumb = pipe.downscale(image)
+    stored = thumb.to_png()
+    out = pipe.upscale(thumb, **upscale_options)
+    return baselines.Reconstruction(f"tadm-{pipe.config['preset']}", out, len(stored), f"model {pipe.model_id}")
+
+
+class PerceptualScorer:
+    """The perceptual metrics that are available here, loaded once; the others are reported absent."""
+
+    def __init__(self, names: tuple[str, ...] = PERCEPTUAL_METRICS, device: str = "cpu") -> None:
+        from . import perceptual
+
+        self.device = device
+        self.loaded: dict[str, Callable] = {}
+        self.absent: dict[str, str] = {}
+        for name in names:
+            reason = perceptual.unavailable_reason(name)
+            if reason is None:
+                self.loaded[name] = perceptual.load(name, device)
+            else:
+                self.absent[name] = reason
+                logger.info("%s absent: %s", name, reason)
+
+    def __call__(self, reference: np.ndarray, test: np.ndarray) -> dict[str, float]:
+        scores = {name: math.nan for name in self.absent}
+        if self.loaded:
+            import torch
+
+            def to_tensor(a: np.ndarray) -> torch.Tensor:
+                return torch.from_numpy(a).permute(2, 0, 1)[None].float().to(self.device) / 127.5 - 1
+
+            with torch.no_grad():
+                ref, out = to_tensor(reference), to_tensor(test)
+                scores.update({name: float(fn(ref, out)[0]) for name, fn in self.loaded.items()})
+        return scores
+
+
+Method = Callable[[Image.Image], list[baselines.Reconstruction]]
+
+
+def evaluate(
+    paths: list[Path],
+    scale: int,
+    methods: Method,
+    perceptual: PerceptualScorer | None = None,
+    on_result: Callable[[Path, Image.Image, list[baselines.Reconstruction]], None] | None = None,
+) -> Iterator[list[Row]]:
+    """Yield the rows of each image in turn: ``methods(image)`` gives every reconstruction of it."""
+    for path in paths:
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+        reference = np.asarray(image)
+        recs = methods(image)
+        rows = []
+        for rec in recs:
+            test = np.asarray(rec.image.convert("RGB"))
+            scores = y_metrics(reference, test)
+            if perceptual is not None:
+                scores.update(perceptual(reference, test))
+            rows.append(Row(path.name, rec.method, scale, rec.stored_bytes, image.width * image.height,
+                            scores, rec.detail))
+        if on_result is not None:
+            on_result(path, image, recs)
+        yield rows

@@ -1,0 +1,109 @@
+"""`tadm train STAGE`: one stage of the supplement's recipe; each stage writes a model directory.
+
+Perceptual losses: stages 2 and 3 use LPIPS-VGG and DISTS (``--perceptual-loss lpips+dists``, the default).
+Their pretrained VGG weights cannot always be had (no network, no torchvision); training then refuses to start
+unless a substitute is chosen explicitly: ``--perceptual-loss lpips`` (LPIPS only) or ``none`` (pixel MSE only,
+the weights of the other terms unchanged). The choice is recorded in the model's ``training.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+PERCEPTUAL_CHOICES = {"lpips+dists": ("lpips", "dists"), "lpips": ("lpips",), "none": ()}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from .stages import STAGES
+
+    p = sub.add_parser(
+        "train", help="train one stage (stage1 DFRM, stage2 enhancement, stage3 joint)",
+        description="Train one stage. Under several GPUs or nodes, start it with `accelerate launch -m service.cli "
+                    "train ...`. Defaults are the supplement's recipe.",
+    )
+    p.add_argument("stage", choices=sorted(STAGES), help="; ".join(f"{s.name}: {s.summary}" for s in STAGES.values()))
+    p.add_argument("--data", type=Path, nargs="+", required=True, help="image folders (recursive; PNG/JPEG/WebP)")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="run folder: model/ (the result), checkpoints/, log.jsonl, validation/")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--init", type=Path, help="model directory to start from (the previous stage's OUTPUT/model)")
+    start.add_argument("--preset", help="stage 1 only: start from a preset (sd21-base, nano, tiny)")
+    p.add_argument("--base", default=None, help="SD 2.1-base location for --preset sd21-base")
+    p.add_argument("--scale", type=int, choices=(16, 32), default=16)
+    p.add_argument("--iterations", type=int, help="optimiser steps (default: the stage's)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the stage's)")
+    p.add_argument("--lr-halve-every", type=int, help="halve the rate every N steps (default: the stage's)")
+    p.add_argument("--batch-size", type=int, default=16, help="per process and micro-batch (default 16)")
+    p.add_argument("--crop-size", type=int, default=512, help="square random crops (default 512)")
+    p.add_argument("--gradient-accumulation", type=int, default=1)
+    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
+    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--checkpoint-every", type=int, default=1000)
+    p.add_argument("--checkpoints-kept", type=int, default=3)
+    p.add_argument("--validate-every", type=int, default=1000, help="0 disables validation images")
+    p.add_argument("--validation-images", type=Path, nargs="*", default=[])
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output")
+    p.add_argument("--perceptual-loss", choices=sorted(PERCEPTUAL_CHOICES), default="lpips+dists",
+                   help="stages 2-3: the spec's lpips+dists, or an explicit substitute: lpips, none (pixel-only)")
+    p.add_argument("--cache-latents", type=Path, help="folder for cached VAE latents (crops snap to a 64 px grid)")
+    p.add_argument("--num-workers", type=int, default=2, help="data loader processes")
+    p.add_argument("--skip-stage-check", action="store_true",
+                   help="allow --init from a model that the previous stage did not write")
+    p.set_defaults(handler=_train)
+
+
+def perceptual_terms(choice: str, uses_perceptual: bool, device: str):
+    """The stage's perceptual loss terms; a one-line error when their weights are missing."""
+    from model.evaluation import perceptual
+    from service.cli import CommandError
+
+    from .losses import PerceptualTerms
+
+    if not uses_perceptual:
+        return None
+    names = PERCEPTUAL_CHOICES[choice]
+    functions = {}
+    for name in names:
+        try:
+            functions[name] = perceptual.load(name, device)
+        except perceptual.PerceptualUnavailableError as exc:
+            raise CommandError(
+                f"the {name.upper()} loss cannot be built: {exc}. Provide the weights, or choose a substitute "
+                "explicitly with --perceptual-loss lpips|none (none = pixel MSE only)"
+            ) from exc
+    return PerceptualTerms(functions) if functions else None
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from model.backbones import BaseModelNotFoundError
+    from model.checkpoints import ModelDirectoryError
+    from service.cli import CommandError
+
+    from .stages import get_stage
+    from .trainer import TrainConfig, TrainingSetupError, train
+
+    stage = get_stage(args.stage)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    config = TrainConfig(
+        stage=args.stage, output_dir=args.output, data_dirs=args.data, init=args.init, preset=args.preset,
+        scale=args.scale, base=args.base, iterations=args.iterations, lr=args.lr, halve_every=args.lr_halve_every,
+        batch_size=args.batch_size, crop_size=args.crop_size, gradient_accumulation=args.gradient_accumulation,
+        mixed_precision=args.mixed_precision, max_grad_norm=args.max_grad_norm,
+        checkpoint_every=args.checkpoint_every, checkpoints_kept=args.checkpoints_kept,
+        validate_every=args.validate_every, validation_images=args.validation_images, log_every=args.log_every,
+        seed=args.seed, resume=args.resume,
+        perceptual=perceptual_terms(args.perceptual_loss, stage.uses_perceptual, device),
+        cache_latents=args.cache_latents, num_workers=args.num_workers,
+        check_previous_stage=not args.skip_stage_check,
+    )
+    try:
+        model_dir = train(config)
+    except (TrainingSetupError, ModelDirectoryError, BaseModelNotFoundError, FileNotFoundError, ValueError) as exc:
+        raise CommandError(str(exc)) from exc
+    print(f"{stage.name} done: model directory {model_dir}")  # noqa: T201
+    return 0
