@@ -162,7 +162,7 @@ def import_official(
     if unet_rank != pipe.config["unet_lora_rank"] or vae_rank != pipe.config["vae_lora_rank"]:
         pipe = _with_ranks(pipe, unet_rank, vae_rank)
     try:
-        lora.load_adapter_state_dict(pipe.unet, tadm["state_dict_unet"], "state_dict_unet")
+        lora.load_adapter_state_dict(pipe.unet, tadm["state_dict_unet"], "state_dict_unet", lora.UNET_FULL_TRAINED)
         lora.load_adapter_state_dict(pipe.vae, tadm["state_dict_vae"], "state_dict_vae")
     except (KeyError, ValueError) as exc:
         raise OfficialCheckpointError(str(exc)) from exc

@@ -45,12 +45,14 @@ def adapter_state_dict(module: nn.Module, extra: tuple[str, ...] = ()) -> dict[s
     return picked
 
 
-def load_adapter_state_dict(module: nn.Module, weights: dict[str, torch.Tensor], what: str) -> None:
-    """Load adapter entries strictly: every adapter key of ``module`` must be given, and nothing else."""
+def load_adapter_state_dict(
+    module: nn.Module, weights: dict[str, torch.Tensor], what: str, required: tuple[str, ...] = ()
+) -> None:
+    """Load adapter entries strictly: every adapter key of ``module`` and every ``required`` plain key must be
+    given, and nothing else."""
     state = module.state_dict()
-    expected = {k for k in state if is_adapter_key(k)}
-    given_adapter = {k for k in weights if is_adapter_key(k)}
-    missing = sorted(expected - given_adapter)
+    expected = {k for k in state if is_adapter_key(k)} | set(required)
+    missing = sorted(expected - set(weights))
     unexpected = sorted(k for k in weights if k not in state and _resolve_base_key(state, k) not in state)
     if missing or unexpected:
         raise KeyError(

@@ -165,7 +165,7 @@ class TADMPipeline:
         lora.attach_unet_lora(unet, int(config["unet_lora_rank"]))
         lora.attach_vae_lora(vae, int(config["vae_lora_rank"]))
         adapters = checkpoints.load_tensors(path / checkpoints.ADAPTERS_NAME)
-        lora.load_adapter_state_dict(unet, checkpoints.split_prefixed(adapters, "unet"), "unet")
+        lora.load_adapter_state_dict(unet, checkpoints.split_prefixed(adapters, "unet"), "unet", lora.UNET_FULL_TRAINED)
         lora.load_adapter_state_dict(vae, checkpoints.split_prefixed(adapters, "vae"), "vae")
         empty = checkpoints.load_tensors(path / checkpoints.EMPTY_PROMPT_NAME)["embedding"]
         del preset  # the preset names the architecture; sizes come from the saved configs

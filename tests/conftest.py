@@ -1,0 +1,23 @@
+"""Fixtures shared by every test area: where the project's real photographs live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def kodak_dir() -> Path:
+    path = SHARED_DATA / "kodak"
+    if not path.is_dir():
+        pytest.skip(f"the Kodak photographs are not at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kodak_image(kodak_dir: Path) -> Path:
+    return kodak_dir / "kodak__kodim23.png"

@@ -1,0 +1,49 @@
+"""The `tadm` model commands, run as a user runs them (a subprocess of the installed entry point)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from model import Thumbnail
+
+
+def tadm(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    exe = shutil.which("tadm", path=str(Path(sys.executable).parent)) or "tadm"
+    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_downscale_then_upscale(tmp_path, kodak_image):
+    down = tadm("downscale", str(kodak_image), "-o", "t.png", "--preset", "tiny", "--device", "cpu", cwd=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert "bpp" in down.stdout
+    thumb = Thumbnail.from_png((tmp_path / "t.png").read_bytes())
+    assert thumb.image.size == (48, 32)
+    up = tadm("upscale", "t.png", "-o", "out.png", "--preset", "tiny", "--device", "cpu", cwd=tmp_path)
+    assert up.returncode == 0, up.stderr
+    with Image.open(tmp_path / "out.png") as out:
+        assert out.size == (768, 512)
+    # the wrong scale is refused with a message naming both
+    wrong = tadm("upscale", "t.png", "-o", "x.png", "--model", str(tmp_path / "none"), cwd=tmp_path)
+    assert wrong.returncode == 1 and "not a TADM model directory" in wrong.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["downscale", "missing.jpg", "-o", "t.png", "--preset", "tiny"], "no such image"),
+        (["downscale", "notes.png", "-o", "t.png", "--preset", "tiny"], "not a readable image"),
+        (["upscale", "notes.png", "-o", "o.png", "--preset", "tiny"], "must be a PNG"),
+        (["downscale", "notes.png", "-o", "t.png", "--model", "nowhere"], "not a TADM model directory"),
+    ],
+)
+def test_clear_messages(tmp_path, args, message):
+    (tmp_path / "notes.png").write_text("this is a text file named .png")
+    result = tadm(*args, cwd=tmp_path)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,178 @@
+"""The serving optimisations change speed, not results: each switch is compared with the plain pipeline.
+
+Tiny preset on CPU in float32, a 256x256 crop of a real Kodak photograph, latent tiles of 16 with stride 8 so
+that its 32x32 latent has 9 overlapping tiles (the default 96 would make it one tile and batch nothing).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model import TADMPipeline, lora
+from model.performance import merge_lora_in_float32, optimize_for_inference, static_batch_step
+from model.tiling import denoise_tiled
+
+REPO = Path(__file__).resolve().parents[2]
+PHOTO = REPO.parent / "shared" / "data" / "kodak" / "kodak__kodim01.png"
+TILES = {"tile_size": 16, "tile_stride": 8}
+# float32 on CPU: reordering sums (a merged weight, NHWC convolutions, fused attention) moves latents and pixels
+# (both of order 1) by ~1e-4 at most; 5e-4 is 1/16 of an 8-bit level (2/255 in [-1, 1]).
+TOLERANCE = 5e-4
+# PyTorch's CPU group norm on NHWC tensors accumulates mean and variance in one pass (E[x²] - E[x]², see
+# pytorch/pytorch#54293), which cancels badly when a group's mean is large against its spread: measured 1.1e-3
+# on this latent, against 4e-6 for NCHW. CUDA serving is where channels_last pays; the CPU worker leaves it off.
+CHANNELS_LAST_TOLERANCE = 5e-3
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    """A 256x256 crop of kodim01 (its centre: brick, wood and a window)."""
+    if not PHOTO.is_file():
+        pytest.skip(f"the Kodak photographs are not at {PHOTO.parent}")
+    with Image.open(PHOTO) as image:
+        return image.convert("RGB").crop((256, 128, 512, 384))
+
+
+@pytest.fixture(scope="module")
+def z_hat(photo) -> torch.Tensor:
+    """The degraded latent of the photo (32x32 latent pixels), shared read-only by the tests."""
+    pipe = TADMPipeline.from_preset("tiny", scale=16, pretrained=False)
+    return pipe.thumbnail_to_latent(pipe.downscale(photo))
+
+
+def fresh_pipe() -> TADMPipeline:
+    """A new pipeline per test: the optimisations act in place."""
+    return TADMPipeline.from_preset("tiny", scale=16, pretrained=False)
+
+
+def randomize_lora_b(module: torch.nn.Module, seed: int, std: float = 0.05) -> None:
+    """peft initialises LoRA-B to zero, which would make merged == unmerged trivially true."""
+    generator = torch.Generator("cpu").manual_seed(seed)
+    with torch.no_grad():
+        for _, layer in lora.lora_layers(module):
+            for linear in layer.lora_B.values():
+                linear.weight.copy_(torch.randn(linear.weight.shape, generator=generator) * std)
+
+
+def reconstruct(pipe: TADMPipeline, z_hat: torch.Tensor, tile_batch_size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """(merged clean latent, decoded pixels in [-1, 1] before 8-bit rounding)."""
+    (result,) = pipe.denoise([z_hat], TILES["tile_size"], TILES["tile_stride"], tile_batch_size)
+    with torch.inference_mode():
+        pixels = pipe.vae.decode(result.latent / pipe.scaling_factor).sample
+    return result.latent, pixels
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max())
+
+
+def test_merged_lora_matches_unmerged(z_hat):
+    pipe = fresh_pipe()
+    without_lora, _ = reconstruct(pipe, z_hat)
+    randomize_lora_b(pipe.unet, seed=1)
+    randomize_lora_b(pipe.vae, seed=2)
+    latent, pixels = reconstruct(pipe, z_hat)
+    assert max_diff(latent, without_lora) > 100 * TOLERANCE  # the adapters do act: the comparison means something
+
+    applied = optimize_for_inference(pipe, merge_lora=True, channels_last=False, sdpa=True)
+    merged_latent, merged_pixels = reconstruct(pipe, z_hat)
+
+    assert applied.merged_lora_layers == len(lora.lora_layers(pipe.unet)) + len(lora.lora_layers(pipe.vae)) > 0
+    assert all(layer.merged for _, layer in lora.lora_layers(pipe.unet) + lora.lora_layers(pipe.vae))
+    assert max_diff(merged_latent, latent) < TOLERANCE
+    assert max_diff(merged_pixels, pixels) < TOLERANCE
+
+
+def test_merge_in_float32_rounds_each_weight_once():
+    unet = copy.deepcopy(fresh_pipe().unet)
+    randomize_lora_b(unet, seed=3)
+    name, layer = next((n, m) for n, m in lora.lora_layers(unet) if isinstance(m.get_base_layer(), torch.nn.Linear))
+    unet.to(torch.bfloat16)
+    adapter = lora.UNET_ADAPTER
+    base = layer.get_base_layer().weight.detach().float().clone()
+    # The delta in float32 from the (exactly upcast) bf16 factors; peft's own bf16 merge would round it first.
+    delta = layer.lora_B[adapter].weight.float() @ layer.lora_A[adapter].weight.float() * layer.scaling[adapter]
+    expected = (base + delta).to(torch.bfloat16)
+
+    merge_lora_in_float32(unet)
+
+    merged = layer.get_base_layer().weight
+    assert merged.dtype == torch.bfloat16, name
+    assert float(delta.abs().max()) > 0
+    assert torch.equal(merged, expected), name
+
+
+def test_channels_last_matches_default(z_hat):
+    pipe = fresh_pipe()
+    latent, pixels = reconstruct(pipe, z_hat)
+    optimize_for_inference(pipe, merge_lora=False, channels_last=True, sdpa=True)
+    conv = pipe.unet.conv_in.get_base_layer() if hasattr(pipe.unet.conv_in, "get_base_layer") else pipe.unet.conv_in
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    nhwc_latent, nhwc_pixels = reconstruct(pipe, z_hat)
+    assert max_diff(nhwc_latent, latent) < CHANNELS_LAST_TOLERANCE
+    assert max_diff(nhwc_pixels, pixels) < CHANNELS_LAST_TOLERANCE
+
+
+def test_classic_attention_matches_sdpa(z_hat):
+    pipe = fresh_pipe()
+    optimize_for_inference(pipe, merge_lora=False, channels_last=False, sdpa=True)
+    latent, pixels = reconstruct(pipe, z_hat)
+    applied = optimize_for_inference(pipe, merge_lora=False, channels_last=False, sdpa=False)
+    assert applied.attention == "AttnProcessor"
+    assert {type(p).__name__ for p in pipe.unet.attn_processors.values()} == {"AttnProcessor"}
+    classic_latent, classic_pixels = reconstruct(pipe, z_hat)
+    assert max_diff(classic_latent, latent) < TOLERANCE
+    assert max_diff(classic_pixels, pixels) < TOLERANCE
+
+
+def test_tile_batch_size_does_not_change_the_image(photo):
+    pipe = fresh_pipe()
+    thumbnail = pipe.downscale(photo)
+    one = np.asarray(pipe.upscale(thumbnail, tile_batch_size=1, **TILES), dtype=np.int16)
+    eight = np.asarray(pipe.upscale(thumbnail, tile_batch_size=8, **TILES), dtype=np.int16)
+    # float32 sums in another order may tip a value across an 8-bit rounding boundary: at most one level.
+    assert one.shape == (256, 256, 3)
+    assert np.abs(one - eight).max() <= 1
+    assert (one != eight).mean() < 0.001
+
+
+def test_static_batch_step_keeps_every_call_full_and_results_unchanged(z_hat):
+    pipe = fresh_pipe()
+    shapes: list[int] = []
+
+    def recording_step(tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shapes.append(tiles.shape[0])
+        return pipe.denoise_step(tiles)
+
+    with torch.inference_mode():
+        (plain,) = denoise_tiled([z_hat], pipe.denoise_step, 16, 8, batch_size=4)
+        (padded,) = denoise_tiled([z_hat], static_batch_step(recording_step, 4), 16, 8, batch_size=4)
+    assert len(plain.tiles) == 9 and shapes == [4, 4, 4]  # 9 tiles: the last batch was padded from 1
+    assert max_diff(padded.latent, plain.latent) < TOLERANCE
+    assert padded.timesteps == pytest.approx(plain.timesteps, abs=1e-3)
+
+
+def test_static_batch_step_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="`batch_size` must be >= 1"):
+        static_batch_step(lambda tiles: (tiles, tiles[:, 0, 0, 0]), 0)
+    step = static_batch_step(lambda tiles: (tiles, tiles[:, 0, 0, 0]), 2)
+    with pytest.raises(ValueError, match="larger than the static batch size 2"):
+        step(torch.zeros(3, 4, 8, 8))
+
+
+def load_script(name: str):
+    """Import a script of scripts/ as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

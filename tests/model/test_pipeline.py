@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model import TADMPipeline, Thumbnail, ThumbnailMismatchError
+
+
+def test_round_trip_on_a_kodak_photo_returns_the_original_size(tiny_pipe, kodak_image):
+    thumb = tiny_pipe.downscale(kodak_image)
+    assert thumb.image.size == (48, 32) and thumb.original_size == (768, 512)
+    assert thumb.model_id == tiny_pipe.model_id
+    calls = []
+    out = tiny_pipe.upscale(thumb, progress=lambda d, t: calls.append((d, t)))
+    assert out.size == (768, 512) and out.mode == "RGB"
+    assert calls and calls[-1][0] == calls[-1][1]
+
+
+@pytest.mark.parametrize("scale, thumb_size", [(16, (63, 44)), (32, (32, 22))])
+def test_sizes_that_need_padding(scale, thumb_size, kodak_image):
+    pipe = tiny_pipe_for(scale)
+    image = Image.open(kodak_image).convert("RGB").resize((1000, 700))
+    thumb = pipe.downscale(image)
+    assert thumb.image.size == thumb_size
+    assert pipe.upscale(thumb).size == (1000, 700)
+
+
+_PIPES: dict[int, TADMPipeline] = {}
+
+
+def tiny_pipe_for(scale: int) -> TADMPipeline:
+    if scale not in _PIPES:
+        _PIPES[scale] = TADMPipeline.from_preset("tiny", scale=scale, pretrained=False)
+    return _PIPES[scale]
+
+
+def test_outputs_are_deterministic(tiny_pipe, kodak_image):
+    a, b = tiny_pipe.downscale(kodak_image), tiny_pipe.downscale(kodak_image)
+    assert a.to_png() == b.to_png()
+    assert np.array_equal(np.asarray(tiny_pipe.upscale(a)), np.asarray(tiny_pipe.upscale(b)))
+
+
+def test_save_and_load_give_identical_outputs(tmp_path, kodak_image):
+    pipe = TADMPipeline.from_preset("tiny", pretrained=False, seed=3)
+    with torch.no_grad():  # make every trained part non-trivial so the round trip is not vacuous
+        g = torch.Generator().manual_seed(0)
+        for module in (pipe.refiner, pipe.unet, pipe.vae):
+            for name, p in module.named_parameters():
+                if "lora_B" in name or "zero_conv_out" in name:
+                    p.copy_(torch.randn(p.shape, generator=g) * 0.01)
+    pipe.model_id = pipe.compute_model_id()
+    thumb = pipe.downscale(kodak_image)
+    expected = np.asarray(pipe.upscale(thumb))
+    pipe.save_pretrained(tmp_path / "m")
+    loaded = TADMPipeline.from_pretrained(tmp_path / "m")
+    assert loaded.model_id == pipe.model_id
+    assert loaded.downscale(kodak_image).to_png() == thumb.to_png()
+    assert np.array_equal(np.asarray(loaded.upscale(thumb)), expected)
+
+
+def test_model_id_tracks_the_weights(tiny_pipe):
+    other_seed = TADMPipeline.from_preset("tiny", pretrained=False, seed=1)
+    same_seed = TADMPipeline.from_preset("tiny", pretrained=False, seed=0)
+    assert same_seed.model_id == tiny_pipe.model_id
+    assert other_seed.model_id != tiny_pipe.model_id
+    with torch.no_grad():
+        same_seed.tpm.time_predict.fuse_mlp[0].bias.add_(1e-3)
+    assert same_seed.compute_model_id() != tiny_pipe.model_id
+
+
+def test_refuses_a_thumbnail_of_another_model_or_scale(tiny_pipe, kodak_image):
+    thumb = tiny_pipe.downscale(kodak_image)
+    foreign = Thumbnail(thumb.image, 16, thumb.original_size, "0123456789abcdef")
+    with pytest.raises(ThumbnailMismatchError, match=f"0123456789abcdef.*{tiny_pipe.model_id}"):
+        tiny_pipe.upscale(foreign)
+    with pytest.raises(ThumbnailMismatchError, match="32x"):
+        tiny_pipe_for(32).upscale(thumb)
+
+
+def test_rejects_images_smaller_than_the_scale(tiny_pipe):
+    with pytest.raises(ValueError, match="at least 16x16"):
+        tiny_pipe.downscale(Image.new("RGB", (15, 400)))
+
+
+def test_tile_batch_size_does_not_change_the_image(tiny_pipe, kodak_image):
+    image = Image.open(kodak_image).convert("RGB").resize((1200, 900))
+    thumb = tiny_pipe.downscale(image)
+    a = np.asarray(tiny_pipe.upscale(thumb, tile_batch_size=1), dtype=np.int16)
+    b = np.asarray(tiny_pipe.upscale(thumb, tile_batch_size=16), dtype=np.int16)
+    assert np.abs(a - b).max() <= 1
+
+
+def test_vae_tiling_bounds_the_decode(tiny_pipe, kodak_image):
+    thumb = tiny_pipe.downscale(Image.open(kodak_image).convert("RGB").resize((1024, 640)))
+    seen: list[tuple[int, int]] = []
+    hook = tiny_pipe.vae.decoder.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape[-2:])))
+    tiny_pipe.vae_tile_size = 256
+    try:
+        tiled = tiny_pipe.upscale(thumb)
+    finally:
+        tiny_pipe.vae_tile_size = 512
+        hook.remove()
+    assert tiled.size == (1024, 640)
+    # the decoder never sees more than one 256-px tile (32 latent px): memory does not grow with the image
+    assert len(seen) > 1 and max(max(s) for s in seen) <= 32
+
+
+def test_cpu_refuses_half_precision():
+    with pytest.raises(ValueError, match="float32"):
+        TADMPipeline.from_preset("tiny", pretrained=False, dtype=torch.float16)
