@@ -47,12 +47,12 @@ class DevServer:
             "TADM_STORAGE_DIR": str(self.workdir / "storage"),
             "PYTHONUNBUFFERED": "1",
         })
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--dev", "--port", str(self.port)],
-            cwd=self.workdir, env={**env, "PYTHONPATH": str(REPO)}, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so stop() reaches the worker and Redis too
-        )
+        with self.log_path.open("wb") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "service.cli", "serve", "--dev", "--port", str(self.port)],
+                cwd=self.workdir, env={**env, "PYTHONPATH": str(REPO)}, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so stop() reaches the worker and Redis too
+            )
         self._wait_ready()
 
     def _wait_ready(self) -> None:

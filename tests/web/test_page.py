@@ -49,6 +49,8 @@ def test_upload_thumbnail_reconstruct_compare(page, kodak_image: Path, tmp_path:
     image_id = page.inner_text("#upload-status").removeprefix("Stored as ").rstrip(".")
     page.wait_for_selector(f"#recent-list li[data-id='{image_id}']")
 
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
     page.click("#reconstruct-button")
     page.wait_for_function("(() => { const r = document.getElementById('reconstruction');"
                            " return r.complete && r.naturalWidth === 768; })()", timeout=RECONSTRUCTION_TIMEOUT_MS)
@@ -56,6 +58,8 @@ def test_upload_thumbnail_reconstruct_compare(page, kodak_image: Path, tmp_path:
     assert loaded_width(page, "#original") == 768  # the uploaded file, kept in the tab for the comparison
     assert page.eval_on_selector("#reconstruct-progress", "p => p.value") == 1
     assert page.inner_text("#left-label") == "Original (your file)"
+    # No cached result for this photo: the page followed the job's progress over Server-Sent Events.
+    assert any(url.endswith("/events") for url in requests), requests
 
     # The slider moves the divider; zoom scales the stage.
     page.fill("#split-slider", "30")
