@@ -190,6 +190,23 @@ function applySplit() {
   $("stage").style.setProperty("--split", `${$("split-slider").value}%`);
 }
 
+// Dragging on the images moves the divider too (the slider stays the keyboard-accessible control).
+function wireStageDrag() {
+  const stage = $("stage");
+  const follow = (event) => {
+    const box = stage.getBoundingClientRect();
+    $("split-slider").value = Math.round(Math.min(1, Math.max(0, (event.clientX - box.left) / box.width)) * 100);
+    applySplit();
+  };
+  stage.addEventListener("pointerdown", (event) => {
+    stage.setPointerCapture(event.pointerId);
+    follow(event);
+  });
+  stage.addEventListener("pointermove", (event) => {
+    if (stage.hasPointerCapture(event.pointerId)) follow(event);
+  });
+}
+
 // ---- recent images ---------------------------------------------------------------------------------------------
 
 async function refreshRecent() {
@@ -245,5 +262,6 @@ $("split-slider").addEventListener("input", applySplit);
 $("zoom-select").addEventListener("change", applyZoom);
 window.addEventListener("resize", applyZoom);
 wireDropZone();
+wireStageDrag();
 showModelInfo();
 refreshRecent();

@@ -64,6 +64,9 @@ def test_upload_thumbnail_reconstruct_compare(page, kodak_image: Path, tmp_path:
     # The slider moves the divider; zoom scales the stage.
     page.fill("#split-slider", "30")
     assert page.eval_on_selector("#stage", "s => s.style.getPropertyValue('--split')") == "30%"
+    stage_width = page.eval_on_selector("#stage", "s => s.getBoundingClientRect().width")
+    page.locator("#stage").click(position={"x": stage_width * 0.75, "y": 10})  # drag on the image works too
+    assert page.eval_on_selector("#stage", "s => s.style.getPropertyValue('--split')") == "75%"
     page.select_option("#zoom-select", "2")
     assert page.eval_on_selector("#stage", "s => s.getBoundingClientRect().width") == 1536
     page.select_option("#zoom-select", "fit")
