@@ -4,7 +4,10 @@ imports and is callable, the worker's `tadm worker` is a registered subcommand."
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -66,3 +69,24 @@ def test_compose_files_named_in_the_readmes_exist():
     for readme in (REPO / "README.md", DEPLOY_README):
         for path in re.findall(r"docker compose -f (\S+)", readme.read_text()):
             assert (REPO / path).is_file(), f"{readme.name} names {path}"
+
+
+# Blocks torch (and what pulls it in) the way an image without it would: `import torch` raises ImportError.
+WITHOUT_TORCH = """
+import sys
+for name in ("torch", "diffusers", "peft", "transformers"):
+    sys.modules[name] = None
+from service.api.app import create_app
+from service.config import Settings
+app = create_app(Settings())
+print(type(app).__name__)
+"""
+
+
+def test_api_app_builds_without_torch():
+    """The API image installs no torch: the app factory must import and build without it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TADM_")}
+    result = subprocess.run([sys.executable, "-c", WITHOUT_TORCH], env={**env, "PYTHONPATH": str(REPO)},
+                            capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "FastAPI"

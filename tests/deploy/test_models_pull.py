@@ -39,12 +39,15 @@ def test_offline_pull_fails_with_one_line_and_writes_nothing(tmp_path):
     assert not output.exists()
 
 
-def test_pull_refuses_to_overwrite_an_existing_model_directory(tmp_path):
+def test_pull_refuses_to_overwrite_an_existing_model_directory(tmp_path, capsys):
+    from service.cli import main
+
     output = tmp_path / "model"
     output.mkdir()
     (output / "tadm.json").write_text("{}")
-    result = tadm("models", "pull", "sd21-base", "--output", str(output), env={"HF_HUB_OFFLINE": "1"})
-    assert result.returncode == 1 and "already exists" in result.stderr
+    # Checked before any download: no hub access is attempted.
+    assert main(["models", "pull", "sd21-base", "--output", str(output)]) == 1
+    assert "already exists" in capsys.readouterr().err
     assert (output / "tadm.json").read_text() == "{}"
 
 
