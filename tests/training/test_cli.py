@@ -1,0 +1,38 @@
+"""`tadm train` from the command line: the perceptual-loss refusal, and a real stage-1 run."""
+
+from __future__ import annotations
+
+import pytest
+
+from model.evaluation import perceptual
+from service.cli import main
+
+
+def test_stage2_refuses_without_perceptual_weights_unless_a_substitute_is_chosen(tmp_path, photo_folder, capsys):
+    if perceptual.unavailable_reason("lpips") is None:
+        pytest.skip("LPIPS and its weights are installed here: there is nothing to refuse")
+    code = main(["train", "stage2", "--init", str(tmp_path / "nowhere"), "--data", str(photo_folder),
+                 "-o", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "LPIPS" in err and "--perceptual-loss" in err and "none" in err
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_stage1_runs_from_the_command_line(tmp_path, photo_folder, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "stage1", "--preset", "tiny", "--data", str(photo_folder), "-o", str(out),
+                 "--iterations", "2", "--batch-size", "1", "--crop-size", "64", "--num-workers", "0",
+                 "--validate-every", "2", "--checkpoint-every", "2"])
+    assert code == 0
+    assert (out / "model" / "tadm.json").is_file()
+    assert (out / "checkpoints" / "step-00000002" / "state.json").is_file()
+    assert list((out / "validation" / "step-00000002").glob("*.png"))
+    assert "stage1 done" in capsys.readouterr().out
+
+
+def test_bad_data_folder_is_a_one_line_error(tmp_path, capsys):
+    code = main(["train", "stage1", "--preset", "tiny", "--data", str(tmp_path / "missing"), "-o",
+                 str(tmp_path / "run"), "--num-workers", "0"])
+    assert code == 1
+    assert "no such data folder" in capsys.readouterr().err

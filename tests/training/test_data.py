@@ -1,0 +1,44 @@
+"""Training data: recursive folders of images, deterministic random crops, step-indexed batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from model.training.data import RandomCrops, StepSampler, find_images
+
+
+def test_find_images_is_recursive_and_filters_by_suffix(tmp_path, photo_folder):
+    with Image.open(next(photo_folder.iterdir())) as img:
+        (tmp_path / "a" / "b").mkdir(parents=True)
+        img.save(tmp_path / "x.png")
+        img.save(tmp_path / "a" / "y.JPG")
+        img.save(tmp_path / "a" / "b" / "z.webp")
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert [p.name for p in find_images([tmp_path])] == ["z.webp", "y.JPG", "x.png"]  # sorted by path: a/b/ < a/y < x
+    with pytest.raises(FileNotFoundError, match="no training images"):
+        (tmp_path / "empty").mkdir()
+        find_images([tmp_path / "empty"])
+
+
+def test_crops_are_a_function_of_seed_and_index(kodak_dir):
+    data = RandomCrops([kodak_dir / "kodak__kodim01.png", kodak_dir / "kodak__kodim02.png"], 64, seed=3)
+    a, b = data[5], data[5]
+    assert a["pixels"].shape == (3, 64, 64) and a["pixels"].min() >= -1 and a["pixels"].max() <= 1
+    assert torch.equal(a["pixels"], b["pixels"]) and a["key"] == b["key"]
+    assert not torch.equal(a["pixels"], data[6]["pixels"])
+
+
+def test_small_images_are_enlarged_to_the_crop(photo_folder):
+    data = RandomCrops(find_images([photo_folder]), 128)
+    assert data[0]["pixels"].shape == (3, 128, 128)
+
+
+def test_sampler_resumes_and_shards_by_step():
+    full = iter(StepSampler(2, start_step=0, accumulation=2, rank=1, world=2))
+    batches = [next(full) for _ in range(6)]
+    resumed = iter(StepSampler(2, start_step=2, accumulation=2, rank=1, world=2))
+    assert [next(resumed) for _ in range(2)] == batches[4:6]
+    other_rank = iter(StepSampler(2, start_step=0, accumulation=2, rank=0, world=2))
+    assert not set(sum([next(other_rank) for _ in range(6)], [])) & set(sum(batches, []))
