@@ -134,11 +134,13 @@ class Job:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Job:
-        fields = {name: data.get(name) for name in cls.__dataclass_fields__}
-        fields["error"] = Problem.from_json(data["error"]) if data.get("error") else None
-        fields["progress"] = float(data.get("progress") or 0.0)
-        fields["attempts"] = int(data.get("attempts") or 0)
-        return cls(**fields)
+        return cls(
+            id=data["id"], kind=data["kind"], status=data["status"],
+            progress=float(data.get("progress") or 0.0), attempts=int(data.get("attempts") or 0),
+            error=Problem.from_json(data["error"]) if data.get("error") else None,
+            image_id=data.get("image_id"), result_url=data.get("result_url"),
+            created_at=data.get("created_at", ""), updated_at=data.get("updated_at", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -420,12 +422,17 @@ class _Operations:
         return Job.from_json(response.json())
 
     def wait_job(self, job: Job | str, timeout: float, progress: ProgressCallback | None) -> _Operation[Job]:
-        """Poll a job until it ends; raise `JobFailedError` unless it succeeded, `WaitTimeoutError` on timeout."""
+        """Poll a job until it ends; raise `JobFailedError` unless it succeeded, `WaitTimeoutError` on timeout.
+
+        ``progress`` is called with the job whenever its status or progress changed since the last call.
+        """
         deadline = time.monotonic() + timeout
         current = job if isinstance(job, Job) else (yield from self.job(job))
+        last_reported: tuple[str, float] | None = None
         while True:
-            if progress is not None:
-                progress(current)
+            if progress is not None and (current.status, current.progress) != last_reported:
+                progress(current)  # only on a change: polls that saw nothing new stay quiet
+                last_reported = (current.status, current.progress)
             if current.done:
                 if current.status != "succeeded":
                     raise JobFailedError(current)

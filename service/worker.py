@@ -108,13 +108,22 @@ class Worker:
         entries = await self.queue.reclaim(self.name, self.streams, self.settings.heartbeat_timeout_seconds,
                                            self.settings.worker_batch_size)
         if entries:
-            logger.info("reclaimed %d job(s) from dead workers", len(entries))
+            logger.info("reclaimed %d stalled job(s) (their worker died or lost Redis)", len(entries))
         else:
             entries = await self.queue.read(self.name, self.streams, self.settings.worker_batch_size, 1000)
         if entries:
             await self.process(entries)
 
     async def process(self, entries: list[Entry]) -> None:
+        try:
+            await self._process(entries)
+        finally:
+            # Whatever happened (a Redis outage mid-batch), stop renewing these entries: an unfinished one is
+            # then reclaimed after the heartbeat timeout instead of being held forever.
+            for entry in entries:
+                self.in_flight.pop(entry.job_id, None)
+
+    async def _process(self, entries: list[Entry]) -> None:
         started: list[Started] = []
         for entry in entries:
             self.in_flight[entry.job_id] = entry

@@ -1,0 +1,197 @@
+"""Faults through real processes: poison jobs, cancellation, a full queue, a Redis restart, kill -9 and
+SIGTERM of workers. Runs after the flow tests (file order); the last tests stop workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import signal
+
+import httpx
+import pytest
+from PIL import Image
+
+from service.config import Settings
+from service.jobs import Job
+from service.queue import JobQueue
+from service.rkeys import RedisKeys
+
+pytestmark = pytest.mark.slow
+
+
+def _upload(c, path, wait=120):
+    r = c.post("/v1/images", headers={"Prefer": f"wait={wait}"}, files={"file": (path.name, path.read_bytes())})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _job_field(stack, job_id: str, field: str) -> str | None:
+    client = stack.redis()
+    try:
+        value = client.hget(f"{stack.prefix}:job:{job_id}", field)
+        return value.decode() if value else None
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def paused_workers(stack):
+    """SIGSTOP every worker (a busy or frozen pool), SIGCONT on exit."""
+    stack.signal_workers(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        stack.signal_workers(signal.SIGCONT)
+
+
+def test_poison_job_is_dead_lettered_after_max_attempts(stack):
+    stack.ensure_workers(1)
+    with stack.client() as c:
+        model_id = c.get("/v1/info").json()["models"][0]["model_id"]
+    # The job's input is a directory where a file should be: every read fails with an OSError, a fault the
+    # worker retries (a storage hiccup) until it gives up.
+    image_id = "feedfacefeedfacefeed"
+    (stack.storage_dir / "originals" / image_id).mkdir(parents=True)
+    job = Job(id="0123456789abcdef01234567", kind="downscale", model_id=model_id, priority="interactive",
+              params={"image_id": image_id, "input_key": f"originals/{image_id}", "scale": 16,
+                      "original_bytes": 1})
+
+    async def enqueue():
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(stack.redis_server.url)
+        try:
+            await JobQueue(redis, RedisKeys(stack.prefix)).enqueue(job)
+        finally:
+            await redis.aclose()
+
+    asyncio.run(enqueue())
+    with stack.client() as c:
+        final = stack.wait_job(c, job.id, ("failed",), timeout=60)
+        assert final["attempts"] == 3
+        assert final["error"]["type"] == "urn:tadm:problem:job-failed"
+        assert "IsADirectoryError" in final["error"]["detail"] or "directory" in final["error"]["detail"]
+        assert c.get("/readyz").status_code == 200
+    client = stack.redis()
+    try:
+        dead = [{k.decode(): v.decode() for k, v in f.items()} for _, f in client.xrange(f"{stack.prefix}:dead")]
+    finally:
+        client.close()
+    assert [d["job"] for d in dead] == [job.id]
+    (stack.storage_dir / "originals" / image_id).rmdir()
+
+
+def test_cancelled_job_stops_and_stores_nothing(stack, photos):
+    stack.ensure_workers(1)
+    with stack.client() as c:
+        image = _upload(c, photos["full_png"])
+        job = c.get(image["full_url"], params={"format": "jpeg"}).json()
+        stack.wait_job(c, job["id"], ("running", "succeeded"))
+        cancelled = c.delete(f"/v1/jobs/{job['id']}")
+        assert cancelled.status_code == 202
+        if cancelled.json()["status"] == "succeeded":
+            pytest.skip("the job finished before it could be cancelled (machine too fast for this check)")
+        assert cancelled.json()["status"] == "cancelled"
+        # The worker notices, drops the job and is free for the next one.
+        follow_up = _upload(c, photos["small_webp"])
+        assert c.get(follow_up["full_url"], headers={"Prefer": "wait=120"}).status_code == 200
+        assert c.get(f"/v1/jobs/{job['id']}").json()["status"] == "cancelled"
+        assert c.get(image["full_url"], params={"format": "jpeg"}).status_code == 202  # nothing was cached
+        c.delete(f"/v1/jobs/{c.get(image['full_url'], params={'format': 'jpeg'}).json()['id']}")
+    stored = list(stack.storage_dir.glob("reconstructions/*/*.jpeg"))
+    assert all(image["id"] not in p.name for p in stored)
+
+
+async def _queue_full_checks(stack, photos) -> tuple[str, int]:
+    from service.api.app import create_app
+
+    # A second API replica on the same Redis and storage, configured with a queue bound of one job.
+    settings = Settings(redis_url=stack.redis_server.url, key_prefix=stack.prefix, storage_dir=stack.storage_dir,
+                        queue_max_length=1, upload_wait_seconds=0, retry_after_seconds=7)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://replica") as c:
+            first = await c.post("/v1/images", params={"priority": "background"},
+                                 files={"file": ("a.png", photos["tiny_full_a"].read_bytes())})
+            assert first.status_code == 202, first.text
+            second = await c.post("/v1/images", params={"priority": "background"},
+                                  files={"file": ("b.png", photos["tiny_full_b"].read_bytes())})
+            return first.json()["id"], second.status_code, second.headers.get("retry-after"), second.json()
+
+
+def test_full_queue_answers_503_and_keeps_the_queued_job(stack, photos, tmp_path):
+    stack.ensure_workers(1)
+    for name, box in (("tiny_full_a", (0, 0, 160, 96)), ("tiny_full_b", (160, 0, 320, 96))):
+        path = tmp_path / f"{name}.png"
+        with Image.open(photos["full_png"]) as img:
+            img.crop(box).save(path)
+        photos = {**photos, name: path}
+    with paused_workers(stack):
+        job_id, status, retry_after, problem = asyncio.run(_queue_full_checks(stack, photos))
+    assert status == 503 and retry_after == "7"
+    assert problem["type"] == "urn:tadm:problem:queue-full"
+    with stack.client() as c:
+        done = stack.wait_job(c, job_id, ("succeeded",), timeout=60)
+        assert c.get(f"/v1/images/{done['image_id']}").status_code == 200
+    assert not list(stack.storage_dir.glob("originals/*"))  # the refused upload left no original behind
+
+
+def test_redis_restart_with_aof_loses_nothing(stack, photos, tmp_path):
+    stack.ensure_workers(1)
+    path = tmp_path / "aof.png"
+    with Image.open(photos["full_png"]) as img:
+        img.crop((320, 0, 512, 160)).save(path)
+    with stack.client() as c:
+        before = [i["id"] for i in c.get("/v1/images", params={"limit": 100}).json()["items"]]
+        with paused_workers(stack):
+            r = c.post("/v1/images", headers={"Prefer": "wait=0"}, files={"file": ("aof.png", path.read_bytes())})
+            assert r.status_code == 202, r.text
+            job_id = r.json()["id"]
+            stack.redis_server.restart()  # SIGTERM, then a fresh server replaying the append-only file
+        done = stack.wait_job(c, job_id, ("succeeded",), timeout=90)
+        after = [i["id"] for i in c.get("/v1/images", params={"limit": 100}).json()["items"]]
+        assert set(before) <= set(after) and done["image_id"] in after
+        assert c.get(f"/v1/images/{done['image_id']}/thumbnail").status_code == 200
+
+
+def test_kill_9_mid_job_is_reclaimed_and_stored_once(stack, photos):
+    stack.ensure_workers(2)
+    with stack.client() as c:
+        image = _upload(c, photos["full_png"])
+        job = c.get(image["full_url"], params={"format": "png"}).json()
+        if job.get("status") is None:
+            pytest.skip("the reconstruction was already cached")
+        stack.wait_job(c, job["id"], ("running",))
+        victim = _job_field(stack, job["id"], "worker")
+        os.kill(stack.workers[victim].pid, signal.SIGKILL)
+        stack.workers[victim].wait(10)
+        done = stack.wait_job(c, job["id"], ("succeeded",), timeout=120)
+        assert done["attempts"] == 2
+        assert _job_field(stack, job["id"], "worker") != victim
+        full = c.get(image["full_url"])
+        assert full.status_code == 200 and Image.open(io.BytesIO(full.content)).size == (768, 512)
+    model_id = image["model_id"]
+    results = [p for p in (stack.storage_dir / "reconstructions" / model_id).iterdir() if p.suffix == ".png"]
+    thumb_sha = json.loads(stack.redis().get(f"{stack.prefix}:image:{image['id']}"))["thumbnail_sha"]
+    assert [p.name for p in results if p.name.startswith(thumb_sha)] == [f"{thumb_sha}.png"]
+    assert not list((stack.storage_dir / "reconstructions").rglob(".tmp-*"))
+
+
+def test_sigterm_drains_the_batch_in_hand(stack, photos):
+    stack.ensure_workers(1)
+    with stack.client() as c:
+        image = _upload(c, photos["full_png"])
+        job = c.get(image["full_url"], params={"format": "webp"}).json()
+        if job.get("status") is None:
+            pytest.skip("the reconstruction was already cached")
+        stack.wait_job(c, job["id"], ("running",))
+        name = _job_field(stack, job["id"], "worker")
+        proc = stack.workers[name]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(120) == 0
+        final = c.get(f"/v1/jobs/{job['id']}").json()
+        assert final["status"] == "succeeded" and final["attempts"] == 1  # finished by the same worker
+        assert name not in stack.live_worker_names()  # it unregistered on the way out
