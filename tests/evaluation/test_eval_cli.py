@@ -1,0 +1,89 @@
+"""`tadm eval` and `tadm eval-timesteps` end to end on small crops of real photographs."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model.evaluation.diagnostic import aligned_timestep, timestep_maps
+from model.scheduler import alphas_cumprod
+from service.cli import main
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_baselines_write_table_csv_plot_and_crops(small_folder, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["eval", str(small_folder), "--scale", "16", "-o", str(out), "--crops", "1"]) == 0
+    with (out / "results-16x.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 4
+    assert {r["method"] for r in rows} == {"bicubic", "jpeg", "webp", "avif"}
+    assert all(r["lpips"] == "" for r in rows)  # absent here: empty, never a number
+    bicubic = [r for r in rows if r["method"] == "bicubic"]
+    assert all(18 < float(r["psnr_y"]) < 40 for r in bicubic)
+    table = (out / "results-16x.md").read_text()
+    assert "| bicubic | 2 |" in table and "absent" in table
+    with Image.open(out / "rd-16x.png") as plot:
+        assert plot.width > 300
+    assert len(list((out / "crops").glob("*.png"))) == 1
+    assert "PSNR-Y" in capsys.readouterr().out
+
+
+def test_model_method_with_the_tiny_preset(small_folder, tmp_path):
+    out = tmp_path / "model"
+    code = main(["eval", str(small_folder), "--methods", "model,bicubic", "--preset", "tiny", "-o", str(out),
+                 "--max-images", "1", "--crops", "0", "--device", "cpu"])
+    assert code == 0
+    with (out / "results-16x.csv").open() as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"tadm-tiny", "bicubic"}
+    assert int(rows["tadm-tiny"]["bytes"]) > 0 and rows["tadm-tiny"]["psnr_y"] != ""
+
+
+def test_bad_arguments_are_one_line_errors(small_folder, tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "missing"), "-o", str(tmp_path / "o")]) == 1
+    assert "no such folder" in capsys.readouterr().err
+    assert main(["eval", str(small_folder), "--methods", "gif", "-o", str(tmp_path / "o")]) == 1
+    assert "unknown" in capsys.readouterr().err
+    assert main(["eval", str(small_folder), "--methods", "model", "-o", str(tmp_path / "o")]) == 1
+    assert "--model" in capsys.readouterr().err
+
+
+def test_aligned_timestep_recovers_the_forward_diffusion_step():
+    """ẑ made by forward diffusion of z at step t: the solved t* is t (up to sampling noise)."""
+    acp = alphas_cumprod(0.00085, 0.012, 1000, "scaled_linear")
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(1, 4, 64, 64, generator=gen)
+    for t in (20, 100, 400):
+        noisy = acp[t].sqrt().float() * z + (1 - acp[t]).sqrt().float() * torch.randn(z.shape, generator=gen)
+        assert aligned_timestep(noisy, z, acp) == pytest.approx(t, abs=t * 0.05 + 2)
+
+
+def test_timestep_maps_and_their_plot(kodak_dir, tmp_path):
+    from model.pipeline import TADMPipeline
+
+    pipe = TADMPipeline.from_preset("tiny", scale=16, pretrained=False)
+    with Image.open(kodak_dir / "kodak__kodim23.png") as img:
+        image = img.convert("RGB").crop((0, 0, 256, 192))  # latent 32x24 -> 3x2 tiles of 16, stride 8
+    maps = timestep_maps(pipe, image, tile_size=16, tile_stride=8)
+    assert maps.predicted.shape == maps.aligned.shape == (2, 3)
+    assert np.all((maps.predicted >= 10) & (maps.predicted <= 200))
+    assert np.all(maps.aligned >= 0)
+    image.save(tmp_path / "crop.png")
+    out = tmp_path / "t.png"
+    code = main(["eval-timesteps", str(tmp_path / "crop.png"), "--preset", "tiny", "-o", str(out),
+                 "--tile-size", "16", "--tile-stride", "8", "--device", "cpu"])
+    assert code == 0
+    with Image.open(out) as plot:
+        assert plot.width > plot.height  # two maps side by side
