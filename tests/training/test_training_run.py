@@ -81,3 +81,16 @@ def test_resume_continues_from_the_same_step_and_optimiser_state(tmp_path, photo
     # and the run really moved the weights, so the equality above is not vacuous
     fresh = TADMPipeline.from_preset("tiny", scale=16, pretrained=False).dfrm.state_dict()
     assert any(not torch.equal(fresh[k], a[k]) for k in a)
+
+
+def test_cached_latents_are_written_once_and_reused(tmp_path, photo_folder):
+    cache = tmp_path / "cache"
+    train(small_run("stage1", tmp_path / "a", photo_folder, preset="tiny", iterations=2, cache_latents=cache))
+    files = sorted(cache.rglob("*.safetensors"))
+    assert files  # one file per distinct crop: a 64 px photo at crop 64 has two (plain and mirrored)
+    assert len(files) <= 2
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    latent = load_file(str(files[0]))["z"]
+    assert latent.shape == (4, 8, 8)
+    train(small_run("stage1", tmp_path / "b", photo_folder, preset="tiny", iterations=2, cache_latents=cache))
+    assert {f: f.stat().st_mtime_ns for f in sorted(cache.rglob("*.safetensors"))} == stamps  # read, not rewritten
