@@ -82,3 +82,22 @@ def test_a_bad_file_shows_its_problem_type(page, tmp_path: Path) -> None:
     page.wait_for_function("document.getElementById('upload-status').classList.contains('error')")
     assert "unsupported-media-type" in page.inner_text("#upload-status")
     assert page.is_hidden("#image-section")
+
+
+def test_recent_image_reopens_without_its_original_and_deletes(page, kodak_image: Path) -> None:
+    page.set_input_files("#file-input", str(kodak_image))  # the same photo: the service answers with its record
+    page.wait_for_function("document.getElementById('upload-status').textContent.startsWith('Stored as')")
+    image_id = page.inner_text("#upload-status").removeprefix("Stored as ").rstrip(".")
+
+    page.reload()  # a new tab has no original file: the comparison must say what it shows instead
+    item = page.locator(f"#recent-list li[data-id='{image_id}']")
+    item.get_by_role("button", name="Open").click()
+    assert page.is_visible("#image-section")
+    page.click("#reconstruct-button")
+    page.wait_for_function("(() => { const r = document.getElementById('reconstruction');"
+                           " return r.complete && r.naturalWidth === 768; })()", timeout=RECONSTRUCTION_TIMEOUT_MS)
+    assert page.inner_text("#left-label").startswith("Thumbnail, browser-upscaled")
+
+    item.get_by_role("button", name="Delete").click()
+    item.wait_for(state="detached")
+    assert page.is_hidden("#image-section")
