@@ -1,0 +1,155 @@
+"""The API in-process (httpx ASGI transport, real Redis and storage): auth, signed URLs, caching headers,
+problem responses, readiness without workers. No worker runs here; records and registrations are written
+the way a worker writes them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from service.api.app import create_app
+from service.records import ImageRecord, ImageRecords
+from service.registry import ModelInfo, Registry, WorkerInfo
+from service.rkeys import RedisKeys
+from service.storage import sha256_hex, thumbnail_key
+from service.storage.local import LocalStorage
+
+pytestmark = pytest.mark.anyio
+
+
+async def _store_image(settings, png: bytes) -> ImageRecord:
+    """An image as a worker leaves it: the thumbnail in storage and the record in Redis."""
+    sha = sha256_hex(png)
+    LocalStorage(settings.storage_dir).put(thumbnail_key(sha), png)
+    record = ImageRecord(id="ab" * 10, width=256, height=192, scale=16, model_id="abcdef0123456789",
+                         thumbnail_key=thumbnail_key(sha), thumbnail_sha=sha, original_bytes=90000,
+                         thumbnail_bytes=len(png), created_at=time.time())
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await ImageRecords(redis, RedisKeys(settings.key_prefix)).save(record)
+    finally:
+        await redis.aclose()
+    return record
+
+
+async def test_health_and_readiness_without_workers(api):
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["redis"] is True and ready.json()["workers"] == 0
+    assert (await api.get("/v1/info")).json() == {"workers": 0, "models": [], "warning": None}
+
+
+async def test_upload_without_a_worker_is_not_ready(api, photos):
+    r = await api.post("/v1/images", files={"file": ("a.png", photos["small_png"].read_bytes())})
+    assert r.status_code == 503 and r.json()["type"] == "urn:tadm:problem:not-ready"
+    assert r.headers["retry-after"] == "3"
+
+
+async def test_upload_at_a_scale_no_worker_serves(api, settings, photos):
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        info = WorkerInfo("w", ModelInfo("abcdef0123456789", "tiny", 16, False), time.time())
+        await Registry(redis, RedisKeys(settings.key_prefix)).heartbeat(info, 30)
+    finally:
+        await redis.aclose()
+    r = await api.post("/v1/images", params={"scale": 32},
+                       files={"file": ("a.png", photos["small_png"].read_bytes())})
+    assert r.status_code == 422 and "scale 32" in r.json()["detail"]
+    ready = (await api.get("/readyz")).json()
+    assert ready["status"] == "ready" and "RANDOM weights" in ready["warning"]
+
+
+async def test_problem_responses_for_unknown_things(api):
+    for path in ("/v1/images/nope", "/v1/jobs/0123456789abcdef01234567", "/no-such-page.txt",
+                 "/v1/reconstructions/abcdef0123456789/" + "ab" * 32 + ".png"):
+        r = await api.get(path)
+        assert r.status_code == 404, path
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["type"] == "urn:tadm:problem:not-found" and r.json()["instance"] == path
+    bad = await api.get("/v1/images", params={"limit": "many"})
+    assert bad.status_code == 422 and bad.json()["type"] == "urn:tadm:problem:invalid-request"
+    assert (await api.get("/v1/images/" + "ab" * 10 + "/full", params={"format": "gif"})).status_code == 422
+
+
+async def test_web_page_is_served(api):
+    page = await api.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+
+
+async def test_thumbnail_etag_and_304(api, settings, photos):
+    from PIL import Image
+
+    from service.images import encode_image
+
+    with Image.open(photos["small_png"]) as img:
+        png = encode_image(img.convert("RGB").resize((16, 12)), "png")
+    record = await _store_image(settings, png)
+    r = await api.get(f"/v1/images/{record.id}/thumbnail")
+    assert r.status_code == 200 and r.content == png
+    assert r.headers["etag"] == f'"{record.thumbnail_sha[:32]}"'
+    assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+    not_modified = await api.get(f"/v1/images/{record.id}/thumbnail", headers={"If-None-Match": r.headers["etag"]})
+    assert not_modified.status_code == 304 and not_modified.content == b""
+    listed = (await api.get("/v1/images")).json()["items"]
+    assert [i["id"] for i in listed] == [record.id]
+    assert listed[0]["saving"] == pytest.approx(1 - len(png) / 90000, abs=1e-5)
+
+
+@pytest.fixture
+async def keyed_api(settings):
+    keyed = settings.model_copy(update={"api_keys": "k1,k2", "signing_key": "s3cret"})
+    app = create_app(keyed)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            yield client
+
+
+async def test_api_keys_guard_writes(keyed_api, photos):
+    body = {"file": ("a.png", photos["small_png"].read_bytes())}
+    missing = await keyed_api.post("/v1/images", files=body)
+    assert missing.status_code == 401 and missing.json()["type"] == "urn:tadm:problem:unauthorized"
+    wrong = await keyed_api.post("/v1/images", files=body, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403 and wrong.json()["type"] == "urn:tadm:problem:forbidden"
+    right = await keyed_api.post("/v1/images", files=body, headers={"X-API-Key": "k2"})
+    assert right.status_code == 503  # past auth: no worker in this test
+    assert (await keyed_api.get("/healthz")).status_code == 200  # health needs no key
+
+
+async def test_signed_urls_let_a_browser_read_without_the_key(keyed_api, settings, photos):
+    record = await _store_image(settings, photos["other_png"].read_bytes())
+    image = (await keyed_api.get(f"/v1/images/{record.id}", headers={"Authorization": "Bearer k1"})).json()
+    url = urlsplit(image["thumbnail_url"])
+    query = parse_qs(url.query)
+    assert url.path == f"/v1/images/{record.id}/thumbnail" and int(query["expires"][0]) > time.time()
+    assert (await keyed_api.get(image["thumbnail_url"])).status_code == 200
+    assert (await keyed_api.get(url.path)).status_code == 401
+    tampered = image["thumbnail_url"].replace(query["sig"][0], "0" * 64)
+    assert (await keyed_api.get(tampered)).status_code == 403
+    other_path = f"/v1/images/{record.id}/full?{url.query}"  # a signature is valid for its own path only
+    assert (await keyed_api.get(other_path)).status_code == 403
+    expired = f"{url.path}?expires=1000&sig=" + query["sig"][0]
+    assert (await keyed_api.get(expired)).json()["type"] == "urn:tadm:problem:forbidden"
+
+
+def test_keys_without_a_signing_key_are_refused(settings):
+    with pytest.raises(ValueError, match="TADM_SIGNING_KEY"):
+        create_app(settings.model_copy(update={"api_keys": "k1"}))
+
+
+def test_importing_the_api_does_not_import_torch():
+    code = "import sys, service.api.app, service.queue, service.registry; assert 'torch' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_setting_is_documented():
+    from service.config import Settings
+
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"setting {name} has no description"
