@@ -101,7 +101,7 @@ def s3_endpoint(tmp_path_factory):
         # weed drains slowly on SIGTERM; the whole session (sh and weed) is this test's own.
         try:
             os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=5)
+            process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)

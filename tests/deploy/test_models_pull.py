@@ -10,10 +10,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-import pytest
 from deploy_files import REPO
-from tiny_sd import write_tiny_sd_snapshot
 
 SD21_BASE = "stabilityai/stable-diffusion-2-1-base"
 
@@ -51,16 +50,13 @@ def test_pull_refuses_to_overwrite_an_existing_model_directory(tmp_path, capsys)
     assert (output / "tadm.json").read_text() == "{}"
 
 
-@pytest.fixture(scope="module")
-def hf_cache(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("hf-cache")
-    write_tiny_sd_snapshot(cache, SD21_BASE)
-    return cache
-
-
-# Pull, then load the result back, in one process: torch is imported once.
+# One process writes the tiny repository into the cache, pulls, and loads the result back: torch, diffusers and
+# transformers are imported once.
 PULL_AND_LOAD = """
 import sys
+from pathlib import Path
+from tiny_sd import write_tiny_sd_snapshot
+write_tiny_sd_snapshot(Path(sys.argv[2]), "stabilityai/stable-diffusion-2-1-base")
 from service.cli import main
 status = main(["models", "pull", "sd21-base", "--output", sys.argv[1]])
 if status:
@@ -70,13 +66,15 @@ print("loaded", TADMPipeline.from_pretrained(sys.argv[1]).model_id)
 """
 
 
-def test_pull_from_the_cache_prepares_a_model_directory_that_loads(hf_cache, tmp_path):
+def test_pull_from_the_cache_prepares_a_model_directory_that_loads(tmp_path):
     output = tmp_path / "models" / "tadm-sd21-16x"
+    cache = tmp_path / "hf-cache"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TADM_"))}
-    env = {**clean, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(hf_cache)}
-    result = subprocess.run([sys.executable, "-c", PULL_AND_LOAD, str(output)], env=env, capture_output=True,
-                            text=True, timeout=300, check=False, cwd=REPO)
-    assert result.returncode == 0, result.stderr
+    env = {**clean, "PYTHONPATH": os.pathsep.join([str(REPO), str(Path(__file__).parent)]),
+           "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}
+    result = subprocess.run([sys.executable, "-c", PULL_AND_LOAD, str(output), str(cache)], env=env,
+                            capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((output / "tadm.json").read_text())
     # The base is referenced by hub id, not by the cache path it was read from.
     assert config["base"] == {"kind": "pretrained", "ref": SD21_BASE}
