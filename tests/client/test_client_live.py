@@ -20,6 +20,7 @@ from service.client import (
     Image,
     InvalidInputError,
     Job,
+    JobFailedError,
     MismatchError,
     NotFoundError,
 )
@@ -75,6 +76,20 @@ def test_duplicate_upload_returns_the_same_image(client: Client, uploaded: Image
     assert again.id == uploaded.id
 
 
+def test_submit_upload_then_poll_its_job(client: Client, kodak_dir: Path) -> None:
+    # A 256x256 crop of another photo: a fresh upload, small enough to downscale quickly.
+    with PILImage.open(kodak_dir / "kodak__kodim02.png") as photo:
+        buffer = io.BytesIO()
+        photo.crop((256, 128, 512, 384)).save(buffer, format="PNG")
+    submitted = client.submit_upload(buffer.getvalue(), scale=16, wait=0)
+    if isinstance(submitted, Job):  # wait=0: the service answers before the worker is done, as a rule
+        assert submitted.kind == "downscale" and submitted.image_id
+        job = client.wait_job(submitted, timeout=120)
+        assert job.result_url and job.image_id == submitted.image_id
+        submitted = client.image(job.image_id)
+    assert (submitted.width, submitted.height) == (256, 256)
+
+
 def test_recent_images_list_the_upload(client: Client, uploaded: Image) -> None:
     assert uploaded.id in [image.id for image in client.images(limit=10)]
     assert client.image(uploaded.id) == uploaded
@@ -98,6 +113,20 @@ def test_submit_then_poll_a_reconstruction(client: Client, uploaded: Image) -> N
         submitted = client.result(job)
     with PILImage.open(io.BytesIO(submitted)) as hr:
         assert (hr.format, hr.size) == ("WEBP", (768, 512))
+
+
+def test_cancel_a_reconstruction(client: Client, uploaded: Image) -> None:
+    submitted = client.submit_reconstruct(uploaded.id, format="jpeg")
+    if not isinstance(submitted, Job):
+        pytest.skip("the JPEG reconstruction was already cached: nothing to cancel")
+    cancelled = client.cancel_job(submitted.id)
+    assert cancelled.id == submitted.id
+    # A job can finish between the two requests; otherwise it is cancelled, and waiting for it says so.
+    assert cancelled.status in ("cancelled", "succeeded")
+    if cancelled.status == "cancelled":
+        with pytest.raises(JobFailedError) as caught:
+            client.wait_job(cancelled.id, timeout=10)
+        assert caught.value.job.status == "cancelled"
 
 
 def test_reconstruct_from_a_thumbnail_the_caller_kept(client: Client, uploaded: Image) -> None:
