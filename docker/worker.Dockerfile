@@ -8,11 +8,12 @@
 # (SD 2.1-base) on /cache/huggingface, both filled by `tadm models pull` (see deploy/README.md).
 
 ARG TORCH_VERSION=2.13.0
-# The CUDA build of torch comes from PyTorch's own index; its wheels carry their CUDA libraries, so the runtime
-# base only needs to be a CUDA release the host driver supports (same major as the index's cuXYZ).
-ARG TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu128
+# The CUDA build of torch comes from PyTorch's own index. torch 2.13.0 is built against CUDA 13.0 (its PyPI
+# metadata requires cuda-toolkit 13.0.3); its wheels carry their CUDA libraries, so the runtime base only has to be
+# a CUDA 13 release, and the host needs an NVIDIA driver that supports CUDA 13 (the 580 series or newer).
+ARG TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu130
 ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
-ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:12.8.1-runtime-ubuntu24.04
+ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:13.0.2-runtime-ubuntu24.04
 ARG GPU_BUILD_IMAGE=ubuntu:24.04
 ARG CPU_PYTHON_IMAGE=python:3.11-slim-bookworm
 
