@@ -40,6 +40,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -299,7 +300,6 @@ class _Call:
     url: str
     params: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
-    content: bytes | None = None
     files: dict[str, tuple[str, bytes]] | None = None
     timeout: float | None = None  # None: the client's default
 
@@ -320,6 +320,11 @@ def _read_source(source: ImageSource) -> tuple[str, bytes]:
         path = Path(source)
         return path.name, path.read_bytes()
     return Path(getattr(source, "name", "upload")).name, source.read()
+
+
+def _segment(identifier: str) -> str:
+    """An id as one URL path segment: an id holding ``/`` or ``?`` must not reach another route."""
+    return quote(identifier, safe="")
 
 
 def _checked(response: httpx.Response | None, *ok: int) -> httpx.Response:
@@ -368,7 +373,7 @@ class _Operations:
         return (yield from self.image(job.image_id))
 
     def image(self, image_id: str) -> _Operation[Image]:
-        response = _checked((yield _Call("GET", f"/v1/images/{image_id}")), 200)
+        response = _checked((yield _Call("GET", f"/v1/images/{_segment(image_id)}")), 200)
         return Image.from_json(response.json())
 
     def images(self, limit: int) -> _Operation[list[Image]]:
@@ -376,15 +381,15 @@ class _Operations:
         return [Image.from_json(item) for item in response.json()["items"]]
 
     def thumbnail(self, image_id: str) -> _Operation[bytes]:
-        response = _checked((yield _Call("GET", f"/v1/images/{image_id}/thumbnail")), 200)
+        response = _checked((yield _Call("GET", f"/v1/images/{_segment(image_id)}/thumbnail")), 200)
         return response.content
 
     def delete(self, image_id: str) -> _Operation[None]:
-        _checked((yield _Call("DELETE", f"/v1/images/{image_id}")), 204, 200)
+        _checked((yield _Call("DELETE", f"/v1/images/{_segment(image_id)}")), 204, 200)
 
     def submit_reconstruct(self, image_id: str, format: ImageFormat, wait: float) -> _Operation[bytes | Job]:
         headers, timeout = self._prefer_wait(wait)
-        call = _Call("GET", f"/v1/images/{image_id}/full", params={"format": format}, headers=headers,
+        call = _Call("GET", f"/v1/images/{_segment(image_id)}/full", params={"format": format}, headers=headers,
                      timeout=timeout)
         response = _checked((yield call), 200, 202)
         return Job.from_json(response.json()) if response.status_code == 202 else response.content
@@ -414,11 +419,11 @@ class _Operations:
         return response.content
 
     def job(self, job_id: str) -> _Operation[Job]:
-        response = _checked((yield _Call("GET", f"/v1/jobs/{job_id}")), 200)
+        response = _checked((yield _Call("GET", f"/v1/jobs/{_segment(job_id)}")), 200)
         return Job.from_json(response.json())
 
     def cancel_job(self, job_id: str) -> _Operation[Job]:
-        response = _checked((yield _Call("DELETE", f"/v1/jobs/{job_id}")), 202, 200)
+        response = _checked((yield _Call("DELETE", f"/v1/jobs/{_segment(job_id)}")), 202, 200)
         return Job.from_json(response.json())
 
     def wait_job(self, job: Job | str, timeout: float, progress: ProgressCallback | None) -> _Operation[Job]:
@@ -458,8 +463,7 @@ class _ClientBase:
         self._ops = _Operations(server_wait, poll_interval, timeout)
 
     def _request_args(self, call: _Call) -> dict[str, Any]:
-        args: dict[str, Any] = {"params": call.params, "headers": call.headers, "content": call.content,
-                                "files": call.files}
+        args: dict[str, Any] = {"params": call.params, "headers": call.headers, "files": call.files}
         if call.timeout is not None:
             args["timeout"] = call.timeout
         return args

@@ -185,6 +185,8 @@ def test_unknown_ids_are_not_found(client: Client) -> None:
         client.reconstruct("no-such-image", timeout=5)
     with pytest.raises(NotFoundError):
         client.delete("no-such-image")
+    with pytest.raises(NotFoundError):  # an id is one path segment: it cannot climb to another route
+        client.image("../info")
 
 
 def test_a_thumbnail_of_another_model_is_a_mismatch(client: Client, uploaded: Image) -> None:
