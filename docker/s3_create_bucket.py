@@ -13,9 +13,9 @@ def main() -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from service.config import Settings
+    from service.config import get_settings
 
-    settings = Settings()
+    settings = get_settings()
     client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region)
     # The server may still be starting: retry for up to a minute before giving up.
     for attempt in range(30):

@@ -22,18 +22,20 @@ def main(argv: list[str]) -> int:
 
     import redis
 
-    from service.config import Settings
+    from service.config import get_settings
     from service.rkeys import RedisKeys
 
-    settings = Settings()
+    settings = get_settings()
     keys = RedisKeys(settings.key_prefix)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=args.timeout, socket_connect_timeout=args.timeout)
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=args.timeout, socket_connect_timeout=args.timeout, decode_responses=True
+    )
     try:
         if settings.worker_name:
             names = [settings.worker_name]
         else:
             mine = f"{socket.gethostname()}-"
-            names = [n.decode() for n in client.smembers(keys.workers) if n.decode().startswith(mine)]
+            names = [n for n in map(str, client.smembers(keys.workers)) if n.startswith(mine)]
         live = bool(names) and client.exists(*[keys.worker(n) for n in names]) > 0
     except redis.RedisError as exc:
         sys.stderr.write(f"redis unreachable at {settings.redis_url}: {exc}\n")
