@@ -15,6 +15,7 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # torchvision's ImageNet VGG-16, which both LPIPS-VGG and DISTS build on.
 VGG16_FILE = "vgg16-397923af.pth"
@@ -59,7 +60,7 @@ def unavailable_reason(name: str) -> str | None:
 
 
 # A loaded metric: (reference, test) in [-1, 1], (B, 3, H, W) -> (B,) scores; differentiable for LPIPS/DISTS.
-MetricFn = Callable[..., object]
+MetricFn = Callable[[Any, Any], Any]
 
 
 def load(name: str, device: str = "cpu") -> MetricFn:

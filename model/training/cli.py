@@ -14,15 +14,22 @@ from pathlib import Path
 PERCEPTUAL_CHOICES = {"lpips+dists": ("lpips", "dists"), "lpips": ("lpips",), "none": ()}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    from .stages import STAGES
+# For --help only: the registry itself (model.training.stages) imports torch, which `tadm --help` must not.
+STAGE_HELP = (
+    "stage1: the DFRM (Adam 2e-4, halved every 50K, 200K iterations); "
+    "stage2: UNet LoRA + conv_in, VAE-decoder LoRA, TPM, refiner (AdamW 3e-4, halved every 15K, 50K); "
+    "stage3: all of them jointly (AdamW 1e-5, 10K)"
+)
 
+
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="train one stage (stage1 DFRM, stage2 enhancement, stage3 joint)",
-        description="Train one stage. Under several GPUs or nodes, start it with `accelerate launch -m service.cli "
-                    "train ...`. Defaults are the supplement's recipe.",
+        description="Train one stage. Under several GPUs or nodes, start it with `accelerate launch "
+                    "[--multi_gpu --num_processes N] \"$(which tadm)\" train ...`. Defaults are the supplement's "
+                    "recipe.",
     )
-    p.add_argument("stage", choices=sorted(STAGES), help="; ".join(f"{s.name}: {s.summary}" for s in STAGES.values()))
+    p.add_argument("stage", help=STAGE_HELP)
     p.add_argument("--data", type=Path, nargs="+", required=True, help="image folders (recursive; PNG/JPEG/WebP)")
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="run folder: model/ (the result), checkpoints/, log.jsonl, validation/")
@@ -87,7 +94,10 @@ def _train(args: argparse.Namespace) -> int:
     from .stages import get_stage
     from .trainer import TrainConfig, TrainingSetupError, train
 
-    stage = get_stage(args.stage)
+    try:
+        stage = get_stage(args.stage)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
     device = "cuda" if torch.cuda.is_available() else "cpu"
     config = TrainConfig(
         stage=args.stage, output_dir=args.output, data_dirs=args.data, init=args.init, preset=args.preset,

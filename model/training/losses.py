@@ -41,8 +41,8 @@ def bicubic_target(x: torch.Tensor, scale: int) -> torch.Tensor:
 
 def weighted_total(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> dict[str, torch.Tensor]:
     """``terms`` plus ``loss``, the sum of each term times its weight (terms without a weight are not summed)."""
-    total = sum(weights[name] * value for name, value in terms.items() if name in weights)
-    return {**terms, "loss": total}
+    weighted = [weights[name] * value for name, value in terms.items() if name in weights]
+    return {**terms, "loss": torch.stack(weighted).sum()}
 
 
 def decode(pipe, z0: torch.Tensor) -> torch.Tensor:

@@ -53,6 +53,7 @@ class TrainConfig:
     data_dirs: list[Path]
     init: Path | None = None  # a model directory (required from stage 2 on)
     preset: str | None = None  # or a preset for stage 1
+    random_init: bool = False  # the preset's architecture with random weights (benchmarks); tiny always is
     scale: int = 16
     base: str | None = None
     iterations: int | None = None
@@ -120,8 +121,9 @@ def load_start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:
         raise TrainingSetupError(f"{stage.name} needs --init, the model directory written by {stage.previous}")
     if config.preset is None:
         raise TrainingSetupError("give --init MODEL_DIR or --preset NAME to start from")
-    return TADMPipeline.from_preset(config.preset, scale=config.scale, pretrained=config.preset != "tiny",
-                                    base=config.base, seed=config.seed)
+    pretrained = not config.random_init and config.preset != "tiny"
+    return TADMPipeline.from_preset(config.preset, scale=config.scale, pretrained=pretrained, base=config.base,
+                                    seed=config.seed)
 
 
 def read_history(model_dir: Path) -> list[dict]:
@@ -205,6 +207,9 @@ def train(config: TrainConfig) -> Path:
     stages.set_trainable(pipe, params)
     logger.info("%s: %d trainable tensors, %.2f M parameters", stage.name, len(params),
                 sum(p.numel() for p in params.values()) / 1e6)
+    if stage.uses_perceptual and config.perceptual is None:
+        logger.warning("%s trains without LPIPS/DISTS: the pixel-only substitute (recorded in %s)",
+                       stage.name, HISTORY_NAME)
 
     # 2. Data
     paths = find_images(config.data_dirs)
@@ -322,7 +327,7 @@ class _Log:
                 self.tensorboard = SummaryWriter(str(output_dir / "tensorboard"))
 
     def write(self, record: dict) -> None:
-        if not self.enabled:
+        if self.file is None:
             return
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
