@@ -20,83 +20,83 @@ class Settings(BaseSettings):
 
     # -- Redis and storage ---------------------------------------------------------------------------------
     redis_url: str = Field(
-        "redis://127.0.0.1:6379/0",
+        default="redis://127.0.0.1:6379/0",
         description="Redis URL (queue, job state, image records). `tadm serve --dev` starts an embedded Redis "
         "when this variable is unset.",
     )
-    key_prefix: str = Field("tadm", description="Prefix of every Redis key, so several services can share one Redis.")
-    storage_backend: str = Field("local", description="Where bytes live: `local` (a directory) or `s3`.")
-    storage_dir: Path = Field(Path(".tadm/storage"), description="Root directory of the `local` storage backend.")
-    s3_bucket: str = Field("tadm", description="Bucket of the `s3` storage backend.")
-    s3_prefix: str = Field("", description="Key prefix inside the S3 bucket.")
+    key_prefix: str = Field(default="tadm", description="Prefix of every Redis key, so several services can share one Redis.")
+    storage_backend: str = Field(default="local", description="Where bytes live: `local` (a directory) or `s3`.")
+    storage_dir: Path = Field(default=Path(".tadm/storage"), description="Root directory of the `local` storage backend.")
+    s3_bucket: str = Field(default="tadm", description="Bucket of the `s3` storage backend.")
+    s3_prefix: str = Field(default="", description="Key prefix inside the S3 bucket.")
     s3_endpoint_url: str | None = Field(
-        None, description="S3-compatible endpoint (MinIO, R2, …); unset means AWS. Credentials come from the "
+        default=None, description="S3-compatible endpoint (MinIO, R2, …); unset means AWS. Credentials come from the "
         "standard AWS variables."
     )
-    s3_region: str | None = Field(None, description="S3 region; unset means boto3's default.")
+    s3_region: str | None = Field(default=None, description="S3 region; unset means boto3's default.")
     reconstruction_cache_bytes: int = Field(
-        2 * 1024**3,
+        default=2 * 1024**3,
         description="Byte budget for cached reconstructions; the least recently used are evicted beyond it.",
     )
     keep_originals: bool = Field(
-        False, description="Keep uploaded originals after their thumbnail is stored (default: delete them)."
+        default=False, description="Keep uploaded originals after their thumbnail is stored (default: delete them)."
     )
 
     # -- HTTP limits and behaviour --------------------------------------------------------------------------
-    max_upload_bytes: int = Field(50 * 1024**2, description="Largest accepted request body, in bytes (413 above).")
+    max_upload_bytes: int = Field(default=50 * 1024**2, description="Largest accepted request body, in bytes (413 above).")
     max_image_pixels: int = Field(
-        40_000_000, description="Largest accepted image, in pixels, read from the header before decoding (422 above)."
+        default=40_000_000, description="Largest accepted image, in pixels, read from the header before decoding (422 above)."
     )
     upload_wait_seconds: float = Field(
-        10.0, description="How long an upload waits for its thumbnail before answering 202 with a job."
+        default=10.0, description="How long an upload waits for its thumbnail before answering 202 with a job."
     )
-    max_wait_seconds: float = Field(60.0, description="Upper bound on `Prefer: wait=N` for any request.")
-    retry_after_seconds: int = Field(2, description="`Retry-After` sent with 202 (job pending) and 503 (queue full).")
-    list_limit_max: int = Field(100, description="Largest `limit` of `GET /v1/images`.")
+    max_wait_seconds: float = Field(default=60.0, description="Upper bound on `Prefer: wait=N` for any request.")
+    retry_after_seconds: int = Field(default=2, description="`Retry-After` sent with 202 (job pending) and 503 (queue full).")
+    list_limit_max: int = Field(default=100, description="Largest `limit` of `GET /v1/images`.")
     api_keys: str = Field(
-        "", description="Comma-separated API keys; when set, writes need `Authorization: Bearer <key>`. Empty: off."
+        default="", description="Comma-separated API keys; when set, writes need `Authorization: Bearer <key>`. Empty: off."
     )
     signing_key: str = Field(
-        "", description="HMAC-SHA256 key for signed read URLs; required when `api_keys` is set."
+        default="", description="HMAC-SHA256 key for signed read URLs; required when `api_keys` is set."
     )
     signed_url_ttl_seconds: int = Field(
-        86400, description="Lifetime of signed URLs; expiry is rounded up to a multiple of it so URLs stay cacheable."
+        default=86400, description="Lifetime of signed URLs; expiry is rounded up to a multiple of it so URLs stay cacheable."
     )
 
     # -- Queue ----------------------------------------------------------------------------------------------
     queue_max_length: int = Field(
-        1000, description="Most unfinished jobs per stream (model and priority); beyond it uploads get 503."
+        default=1000, description="Most unfinished jobs per stream (model and priority); beyond it uploads get 503."
     )
-    job_ttl_seconds: int = Field(7 * 86400, description="How long a job's state is kept after its last change.")
-    max_attempts: int = Field(3, description="Deliveries of a job before it goes to the dead-letter stream.")
+    job_ttl_seconds: int = Field(default=7 * 86400, description="How long a job's state is kept after its last change.")
+    max_attempts: int = Field(default=3, description="Deliveries of a job before it goes to the dead-letter stream.")
     retry_backoff_seconds: float = Field(
-        2.0, description="Delay before the first retry of a transient failure; doubles with every attempt."
+        default=2.0, description="Delay before the first retry of a transient failure; doubles with every attempt."
     )
-    heartbeat_interval_seconds: float = Field(2.0, description="How often a worker renews its heartbeat.")
+    heartbeat_interval_seconds: float = Field(default=2.0, description="How often a worker renews its heartbeat.")
     heartbeat_timeout_seconds: float = Field(
-        15.0, description="A worker silent this long is dead: its jobs are reclaimed by the others."
+        default=15.0, description="A worker silent this long is dead: its jobs are reclaimed by the others."
     )
 
     # -- Worker ---------------------------------------------------------------------------------------------
-    model: Path | None = Field(None, description="Model directory the worker loads (overrides the preset).")
-    model_preset: str = Field("nano", description="Preset the worker builds when `model` is unset.")
-    model_scale: int = Field(16, description="Scale (16 or 32) of the preset model.")
+    model: Path | None = Field(default=None, description="Model directory the worker loads (overrides the preset).")
+    model_preset: str = Field(default="nano", description="Preset the worker builds when `model` is unset.")
+    model_scale: int = Field(default=16, description="Scale (16 or 32) of the preset model.")
     allow_random_weights: bool = Field(
-        False,
+        default=False,
         description="When the preset's trained weights are missing, run the `tiny` preset with random weights "
         "(the dev server sets this; reconstructions are then noise).",
     )
-    device: str | None = Field(None, description="Torch device of the worker (`cpu`, `cuda:0`); unset: auto.")
-    worker_name: str | None = Field(None, description="Consumer name in Redis; unset: `<hostname>-<pid>`.")
-    worker_batch_size: int = Field(4, description="Jobs a worker takes per batch (their tiles share UNet calls).")
-    tile_size: int = Field(96, description="Latent tile size of the upscaler.")
-    tile_stride: int = Field(64, description="Latent tile stride of the upscaler.")
-    tile_batch_size: int = Field(8, description="Latent tiles per UNet call.")
-    worker_metrics_port: int = Field(0, description="Port of the worker's Prometheus endpoint; 0 turns it off.")
+    device: str | None = Field(default=None, description="Torch device of the worker (`cpu`, `cuda:0`); unset: auto.")
+    worker_name: str | None = Field(default=None, description="Consumer name in Redis; unset: `<hostname>-<pid>`.")
+    worker_batch_size: int = Field(default=4, description="Jobs a worker takes per batch (their tiles share UNet calls).")
+    tile_size: int = Field(default=96, description="Latent tile size of the upscaler.")
+    tile_stride: int = Field(default=64, description="Latent tile stride of the upscaler.")
+    tile_batch_size: int = Field(default=8, description="Latent tiles per UNet call.")
+    worker_metrics_port: int = Field(default=0, description="Port of the worker's Prometheus endpoint; 0 turns it off.")
 
     # -- Serving --------------------------------------------------------------------------------------------
-    host: str = Field("127.0.0.1", description="Address `tadm serve` binds.")
-    port: int = Field(8000, description="Port `tadm serve` binds.")
+    host: str = Field(default="127.0.0.1", description="Address `tadm serve` binds.")
+    port: int = Field(default=8000, description="Port `tadm serve` binds.")
 
     @property
     def api_key_list(self) -> list[str]:

@@ -26,7 +26,7 @@ def _announce_model(redis_url: str, prefix: str, stop: threading.Event) -> None:
     client = redis.Redis.from_url(redis_url)
     try:
         while not stop.wait(1.0):
-            names = client.smembers(f"{prefix}:workers")
+            names: set = client.smembers(f"{prefix}:workers")  # type: ignore[assignment]
             raws = [client.get(f"{prefix}:worker:{n.decode()}") for n in names]
             if any(raws):
                 import json

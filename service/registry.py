@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 from redis.asyncio import Redis
 
-from .rkeys import RedisKeys
+from .rkeys import RedisKeys, text
 
 RANDOM_WEIGHTS_WARNING = (
     "the model is the untrained `tiny` preset with RANDOM weights: thumbnails and reconstructions are noise; "
@@ -54,7 +54,7 @@ class Registry:
         return bool(await self.redis.exists(self.keys.worker(name)))
 
     async def live_workers(self) -> list[WorkerInfo]:
-        names = sorted(n.decode() for n in await self.redis.smembers(self.keys.workers))
+        names = sorted(text(n) for n in await self.redis.smembers(self.keys.workers))
         if not names:
             return []
         raws = await self.redis.mget([self.keys.worker(n) for n in names])
@@ -72,7 +72,7 @@ class Registry:
     async def known_models(self) -> dict[str, ModelInfo]:
         """Every model a worker ever served (a thumbnail of one of them can wait for its worker to return)."""
         raw = await self.redis.hgetall(self.keys.models)
-        return {k.decode(): ModelInfo(**json.loads(v)) for k, v in raw.items()}
+        return {text(k): ModelInfo(**json.loads(v)) for k, v in raw.items()}
 
     async def model_for_scale(self, scale: int) -> ModelInfo | None:
         """The model that makes new thumbnails at ``scale``: a live worker's, the most recently started one's

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 PRIORITIES = ("interactive", "background")  # read in this order: interactive jobs go first
 
 
+def text(value: bytes | str) -> str:
+    """A Redis reply item as ``str`` (replies are bytes; some client paths already decode)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 @dataclass(frozen=True)
 class RedisKeys:
     prefix: str = "tadm"

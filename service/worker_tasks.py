@@ -148,7 +148,7 @@ class BatchRunner:
         tiles = sum(len(r.tiles) for r in results)
         m.TILES.inc(tiles)
         m.UNET_BATCH.observe(min(tiles, s.tile_batch_size))
-        images = []
+        images: list = []  # PIL images; None for a job cancelled meanwhile
         for job_id, thumb, result in zip(job_ids, thumbs, results, strict=True):
             if job_id in self.w.cancelled:
                 images.append(None)

@@ -31,8 +31,8 @@ def job_view(job: JobRecord, settings: Settings) -> schemas.Job:
         elif job.kind == "upscale":
             p = job.params
             result_url = sign_path(settings, reconstruction_path(job.model_id, p["thumbnail_sha"], p["format"]))
-    return schemas.Job(
-        id=job.id, kind=job.kind, status=job.status, progress=min(max(job.progress, 0.0), 1.0),
-        attempts=job.attempts, error=job.error, image_id=job.image_id or job.params.get("image_id"),
-        result_url=result_url, created_at=job.created_at, updated_at=job.updated_at,
-    )
+    return schemas.Job.model_validate({
+        "id": job.id, "kind": job.kind, "status": job.status, "progress": min(max(job.progress, 0.0), 1.0),
+        "attempts": job.attempts, "error": job.error, "image_id": job.image_id or job.params.get("image_id"),
+        "result_url": result_url, "created_at": job.created_at, "updated_at": job.updated_at,
+    })

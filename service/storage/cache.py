@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from redis.asyncio import Redis
 
-from ..rkeys import RedisKeys
+from ..rkeys import RedisKeys, text
 from .base import Storage
 
 logger = logging.getLogger(__name__)
@@ -42,10 +43,10 @@ class ReconstructionCache:
     async def evict(self, keep: str | None = None) -> list[str]:
         evicted: list[str] = []
         while int(await self.redis.get(self.keys.recon_bytes) or 0) > self.budget:
-            popped = await self.redis.zpopmin(self.keys.recon_lru)
+            popped: Any = await self.redis.zpopmin(self.keys.recon_lru)
             if not popped:
                 break
-            key = popped[0][0].decode()
+            key = text(popped[0][0])
             if key == keep:  # a single entry larger than the budget stays: it was just asked for
                 await self.redis.zadd(self.keys.recon_lru, {key: time.time()})
                 break

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import socket
-import struct
 import threading
-import zlib
 from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image
 
 from model.thumbnail import Thumbnail, thumbnail_size
+from tests.service.files import png_header_only
 
 pytestmark = pytest.mark.slow
 
@@ -117,23 +117,14 @@ def test_duplicate_upload_is_one_image_and_one_job(stack, photos):
     assert sum(1 for p in jobs if p.get("image_id") in image_ids) == 1
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose IHDR claims ``width`` x ``height``, with one tiny IDAT: a decompression bomb's header."""
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
 def _raw_post_with_length(stack, length: int) -> tuple[int, bytes]:
     """POST headers declaring ``length`` bytes, then no body: the API must refuse from the header alone."""
     with socket.create_connection(("127.0.0.1", stack.port), timeout=30) as s:
         s.sendall(f"POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {length}"
                   "\r\n\r\n".encode())
-        reply = s.recv(65536)
-    head, _, body = reply.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
+        response = http.client.HTTPResponse(s)
+        response.begin()
+        return response.status, response.read()
 
 
 def test_bad_inputs_get_problems_and_lose_nothing(stack, photos, tmp_path):
@@ -148,7 +139,7 @@ def test_bad_inputs_get_problems_and_lose_nothing(stack, photos, tmp_path):
         text = tmp_path / "notes.png"
         text.write_text("this is a text file with a .png name\n" * 20)
         bomb = tmp_path / "bomb.png"
-        bomb.write_bytes(_png_header_only(100_000, 100_000))
+        bomb.write_bytes(png_header_only(100_000, 100_000))
         other_scale = tmp_path / "thumb32.png"
         parsed = Thumbnail.from_png(thumb_before)
         small = parsed.image.resize(thumbnail_size(parsed.original_size, 32))  # the original's 32x size

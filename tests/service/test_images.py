@@ -9,7 +9,7 @@ from PIL import Image
 
 from service.errors import CorruptImage, ImageTooSmall, InvalidRequest, TooManyPixels, UnsupportedMediaType
 from service.images import decode_image, encode_image, inspect_image, sniff_format
-from tests.service.test_e2e_a_flow import _png_header_only
+from tests.service.files import png_header_only
 
 
 @pytest.mark.parametrize("name,fmt", [("small_png", "png"), ("small_jpeg", "jpeg"), ("small_webp", "webp")])
@@ -34,10 +34,10 @@ def test_empty_body_is_invalid():
 
 
 def test_pixel_limit_is_read_from_the_header_before_decoding():
-    bomb = _png_header_only(100_000, 100_000)  # would need 30 GB decoded
+    bomb = png_header_only(100_000, 100_000)  # would need 30 GB decoded
     with pytest.raises(TooManyPixels):
         inspect_image(bomb, max_pixels=40_000_000)
-    modest = _png_header_only(4000, 3000)
+    modest = png_header_only(4000, 3000)
     with pytest.raises(TooManyPixels) as exc:
         inspect_image(modest, max_pixels=10_000_000)
     assert exc.value.extensions["width"] == 4000

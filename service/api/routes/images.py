@@ -70,11 +70,12 @@ async def upload_image(request: Request, services: ServicesDep,
         if await services.queue.get(job.id) is None:
             await asyncio.to_thread(services.storage.delete, key)
         raise
-    job = await services.queue.wait(job.id, requested_wait(request, s.upload_wait_seconds, s.max_wait_seconds))
-    if job is not None and job.status == "succeeded":
+    wait = requested_wait(request, s.upload_wait_seconds, s.max_wait_seconds)
+    job = await services.queue.wait(job.id, wait) or job  # (None only if the job expired meanwhile)
+    if job.status == "succeeded":
         return JSONResponse(image_view(await _record(services, image_id), s).model_dump(mode="json"),
                             status_code=201)
-    if job is not None and job.status in ("failed", "cancelled"):
+    if job.status in ("failed", "cancelled"):
         return failed_response(job, request)
     return pending_response(job, s)
 

@@ -33,10 +33,10 @@ async def serve_or_enqueue(request: Request, services: Services, job: Job) -> Re
     if data is None:
         # rerun_succeeded: the result is not in the cache (evicted), so a succeeded job must run again
         job, _ = await services.queue.enqueue(job, rerun_succeeded=True, retry_after=s.retry_after_seconds)
-        job = await services.queue.wait(job.id, requested_wait(request, 0.0, s.max_wait_seconds))
-        if job is not None and job.status in ("failed", "cancelled"):
+        job = await services.queue.wait(job.id, requested_wait(request, 0.0, s.max_wait_seconds)) or job
+        if job.status in ("failed", "cancelled"):
             return failed_response(job, request)
-        if job is None or job.status != "succeeded":
+        if job.status != "succeeded":
             return pending_response(job, s)
         data = await services.cache.get(key)
         if data is None:  # evicted between the job's end and this read: the client polls again
