@@ -86,7 +86,9 @@ async function upload(file) {
 function wireDropZone() {
   const zone = $("drop-zone");
   $("file-input").addEventListener("change", (event) => {
-    if (event.target.files.length) upload(event.target.files[0]);
+    const [file] = event.target.files;
+    event.target.value = ""; // so that choosing the same file again uploads it again
+    if (file) upload(file);
   });
   zone.addEventListener("dragover", (event) => {
     event.preventDefault();
@@ -179,11 +181,15 @@ function showComparison(image, blob) {
 function applyZoom() {
   if (!current) return;
   const stage = $("stage");
+  const side = $("layout-select").value === "side";
+  const panes = side ? 2 : 1;
   const choice = $("zoom-select").value;
-  const zoom = choice === "fit" ? Math.min(1, $("compare").clientWidth / current.width) : Number(choice);
-  stage.style.width = `${Math.round(current.width * zoom)}px`;
+  const zoom = choice === "fit" ? Math.min(1, $("compare").clientWidth / (panes * current.width)) : Number(choice);
+  stage.style.width = `${Math.round(panes * current.width * zoom)}px`;
   stage.style.height = `${Math.round(current.height * zoom)}px`;
   stage.classList.toggle("zoomed", zoom > 1);
+  stage.classList.toggle("side", side);
+  $("split-slider").disabled = side;
 }
 
 function applySplit() {
@@ -199,6 +205,7 @@ function wireStageDrag() {
     applySplit();
   };
   stage.addEventListener("pointerdown", (event) => {
+    if (stage.classList.contains("side")) return;
     stage.setPointerCapture(event.pointerId);
     follow(event);
   });
@@ -260,6 +267,7 @@ $("api-key-form").addEventListener("submit", (event) => event.preventDefault());
 $("reconstruct-button").addEventListener("click", reconstructCurrent);
 $("split-slider").addEventListener("input", applySplit);
 $("zoom-select").addEventListener("change", applyZoom);
+$("layout-select").addEventListener("change", applyZoom);
 window.addEventListener("resize", applyZoom);
 wireDropZone();
 wireStageDrag();

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.slow
 
 # The dev server's tiny model on 2 shared CPU cores; the reconstruction of 768x512 is the slow step.
 RECONSTRUCTION_TIMEOUT_MS = 180_000
+UPLOAD_TIMEOUT_MS = 120_000
 
 
 @pytest.fixture
@@ -28,6 +29,17 @@ def page(browser, server_url: str):
     assert not errors, f"uncaught errors in the page: {errors}"
 
 
+def upload_via_page(page, path: Path) -> str:
+    """Choose a file in the page, wait for the upload to end; the stored image's id."""
+    page.set_input_files("#file-input", str(path))
+    page.wait_for_function("(() => { const s = document.getElementById('upload-status');"
+                           " return s.textContent.startsWith('Stored as') || s.classList.contains('error'); })()",
+                           timeout=UPLOAD_TIMEOUT_MS)
+    status = page.inner_text("#upload-status")
+    assert status.startswith("Stored as"), status
+    return status.removeprefix("Stored as ").rstrip(".")
+
+
 def loaded_width(page, selector: str) -> int:
     return page.eval_on_selector(selector, "img => img.complete ? img.naturalWidth : 0")
 
@@ -38,7 +50,7 @@ def test_upload_thumbnail_reconstruct_compare(page, kodak_image: Path, tmp_path:
     assert "16×" in page.inner_text("#model-label")
     assert page.is_visible("#model-warning")
 
-    page.set_input_files("#file-input", str(kodak_image))
+    image_id = upload_via_page(page, kodak_image)
     # The thumbnail at its real size: 768x512 / 16 = 48x32 pixels, shown as such.
     page.wait_for_function("(() => { const t = document.getElementById('thumbnail');"
                            " return t.complete && t.naturalWidth === 48 && t.width === 48; })()")
@@ -46,7 +58,6 @@ def test_upload_thumbnail_reconstruct_compare(page, kodak_image: Path, tmp_path:
     assert page.eval_on_selector("#upload-progress", "p => p.value") == 1
     facts = page.inner_text("#image-facts")
     assert "768×512" in facts and "Storage saved" in facts
-    image_id = page.inner_text("#upload-status").removeprefix("Stored as ").rstrip(".")
     page.wait_for_selector(f"#recent-list li[data-id='{image_id}']")
 
     requests: list[str] = []
@@ -69,6 +80,12 @@ def test_upload_thumbnail_reconstruct_compare(page, kodak_image: Path, tmp_path:
     assert page.eval_on_selector("#stage", "s => s.style.getPropertyValue('--split')") == "75%"
     page.select_option("#zoom-select", "2")
     assert page.eval_on_selector("#stage", "s => s.getBoundingClientRect().width") == 1536
+    # Side by side at 100 %: two 768-pixel panes, the reconstruction in the right one.
+    page.select_option("#zoom-select", "1")
+    page.select_option("#layout-select", "side")
+    assert page.eval_on_selector("#stage", "s => s.getBoundingClientRect().width") == 1536
+    assert page.eval_on_selector("#reconstruction", "r => [r.offsetLeft, r.offsetWidth]") == [768, 768]
+    page.select_option("#layout-select", "overlay")
     page.select_option("#zoom-select", "fit")
 
     page.screenshot(path=str(tmp_path / "web.png"), full_page=True)
@@ -85,9 +102,7 @@ def test_a_bad_file_shows_its_problem_type(page, tmp_path: Path) -> None:
 
 
 def test_recent_image_reopens_without_its_original_and_deletes(page, kodak_image: Path) -> None:
-    page.set_input_files("#file-input", str(kodak_image))  # the same photo: the service answers with its record
-    page.wait_for_function("document.getElementById('upload-status').textContent.startsWith('Stored as')")
-    image_id = page.inner_text("#upload-status").removeprefix("Stored as ").rstrip(".")
+    image_id = upload_via_page(page, kodak_image)  # the same photo as above: the service has its record
 
     page.reload()  # a new tab has no original file: the comparison must say what it shows instead
     item = page.locator(f"#recent-list li[data-id='{image_id}']")
