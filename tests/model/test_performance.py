@@ -176,3 +176,57 @@ def load_script(name: str):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench_gpu():
+    return load_script("bench_gpu")
+
+
+def test_bench_gpu_staged_reconstruction_equals_upscale(bench_gpu, photo):
+    pipe = fresh_pipe()
+    thumbnail = pipe.downscale(photo)
+    clock = bench_gpu.StageClock(torch.device("cpu"))
+    (image,), _ = bench_gpu.reconstruct(pipe, [thumbnail], clock, tile_batch=4, static_batch=True,
+                                        tile_size=TILES["tile_size"], tile_stride=TILES["tile_stride"])
+    expected = pipe.upscale(thumbnail, tile_batch_size=4, **TILES)
+    assert np.abs(np.asarray(image, np.int16) - np.asarray(expected, np.int16)).max() <= 1
+    assert {"dfrm", "tpm", "unet", "scheduler", "denoise", "vae_decode"} <= set(clock.totals())
+    assert clock.count("unet") == 3  # 9 tiles in static batches of 4
+
+
+def test_bench_gpu_dry_run_writes_every_figure(bench_gpu, tmp_path, photo):
+    out = tmp_path / "dry-run.json"
+    bench_gpu.main(["--preset", "tiny", "--device", "cpu", "--sizes", "64x64", "--scales", "16,32", "--runs", "1",
+                    "--unet-batches", "1", "--vae-tiles", "256", "--jobs", "2", "--json", str(out)])
+    doc = json.loads(out.read_text())
+    assert doc["dry_run"] and not doc["partial"] and doc["skipped"] == []
+    measured = {(r["config"], r["scale"], r["jobs"]) for r in doc["results"]}
+    assert measured == {("baseline", 16, 1), ("baseline", 32, 1), ("optimized", 16, 1), ("optimized", 32, 1),
+                        ("optimized", 16, 2)}
+    for row in doc["results"]:
+        assert set(row["stages_s"]) == set(bench_gpu.STAGES)
+        assert row["seconds_median"] > 0 and row["megapixels_per_s"] > 0 and row["unet_tflop_per_run"] > 0
+    baseline = next(r for r in doc["results"] if r["config"] == "baseline")
+    assert baseline["tile_batch"] == 1 and baseline["optimizations"] is None
+    check = doc["lora_merge_check"]
+    assert check["z0_merged_vs_unmerged"] < TOLERANCE < check["z0_lora_effect"]
+    assert doc["matmul_peak"]["tflops"] > 0 and doc["vae_tile_sweep"][0]["vae_tile_size"] == 256
+    assert doc["summary"]["goals"] is None and all(row["speedup"] > 0 for row in doc["summary"]["per_size"])
+
+
+def test_bench_upscale_reports_seconds_and_peak_memory(tmp_path, photo):
+    out = tmp_path / "upscale.json"
+    load_script("bench_upscale").main(["--sizes", "64x64", "--runs", "2", "--json", str(out)])
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["size"] == [64, 64] and row["thumbnail"] == [4, 4] and len(row["seconds_runs"]) == 2
+    assert row["seconds_median"] > 0 and row["memory"]["peak_mib"] > 0
+
+
+def test_bench_scripts_reject_bad_arguments(bench_gpu, capsys):
+    with pytest.raises(SystemExit):
+        bench_gpu.main(["--sizes", "2048by2048"])
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench_gpu.main(["--device", "cpu", "--configs", "fastest"])
+    assert "baseline,optimized,compiled" in capsys.readouterr().err

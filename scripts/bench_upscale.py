@@ -1,0 +1,227 @@
+#!/usr/bin/env python
+"""Upscale benchmark: seconds and peak memory to reconstruct large images from their thumbnails.
+
+    scripts/bench_upscale.py --preset tiny                       # what `make bench` runs
+    scripts/bench_upscale.py --preset nano --runs 5 --json out.json
+    scripts/bench_upscale.py --preset sd21-base --device cuda --tile-batch 16
+
+The model is built from its preset with random weights (``pretrained=False``): a random network costs what a
+trained one of the same architecture costs. The input is a real photograph (a Kodak image scaled to cover the
+size and centre-cropped), turned into a thumbnail by the sender (``pipe.downscale``); what is timed is the
+receiver, ``pipe.upscale``, the median of ``--runs`` runs after one untimed run.
+
+Each size runs in a fresh Python process, so that its peak memory is its own: on CPU the peak resident set size
+during the first upscale above the resident set before it (``VmHWM`` in ``/proc/self/status``, whose high-water
+mark is reset through ``/proc/self/clear_refs``; torch allocates outside Python's heap, so tracemalloc would miss
+it); on CUDA ``torch.cuda.max_memory_allocated`` over the same call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "kodak" / "kodak__kodim01.png"
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
+    if not match or min(int(match[1]), int(match[2])) < 32:
+        raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT with both at least 32, e.g. 2048x2048; got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    return [parse_size(part) for part in text.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=("tiny", "nano", "sd21-base"), default="tiny")
+    parser.add_argument("--scale", type=int, choices=(16, 32), default=16)
+    parser.add_argument("--sizes", type=parse_sizes, default=[(1024, 1024), (2048, 2048)],
+                        help="comma-separated WIDTHxHEIGHT list (default: 1024x1024,2048x2048)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per size; the median is reported (default 3)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument("--dtype", choices=DTYPES, help="UNet/VAE dtype (default: float32 on CPU, bfloat16 on CUDA)")
+    parser.add_argument("--tile-batch", type=int, default=8, help="latent tiles per UNet call (default 8)")
+    parser.add_argument("--tile-size", type=int, default=96, help="latent tile size (default 96)")
+    parser.add_argument("--tile-stride", type=int, default=64, help="latent tile stride (default 64)")
+    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="source photograph (default: kodim01)")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--child", type=parse_size, help=argparse.SUPPRESS)  # internal: measure one size here
+    return parser
+
+
+# -- one size, in this process ------------------------------------------------------------------------------
+def read_status_kib(field: str) -> int | None:
+    """A ``/proc/self/status`` field in KiB (``VmRSS``, ``VmHWM``); None where procfs is missing."""
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match[1]) if match else None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's resident-set high-water mark (Linux >= 4.0); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def cover_crop(image, size: tuple[int, int]):
+    """Scale ``image`` to cover ``size`` and crop its centre: real photographic content at any size."""
+    from PIL import Image
+
+    w, h = size
+    factor = max(w / image.width, h / image.height)
+    scaled = image.resize((max(w, round(image.width * factor)), max(h, round(image.height * factor))),
+                          Image.Resampling.LANCZOS)
+    left, top = (scaled.width - w) // 2, (scaled.height - h) // 2
+    return scaled.crop((left, top, left + w, top + h))
+
+
+def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
+    """Build the model, make the thumbnail, and time ``pipe.upscale`` at ``size`` in this process."""
+    import torch
+    from PIL import Image
+
+    from model import TADMPipeline
+    from model.tiling import plan_tiles
+
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    pipe = TADMPipeline.from_preset(args.preset, scale=args.scale, pretrained=False, device=device, dtype=dtype)
+    with Image.open(args.image) as photo:
+        source = cover_crop(photo.convert("RGB"), size)
+    thumbnail = pipe.downscale(source)
+    knobs = {"tile_size": args.tile_size, "tile_stride": args.tile_stride, "tile_batch_size": args.tile_batch}
+
+    def upscale() -> float:
+        start = time.perf_counter()
+        pipe.upscale(thumbnail, **knobs)  # returns a PIL image: the device has finished
+        return time.perf_counter() - start
+
+    # The first upscale is untimed (one-time kernel selection, allocator growth) and gives the peak memory.
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        upscale()
+        memory = {"kind": "cuda_max_memory_allocated", "peak_mib": torch.cuda.max_memory_allocated(device) / 2**20}
+    else:
+        rss_before = read_status_kib("VmRSS")
+        reset = reset_peak_rss()
+        upscale()
+        peak = read_status_kib("VmHWM")
+        memory = {"kind": "rss_high_water_mark_delta" if reset else "rss_high_water_mark_since_start",
+                  "peak_rss_mib": peak / 1024 if peak is not None else None,
+                  "peak_mib": (peak - rss_before) / 1024 if reset and peak is not None and rss_before else None}
+    seconds = [upscale() for _ in range(args.runs)]
+    median = statistics.median(seconds)
+    latent_h, latent_w = -(-size[1] // args.scale) * args.scale // 8, -(-size[0] // args.scale) * args.scale // 8
+    return {
+        "size": list(size),
+        "thumbnail": list(thumbnail.image.size),
+        "tiles": len(plan_tiles(latent_h, latent_w, args.tile_size, args.tile_stride)),
+        "seconds_median": median,
+        "seconds_runs": seconds,
+        "megapixels_per_s": size[0] * size[1] / 1e6 / median,
+        "memory": memory,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+    }
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# -- orchestration: one subprocess per size -----------------------------------------------------------------
+def run_child(argv: list[str], size: tuple[int, int]) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), *argv, "--child", f"{size[0]}x{size[1]}"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"bench_upscale: the run for {size[0]}x{size[1]} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def strip_json_flag(argv: list[str]) -> list[str]:
+    """The arguments a child needs (the parent alone writes the JSON file)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--json":
+            skip = True
+        elif not arg.startswith("--json="):
+            out.append(arg)
+    return out
+
+
+def report(args: argparse.Namespace, results: list[dict]) -> None:
+    first = results[0]
+    print(f"upscale benchmark: preset {args.preset} (random weights), {args.scale}x, {args.device} "
+          f"[{first['device_name']}, torch {first['torch']}, {first['torch_threads']} threads], "
+          f"tiles {args.tile_size}/{args.tile_stride}, tile batch {args.tile_batch}, median of {args.runs}")
+    print(f"{'size':>11} {'thumbnail':>10} {'tiles':>5} {'seconds':>8} {'MP/s':>7} {'peak MiB':>9}")
+    for r in results:
+        peak = r["memory"]["peak_mib"]
+        print(f"{r['size'][0]:>5}x{r['size'][1]:<5} {r['thumbnail'][0]:>4}x{r['thumbnail'][1]:<5} {r['tiles']:>5} "
+              f"{r['seconds_median']:>8.3f} {r['megapixels_per_s']:>7.3f} "
+              f"{f'{peak:.1f}' if peak is not None else 'n/a':>9}")
+    print(f"(peak memory: {first['memory']['kind']})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.tile_batch < 1:
+        parser.error("--runs and --tile-batch must be at least 1")
+    if not args.image.is_file():
+        parser.error(f"--image {args.image} does not exist (the Kodak photographs live in ../shared/data/kodak)")
+    if args.child is not None:
+        print(json.dumps(measure(args, args.child)))
+        return 0
+    results = [run_child(strip_json_flag(argv), size) for size in args.sizes]
+    report(args, results)
+    if args.json:
+        document = {
+            "benchmark": "upscale",
+            "command": "scripts/bench_upscale.py " + " ".join(argv),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "preset": args.preset, "weights": "random", "scale": args.scale, "device": args.device,
+            "dtype": args.dtype or "default", "image": args.image.name, "runs": args.runs,
+            "tile_size": args.tile_size, "tile_stride": args.tile_stride, "tile_batch": args.tile_batch,
+            "results": results,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
