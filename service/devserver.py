@@ -16,6 +16,10 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+# The `tadm` entry point in a child process. (Not `-m service.cli`: as `__main__` that module would define a
+# second CommandError class, and command errors would print tracebacks instead of one line.)
+TADM_MAIN = "import sys; from service.cli import main; sys.exit(main())"
+
 
 def _announce_model(redis_url: str, prefix: str, stop: threading.Event) -> None:
     """Once the worker registered, say which model serves, and shout when it is untrained."""
@@ -64,7 +68,7 @@ def run_dev_server(host: str, port: int, root: Path = Path(".tadm")) -> int:
     os.environ.setdefault("TADM_ALLOW_RANDOM_WEIGHTS", "true")  # dev only: run tiny until nano ships
     os.environ.setdefault("TADM_DEVICE", "cpu")
     settings = Settings()
-    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=os.environ.copy())
+    worker = subprocess.Popen([sys.executable, "-c", TADM_MAIN, "worker"], env=os.environ.copy())
     stop = threading.Event()
     threading.Thread(target=_announce_model, args=(settings.redis_url, settings.key_prefix, stop),
                      daemon=True).start()

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from service.devserver import TADM_MAIN
 from service.embedded_redis import EmbeddedRedis, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,7 +76,7 @@ class Stack:
 
     def start_worker(self) -> str:
         name = f"w{len(self.workers) + 1}-{uuid.uuid4().hex[:4]}"
-        self.workers[name] = self._spawn(name, [sys.executable, "-m", "service.cli", "worker"])
+        self.workers[name] = self._spawn(name, [sys.executable, "-c", TADM_MAIN, "worker"])
         return name
 
     def live_worker_names(self) -> list[str]:

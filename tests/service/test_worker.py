@@ -1,0 +1,88 @@
+"""The worker in-process with the real tiny pipeline: several upscale jobs share UNet calls (one
+``pipe.denoise`` over all their latents) and get the same pictures as one-by-one upscaling."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from redis.asyncio import Redis
+
+from service.devserver import TADM_MAIN
+from service.jobs import Job, job_id_for
+from service.registry import ModelInfo
+from service.storage import sha256_hex, uploaded_thumbnail_key
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from model import TADMPipeline
+
+    return TADMPipeline.from_preset("tiny", scale=16, pretrained=False)
+
+
+async def test_upscale_jobs_are_micro_batched(pipe, settings, photos):
+    from service.worker import Worker
+
+    settings = settings.model_copy(update={"tile_size": 8, "tile_stride": 6, "tile_batch_size": 16})
+    redis = Redis.from_url(settings.redis_url)
+    worker = Worker(settings, pipe, ModelInfo(pipe.model_id, "tiny", 16, False), redis)
+    try:
+        await worker.queue.ensure_groups(worker.streams)
+        thumbs, jobs = [], []
+        for name in ("small_png", "small_jpeg", "small_webp"):
+            with Image.open(photos[name]) as img:
+                thumb = pipe.downscale(img)
+            png = thumb.to_png()
+            sha = sha256_hex(png)
+            worker.storage.put(uploaded_thumbnail_key(sha), png)
+            job = Job(id=job_id_for("upscale", sha, pipe.model_id, {"format": "png"}), kind="upscale",
+                      model_id=pipe.model_id, priority="interactive",
+                      params={"thumbnail_key": uploaded_thumbnail_key(sha), "thumbnail_sha": sha, "format": "png"})
+            await worker.queue.enqueue(job)
+            thumbs.append(thumb)
+            jobs.append(job)
+
+        calls: list[int] = []
+        original = pipe.denoise
+
+        def counting_denoise(latents, *args, **kwargs):  # a spy: counts, then runs the real method
+            calls.append(len(latents))
+            return original(latents, *args, **kwargs)
+
+        pipe.denoise = counting_denoise
+        try:
+            entries = await worker.queue.read(worker.name, worker.streams, count=4, block_ms=100)
+            assert len(entries) == 3
+            await worker.process(entries)
+        finally:
+            del pipe.denoise
+        assert calls == [3]  # one tiled pass over the three jobs' latents
+
+        for job, thumb in zip(jobs, thumbs, strict=True):
+            done = await worker.queue.get(job.id)
+            assert done.status == "succeeded" and done.attempts == 1
+            batched = np.asarray(Image.open(io.BytesIO(worker.storage.get(done.result_key))), dtype=np.int16)
+            alone = np.asarray(pipe.upscale(thumb, tile_size=8, tile_stride=6, tile_batch_size=1), dtype=np.int16)
+            assert batched.shape == alone.shape
+            assert np.abs(batched - alone).max() <= 1  # batching never changes a result (up to rounding)
+        assert not worker.in_flight
+    finally:
+        await redis.aclose()
+
+
+def test_worker_without_its_model_is_a_one_line_error(settings):
+    env = {"TADM_REDIS_URL": settings.redis_url, "TADM_KEY_PREFIX": settings.key_prefix, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    result = subprocess.run([sys.executable, "-c", TADM_MAIN, "worker", "--preset", "nano"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("tadm worker: error:") and "nano" in last
+    assert "Traceback" not in result.stderr
