@@ -53,12 +53,16 @@ def codec(image: Image.Image, name: str, budget: int) -> Reconstruction:
     return Reconstruction(name, decode(encoded.data), encoded.size, detail)
 
 
-def run_baselines(image: Image.Image, scale: int, methods: tuple[str, ...] = BASELINES) -> list[Reconstruction]:
-    """Every requested baseline for one RGB image at one scale; the codecs get the bicubic PNG's bytes."""
+def run_baselines(
+    image: Image.Image, scale: int, methods: tuple[str, ...] = BASELINES, budget: int | None = None
+) -> list[Reconstruction]:
+    """Every requested baseline for one RGB image at one scale; the codecs get ``budget`` bytes, by default the
+    bicubic thumbnail PNG's."""
     unknown = sorted(set(methods) - set(BASELINES))
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; choose from {list(BASELINES)}")
     reference = bicubic(image, scale)
     results = [reference] if "bicubic" in methods else []
-    results += [codec(image, m, reference.stored_bytes) for m in methods if m != "bicubic"]
+    budget = reference.stored_bytes if budget is None else budget
+    results += [codec(image, m, budget) for m in methods if m != "bicubic"]
     return results

@@ -20,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="folder for the CSV, table, plot and crops")
     p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images (sorted)")
     p.add_argument("--crops", type=int, default=3, help="side-by-side crops for the first N images (default 3)")
+    p.add_argument("--budget", choices=("bicubic", "model"), default="bicubic",
+                   help="the codecs' byte budget: the bicubic thumbnail PNG (default) or the model's thumbnail PNG")
     p.add_argument("--no-perceptual", action="store_true", help="skip LPIPS/DISTS/MUSIQ/CLIPIQA even if present")
     _model_args(p)
     p.set_defaults(handler=_eval)
@@ -76,11 +78,14 @@ def _eval(args: argparse.Namespace) -> int:
         from model.cli import load_pipeline
 
         pipe = load_pipeline(args, args.scale)
+    if args.budget == "model" and pipe is None:
+        raise CommandError("--budget model needs the `model` method")
     wanted_baselines = tuple(m for m in methods if m != "model")
 
     def run_methods(image):
         recs = [model_reconstruction(pipe, image)] if pipe is not None else []
-        return recs + (baselines.run_baselines(image, args.scale, wanted_baselines) if wanted_baselines else [])
+        budget = recs[0].stored_bytes if args.budget == "model" else None
+        return recs + (baselines.run_baselines(image, args.scale, wanted_baselines, budget) if wanted_baselines else [])
 
     args.output.mkdir(parents=True, exist_ok=True)
     crops_dir = args.output / "crops"

@@ -42,13 +42,15 @@ def test_baselines_write_table_csv_plot_and_crops(small_folder, tmp_path, capsys
 
 def test_model_method_with_the_tiny_preset(small_folder, tmp_path):
     out = tmp_path / "model"
-    code = main(["eval", str(small_folder), "--methods", "model,bicubic", "--preset", "tiny", "-o", str(out),
-                 "--max-images", "1", "--crops", "0", "--device", "cpu"])
+    code = main(["eval", str(small_folder), "--methods", "model,bicubic,webp", "--preset", "tiny", "-o", str(out),
+                 "--max-images", "1", "--crops", "0", "--device", "cpu", "--budget", "model"])
     assert code == 0
     with (out / "results-16x.csv").open() as f:
         rows = {r["method"]: r for r in csv.DictReader(f)}
-    assert set(rows) == {"tadm-tiny", "bicubic"}
+    assert set(rows) == {"tadm-tiny", "bicubic", "webp"}
     assert int(rows["tadm-tiny"]["bytes"]) > 0 and rows["tadm-tiny"]["psnr_y"] != ""
+    if "over budget" not in rows["webp"]["detail"]:
+        assert int(rows["webp"]["bytes"]) <= int(rows["tadm-tiny"]["bytes"])  # the model's thumbnail is the budget
 
 
 def test_bad_arguments_are_one_line_errors(small_folder, tmp_path, capsys):
@@ -58,6 +60,8 @@ def test_bad_arguments_are_one_line_errors(small_folder, tmp_path, capsys):
     assert "unknown" in capsys.readouterr().err
     assert main(["eval", str(small_folder), "--methods", "model", "-o", str(tmp_path / "o")]) == 1
     assert "--model" in capsys.readouterr().err
+    assert main(["eval", str(small_folder), "--budget", "model", "-o", str(tmp_path / "o")]) == 1
+    assert "needs the `model` method" in capsys.readouterr().err
 
 
 def test_aligned_timestep_recovers_the_forward_diffusion_step():
