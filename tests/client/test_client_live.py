@@ -28,6 +28,14 @@ from service.client import (
 pytestmark = pytest.mark.slow
 
 
+def photo_crop(kodak_dir: Path, name: str, box: tuple[int, int, int, int]) -> bytes:
+    """A crop of a Kodak photo as PNG bytes: a fresh upload (no duplicate), small enough to process quickly."""
+    with PILImage.open(kodak_dir / name) as photo:
+        buffer = io.BytesIO()
+        photo.crop(box).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def png_bytes(size: tuple[int, int], color: tuple[int, int, int] = (120, 80, 40)) -> bytes:
     buffer = io.BytesIO()
     PILImage.new("RGB", size, color).save(buffer, format="PNG")
@@ -77,11 +85,8 @@ def test_duplicate_upload_returns_the_same_image(client: Client, uploaded: Image
 
 
 def test_submit_upload_then_poll_its_job(client: Client, kodak_dir: Path) -> None:
-    # A 256x256 crop of another photo: a fresh upload, small enough to downscale quickly.
-    with PILImage.open(kodak_dir / "kodak__kodim02.png") as photo:
-        buffer = io.BytesIO()
-        photo.crop((256, 128, 512, 384)).save(buffer, format="PNG")
-    submitted = client.submit_upload(buffer.getvalue(), scale=16, wait=0)
+    crop = photo_crop(kodak_dir, "kodak__kodim02.png", (256, 128, 512, 384))
+    submitted = client.submit_upload(crop, scale=16, wait=0)
     if isinstance(submitted, Job):  # wait=0: the service answers before the worker is done, as a rule
         assert submitted.kind == "downscale" and submitted.image_id
         job = client.wait_job(submitted, timeout=120)
@@ -200,11 +205,15 @@ def test_a_thumbnail_of_another_model_is_a_mismatch(client: Client, uploaded: Im
 # ---- the async twin -----------------------------------------------------------------------------------------
 
 
-def test_async_client_uploads_reconstructs_and_maps_errors(server_url: str, uploaded: Image) -> None:
+def test_async_client_uploads_reconstructs_and_maps_errors(server_url: str, kodak_dir: Path) -> None:
+    crop = photo_crop(kodak_dir, "kodak__kodim03.png", (0, 0, 256, 192))
+    seen: list[Job] = []
+
     async def scenario() -> tuple[Image, bytes, str]:
-        async with AsyncClient(server_url, poll_interval=0.2) as tadm:
-            image = await tadm.image(uploaded.id)
-            data = await tadm.reconstruct(image.id, format="png", timeout=240)
+        # server_wait=0: the service answers 202 at once, so both waits go through the async polling loop.
+        async with AsyncClient(server_url, server_wait=0, poll_interval=0.2) as tadm:
+            image = await tadm.upload(crop, scale=16, progress=seen.append)
+            data = await tadm.reconstruct(image.id, format="png", timeout=240, progress=seen.append)
             try:
                 await tadm.upload(b"not an image", scale=16)
             except InvalidInputError as exc:
@@ -212,7 +221,8 @@ def test_async_client_uploads_reconstructs_and_maps_errors(server_url: str, uplo
             raise AssertionError("a bad file was accepted")
 
     image, data, slug = asyncio.run(scenario())
-    assert image == uploaded
+    assert (image.width, image.height) == (256, 192)
     with PILImage.open(io.BytesIO(data)) as hr:
-        assert hr.size == (768, 512)
+        assert hr.size == (256, 192)
     assert slug == "unsupported-media-type"
+    assert [job.kind for job in seen if job.status == "succeeded"] == ["downscale", "upscale"]
