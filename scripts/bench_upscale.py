@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tile-batch", type=int, default=8, help="latent tiles per UNet call (default 8)")
     parser.add_argument("--tile-size", type=int, default=96, help="latent tile size (default 96)")
     parser.add_argument("--tile-stride", type=int, default=64, help="latent tile stride (default 64)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="source photograph (default: kodim01)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--child", type=parse_size, help=argparse.SUPPRESS)  # internal: measure one size here
@@ -104,6 +105,8 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
     from model import TADMPipeline
     from model.tiling import plan_tiles
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype) if args.dtype else None
     pipe = TADMPipeline.from_preset(args.preset, scale=args.scale, pretrained=False, device=device, dtype=dtype)
@@ -198,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.tile_batch < 1:
-        parser.error("--runs and --tile-batch must be at least 1")
+    if args.runs < 1 or args.tile_batch < 1 or (args.threads is not None and args.threads < 1):
+        parser.error("--runs, --tile-batch and --threads must be at least 1")
     if not args.image.is_file():
         parser.error(f"--image {args.image} does not exist (the Kodak photographs live in ../shared/data/kodak)")
     if args.child is not None:
