@@ -141,7 +141,8 @@ class JobQueue:
         return job
 
     async def events(self, job_id: str, idle_timeout: float = 15.0):
-        """Yield the job on subscription and after every change, until it is terminal (or vanishes)."""
+        """Yield the job on subscription and after every change, until it is terminal (or vanishes); yield
+        ``None`` after ``idle_timeout`` seconds without a change (the caller sends a keep-alive)."""
         async with self.redis.pubsub() as pubsub:
             await pubsub.subscribe(self.keys.job_events(job_id))
             last = None
@@ -155,7 +156,8 @@ class JobQueue:
                     yield job
                 if job.terminal:
                     return
-                await pubsub.get_message(ignore_subscribe_messages=True, timeout=idle_timeout)
+                if await pubsub.get_message(ignore_subscribe_messages=True, timeout=idle_timeout) is None:
+                    yield None
 
     async def publish(self, job_id: str) -> None:
         job = await self.get(job_id)

@@ -49,6 +49,9 @@ async def job_events(job_id: str, services: ServicesDep) -> StreamingResponse:
 
     async def stream():
         async for job in services.queue.events(job_id):
+            if job is None:  # a comment line keeps proxies from closing an idle stream
+                yield ": keep-alive\n\n"
+                continue
             payload = json.dumps(job_view(job, services.settings).model_dump(mode="json"))
             yield f"event: job\ndata: {payload}\n\n"
 
