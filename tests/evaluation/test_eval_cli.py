@@ -14,7 +14,7 @@ from model.scheduler import alphas_cumprod
 from service.cli import main
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def one_thread():
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -9,9 +9,10 @@ import torch
 from PIL import Image
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    """The tiny models are far faster on one thread than on two cores shared with other test processes."""
+    """The tiny models are far faster on one thread than on two cores shared with other test processes.
+    Module scope, autouse: it is in place before the module-scoped training runs are made."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
