@@ -35,14 +35,20 @@ def crops(count: int, size: tuple[int, int]) -> list[bytes]:
     if not files:
         sys.exit(f"no Kodak photographs under {KODAK}")
     out = []
+    w, h = size
     for i in range(count):
-        with Image.open(files[i % len(files)]) as img:
-            w, h = size
-            step = i // len(files)
-            x, y = (step * 37) % (img.width - w), (step * 23) % (img.height - h)
-            buf = io.BytesIO()
-            img.convert("RGB").crop((x, y, x + w, y + h)).save(buf, format="PNG")
-            out.append(buf.getvalue())
+        with Image.open(files[i % len(files)]) as opened:
+            img = opened.convert("RGB")
+        if img.width < w or img.height < h:  # a portrait photo for a landscape size
+            img = img.transpose(Image.Transpose.ROTATE_90)
+        step = i // len(files)
+        x, y = (step * 37) % (img.width - w + 1), (step * 23) % (img.height - h + 1)
+        crop = img.crop((x, y, x + w, y + h))
+        if step % 2:  # full-size crops repeat after one pass; a mirror makes them new images
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        buf = io.BytesIO()
+        crop.save(buf, format="PNG")
+        out.append(buf.getvalue())
     return out
 
 

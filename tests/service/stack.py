@@ -50,6 +50,7 @@ class Stack:
         }
         self.api: subprocess.Popen | None = None
         self.workers: dict[str, subprocess.Popen] = {}
+        self.metrics_ports: dict[str, int] = {}  # each worker's Prometheus endpoint
         self.logs: list = []
 
     # -- processes ---------------------------------------------------------------------------------------
@@ -76,6 +77,8 @@ class Stack:
 
     def start_worker(self) -> str:
         name = f"w{len(self.workers) + 1}-{uuid.uuid4().hex[:4]}"
+        self.metrics_ports[name] = free_port()
+        self.env["TADM_WORKER_METRICS_PORT"] = str(self.metrics_ports[name])
         self.workers[name] = self._spawn(name, [sys.executable, "-c", TADM_MAIN, "worker"])
         return name
 

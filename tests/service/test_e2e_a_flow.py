@@ -9,6 +9,7 @@ import socket
 import threading
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -177,3 +178,8 @@ def test_metrics_and_readiness(stack):
         text = c.get("/metrics").text
         assert "tadm_api_requests_total" in text and "tadm_live_workers" in text
         assert c.get("/openapi.json").json()["info"]["title"] == "tadm"
+    samples = ""
+    for name in stack.live_worker_names():
+        samples += httpx.get(f"http://127.0.0.1:{stack.metrics_ports[name]}/metrics", timeout=10).text
+    assert 'tadm_worker_jobs_total{kind="downscale",outcome="succeeded"}' in samples
+    assert "tadm_worker_stage_seconds_bucket" in samples and "tadm_worker_tiles_total" in samples
