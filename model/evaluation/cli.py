@@ -66,7 +66,7 @@ def _eval(args: argparse.Namespace) -> int:
     methods = _parse_methods(args.methods)
     try:
         paths = list_images(args.data, args.max_images)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     for name in methods:
         if name in codecs.CODECS and not codecs.codec_available(name):

@@ -39,13 +39,28 @@ class Row:
 
 
 def list_images(folder: Path, max_images: int | None = None) -> list[Path]:
-    """Image files under ``folder`` (recursive), sorted by path; at most ``max_images``."""
+    """Image files under ``folder`` (recursive), sorted by path; at most ``max_images``.
+
+    Every file's header is read first, so that a corrupt file stops the run before any work, not midway.
+    """
     if not folder.is_dir():
         raise FileNotFoundError(f"no such folder: {folder}")
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
-    return paths[:max_images] if max_images else paths
+    paths = paths[:max_images] if max_images else paths
+    check_readable(paths)
+    return paths
+
+
+def check_readable(paths: list[Path]) -> None:
+    """Raise ValueError naming the first file whose image header Pillow cannot read."""
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                img.size  # noqa: B018 - the header is parsed lazily; touching the size is the check
+        except Exception as exc:  # Pillow raises several types for corrupt files
+            raise ValueError(f"{path} is not a readable image ({exc.__class__.__name__}: {exc})") from exc
 
 
 def model_reconstruction(pipe, image: Image.Image, **upscale_options) -> baselines.Reconstruction:

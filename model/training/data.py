@@ -16,6 +16,8 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset, Sampler
 
+from model.evaluation.evaluate import check_readable
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
@@ -28,6 +30,7 @@ def find_images(folders: list[Path]) -> list[Path]:
         paths += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise FileNotFoundError(f"no training images ({', '.join(IMAGE_SUFFIXES)}) under {', '.join(map(str, folders))}")
+    check_readable(paths)  # a corrupt file stops the run now, not hours in
     return paths
 
 

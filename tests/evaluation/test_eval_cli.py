@@ -60,6 +60,12 @@ def test_bad_arguments_are_one_line_errors(small_folder, tmp_path, capsys):
     assert "unknown" in capsys.readouterr().err
     assert main(["eval", str(small_folder), "--methods", "model", "-o", str(tmp_path / "o")]) == 1
     assert "--model" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    assert main(["eval", str(broken), "-o", str(tmp_path / "o")]) == 1
+    assert "a.png is not a readable image" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # stopped before writing anything
     assert main(["eval", str(small_folder), "--budget", "model", "-o", str(tmp_path / "o")]) == 1
     assert "needs the `model` method" in capsys.readouterr().err
 

@@ -17,6 +17,10 @@ def test_find_images_is_recursive_and_filters_by_suffix(tmp_path, photo_folder):
         img.save(tmp_path / "a" / "b" / "z.webp")
     (tmp_path / "notes.txt").write_text("not an image")
     assert [p.name for p in find_images([tmp_path])] == ["z.webp", "y.JPG", "x.png"]  # sorted by path: a/b/ < a/y < x
+    (tmp_path / "a" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(ValueError, match="broken.jpg is not a readable image"):
+        find_images([tmp_path])
+    (tmp_path / "a" / "broken.jpg").unlink()
     with pytest.raises(FileNotFoundError, match="no training images"):
         (tmp_path / "empty").mkdir()
         find_images([tmp_path / "empty"])
