@@ -7,9 +7,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import PROBLEM_TYPE_PREFIX, InvalidRequest, NotFound, ProblemError
+from ..errors import PROBLEM_TYPE_PREFIX, InvalidRequest, NotFound, NotReady, ProblemError
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,12 @@ def install(app: FastAPI) -> None:
                 "detail": str(exc.detail), "instance": request.url.path}
         return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM_MEDIA_TYPE,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RedisError)
+    async def _redis_down(request: Request, exc: RedisError) -> JSONResponse:
+        logger.warning("Redis error on %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(NotReady("the job store (Redis) is unreachable; retry shortly", retry_after=5),
+                                request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

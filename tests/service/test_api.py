@@ -153,3 +153,18 @@ def test_every_setting_is_documented():
 
     for name, field in Settings.model_fields.items():
         assert field.description, f"setting {name} has no description"
+
+
+async def test_unreachable_redis_is_503_not_ready(settings):
+    from service.embedded_redis import free_port
+
+    down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    app = create_app(down)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            listing = await client.get("/v1/images")
+            assert listing.status_code == 503 and listing.json()["type"] == "urn:tadm:problem:not-ready"
+            assert listing.headers["retry-after"] == "5"
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["redis"] is False
+            assert (await client.get("/healthz")).status_code == 200
