@@ -259,8 +259,11 @@ def train(config: TrainConfig) -> Path:
         bar.update(1)
         bar.set_postfix(loss=f"{totals['loss']:.4f}")
         if done % config.log_every == 0 or done == iterations:
+            # every process reaches this line at the same step: the logged terms are the mean over processes
+            names = sorted(totals)
+            means = accelerator.reduce(torch.tensor([totals[n] for n in names], device=accelerator.device), "mean")
             log.write({"step": done, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
-                       "seconds": time.perf_counter() - started, **totals})
+                       "seconds": time.perf_counter() - started, **dict(zip(names, means.tolist(), strict=True))})
         if done % config.checkpoint_every == 0 and accelerator.is_main_process:
             save_checkpoint(output_dir, done, params, optimizer, scheduler, config.checkpoints_kept)
         if config.validate_every and done % config.validate_every == 0 and accelerator.is_main_process:
@@ -278,7 +281,9 @@ def train(config: TrainConfig) -> Path:
         pipe.save_pretrained(model_dir)
         history = read_history(config.init) if config.init else []
         entry = {"stage": stage.name, "iterations": iterations, "lr": lr, "halve_every": halve_every,
-                 "batch_size": config.batch_size, "crop_size": config.crop_size, "seed": config.seed,
+                 "batch_size": config.batch_size, "processes": accelerator.num_processes,
+                 "gradient_accumulation": config.gradient_accumulation, "crop_size": config.crop_size,
+                 "seed": config.seed, "mixed_precision": config.mixed_precision,
                  "perceptual": sorted(config.perceptual.functions) if config.perceptual else [],
                  "data": [str(d) for d in config.data_dirs], "model_id": pipe.model_id}
         (model_dir / HISTORY_NAME).write_text(json.dumps(history + [entry], indent=2) + "\n")

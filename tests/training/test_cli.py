@@ -36,3 +36,37 @@ def test_bad_data_folder_is_a_one_line_error(tmp_path, capsys):
                  str(tmp_path / "run"), "--num-workers", "0"])
     assert code == 1
     assert "no such data folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_processes_train_as_one_run(tmp_path, photo_folder):
+    """torchrun with two CPU processes (gloo): one log, one checkpoint, one model, and both ranks took part."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    tadm = Path(sys.executable).with_name("tadm")
+    if not torchrun.exists() or not tadm.exists():
+        pytest.skip("torchrun or the tadm entry point is not installed in this environment")
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "run"
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port),
+         str(tadm), "train", "stage1", "--preset", "tiny", "--data", str(photo_folder), "-o", str(out),
+         "--iterations", "2", "--batch-size", "1", "--crop-size", "64", "--num-workers", "0",
+         "--validate-every", "0", "--checkpoint-every", "2", "--log-every", "1", "--gradient-accumulation", "2"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    steps = [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2]  # the main process alone writes the log
+    history = json.loads((out / "model" / "training.json").read_text())
+    assert history[-1]["processes"] == 2 and history[-1]["gradient_accumulation"] == 2
+    assert (out / "checkpoints" / "step-00000002" / "state.json").is_file()
