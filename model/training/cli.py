@@ -62,31 +62,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_train)
 
 
-def perceptual_terms(choice: str, uses_perceptual: bool, device: str):
-    """The stage's perceptual loss terms; a one-line error when their weights are missing."""
+def perceptual_names(choice: str, uses_perceptual: bool) -> tuple[str, ...]:
+    """The stage's perceptual loss terms; a one-line error, before anything is written, when a package or its
+    weights are missing (the trainer loads them later on each process's own device)."""
     from model.evaluation import perceptual
     from service.cli import CommandError
 
-    from .losses import PerceptualTerms
-
     if not uses_perceptual:
-        return None
+        return ()
     names = PERCEPTUAL_CHOICES[choice]
-    functions = {}
     for name in names:
-        try:
-            functions[name] = perceptual.load(name, device)
-        except perceptual.PerceptualUnavailableError as exc:
+        reason = perceptual.unavailable_reason(name)
+        if reason is not None:
             raise CommandError(
-                f"the {name.upper()} loss cannot be built: {exc}. Provide the weights, or choose a substitute "
+                f"the {name.upper()} loss cannot be built: {reason}. Provide it, or choose a substitute "
                 "explicitly with --perceptual-loss lpips|none (none = pixel MSE only)"
-            ) from exc
-    return PerceptualTerms(functions) if functions else None
+            )
+    return names
 
 
 def _train(args: argparse.Namespace) -> int:
-    import torch
-
     from model.backbones import BaseModelNotFoundError
     from model.checkpoints import ModelDirectoryError
     from service.cli import CommandError
@@ -98,7 +93,6 @@ def _train(args: argparse.Namespace) -> int:
         stage = get_stage(args.stage)
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     config = TrainConfig(
         stage=args.stage, output_dir=args.output, data_dirs=args.data, init=args.init, preset=args.preset,
         scale=args.scale, base=args.base, iterations=args.iterations, lr=args.lr, halve_every=args.lr_halve_every,
@@ -107,7 +101,7 @@ def _train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every, checkpoints_kept=args.checkpoints_kept,
         validate_every=args.validate_every, validation_images=args.validation_images, log_every=args.log_every,
         seed=args.seed, resume=args.resume,
-        perceptual=perceptual_terms(args.perceptual_loss, stage.uses_perceptual, device),
+        perceptual=perceptual_names(args.perceptual_loss, stage.uses_perceptual),
         cache_latents=args.cache_latents, num_workers=args.num_workers,
         check_previous_stage=not args.skip_stage_check,
     )

@@ -71,7 +71,8 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     resume: bool = False
-    perceptual: PerceptualTerms | None = None  # None: pixel-only substitute (chosen explicitly in the CLI)
+    # LPIPS/DISTS terms of stages 2-3 by name; () is the pixel-only substitute (chosen explicitly in the CLI)
+    perceptual: tuple[str, ...] = ()
     cache_latents: Path | None = None
     num_workers: int = 2
     check_previous_stage: bool = True
@@ -129,6 +130,18 @@ def load_start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:
 def read_history(model_dir: Path) -> list[dict]:
     path = Path(model_dir) / HISTORY_NAME
     return json.loads(path.read_text()) if path.is_file() else []
+
+
+def build_perceptual(names: tuple[str, ...], device: torch.device) -> PerceptualTerms | None:
+    """The perceptual loss terms on this process's device; a missing package or weight file is a setup error."""
+    from model.evaluation import perceptual
+
+    if not names:
+        return None
+    try:
+        return PerceptualTerms({name: perceptual.load(name, str(device)) for name in names})
+    except perceptual.PerceptualUnavailableError as exc:
+        raise TrainingSetupError(str(exc)) from exc
 
 
 def make_optimizer(name: str, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
@@ -207,7 +220,8 @@ def train(config: TrainConfig) -> Path:
     stages.set_trainable(pipe, params)
     logger.info("%s: %d trainable tensors, %.2f M parameters", stage.name, len(params),
                 sum(p.numel() for p in params.values()) / 1e6)
-    if stage.uses_perceptual and config.perceptual is None:
+    perceptual = build_perceptual(config.perceptual, accelerator.device) if stage.uses_perceptual else None
+    if stage.uses_perceptual and perceptual is None:
         logger.warning("%s trains without LPIPS/DISTS: the pixel-only substitute (recorded in %s)",
                        stage.name, HISTORY_NAME)
 
@@ -230,7 +244,7 @@ def train(config: TrainConfig) -> Path:
     if checkpoint is not None:
         load_checkpoint(checkpoint, params, optimizer, scheduler)
         logger.info("resumed from %s at step %d", checkpoint, start_step)
-    model = StageModel(pipe, stage, config.perceptual, cache)
+    model = StageModel(pipe, stage, perceptual, cache)
     model, optimizer = accelerator.prepare(model, optimizer)
 
     # 4. Loop
@@ -284,7 +298,7 @@ def train(config: TrainConfig) -> Path:
                  "batch_size": config.batch_size, "processes": accelerator.num_processes,
                  "gradient_accumulation": config.gradient_accumulation, "crop_size": config.crop_size,
                  "seed": config.seed, "mixed_precision": config.mixed_precision,
-                 "perceptual": sorted(config.perceptual.functions) if config.perceptual else [],
+                 "perceptual": sorted(perceptual.functions) if perceptual else [],
                  "data": [str(d) for d in config.data_dirs], "model_id": pipe.model_id}
         (model_dir / HISTORY_NAME).write_text(json.dumps(history + [entry], indent=2) + "\n")
         log.close()

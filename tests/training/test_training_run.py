@@ -94,3 +94,14 @@ def test_cached_latents_are_written_once_and_reused(tmp_path, photo_folder):
     assert latent.shape == (4, 8, 8)
     train(small_run("stage1", tmp_path / "b", photo_folder, preset="tiny", iterations=2, cache_latents=cache))
     assert {f: f.stat().st_mtime_ns for f in sorted(cache.rglob("*.safetensors"))} == stamps  # read, not rewritten
+
+
+def test_missing_perceptual_weights_stop_the_trainer_too(tmp_path, photo_folder, chain):
+    from model.evaluation.perceptual import unavailable_reason
+
+    if unavailable_reason("lpips") is None:
+        pytest.skip("LPIPS and its weights are installed here")
+    with pytest.raises(TrainingSetupError, match="lpips"):
+        train(small_run("stage2", tmp_path / "run", photo_folder, init=chain["stage1"], perceptual=("lpips",)))
+    # the substitute the chain used is on record in the model directory
+    assert json.loads((chain["stage2"] / "training.json").read_text())[-1]["perceptual"] == []
