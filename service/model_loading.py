@@ -32,7 +32,12 @@ def load_model(settings):  # -> (TADMPipeline, ModelInfo)
             logger.warning("%s (%s)", exc, "falling back")
             pipe = TADMPipeline.from_preset("tiny", scale=settings.model_scale, pretrained=False, device=device)
             trained = False
-    info = ModelInfo(pipe.model_id, str(pipe.config["preset"]), pipe.scale, trained)
+    info = ModelInfo(pipe.model_id, str(pipe.config["preset"]), pipe.scale, trained)  # id of the weights as loaded
+    # Serving switches that change speed, not results (model.performance): LoRA folded into the weights, SDPA
+    # attention; NHWC only on CUDA (PyTorch's CPU group norm loses precision in NHWC).
+    from model.performance import optimize_for_inference
+
+    optimize_for_inference(pipe, channels_last=pipe.device.type == "cuda")
     if not trained:
         banner = "!" * 100
         logger.warning("\n%s\n!!! WARNING: %s\n%s", banner, RANDOM_WEIGHTS_WARNING, banner)
