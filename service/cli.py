@@ -57,4 +57,8 @@ class CommandError(Exception):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m service.cli`, this file is `__main__`: dispatch through the importable module so that
+    # `CommandError` is the one class the command modules raise.
+    from service.cli import main as _main
+
+    sys.exit(_main())
