@@ -11,13 +11,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="thumbnail PNG to write")
     p.add_argument("--scale", type=int, choices=(16, 32), default=16)
-    _model_args(p)
+    add_model_args(p)
     p.set_defaults(handler=_downscale)
 
     p = sub.add_parser("upscale", help="thumbnail PNG -> reconstructed HR image")
     p.add_argument("thumbnail", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="image to write (format from the suffix)")
-    _model_args(p)
+    add_model_args(p)
     p.add_argument("--tile-size", type=int, default=96, help="latent tile size (default 96)")
     p.add_argument("--tile-stride", type=int, default=64, help="latent tile stride (default 64)")
     p.add_argument("--tile-batch", type=int, default=8, help="tiles per UNet call (speed only)")
@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_import_official)
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """--model DIR | --preset NAME, and --device: how every model-using command names its model."""
     group = p.add_mutually_exclusive_group()
     group.add_argument("--model", type=Path, help="model directory (default: the shipped nano model)")
     group.add_argument("--preset", help="build a preset instead: nano, tiny (random weights), sd21-base")

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from model.cli import add_model_args
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_METHODS = "bicubic,jpeg,webp,avif"
@@ -23,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", choices=("bicubic", "model"), default="bicubic",
                    help="the codecs' byte budget: the bicubic thumbnail PNG (default) or the model's thumbnail PNG")
     p.add_argument("--no-perceptual", action="store_true", help="skip LPIPS/DISTS/MUSIQ/CLIPIQA even if present")
-    _model_args(p)
+    add_model_args(p)
     p.set_defaults(handler=_eval)
 
     p = sub.add_parser("eval-timesteps", help="heat maps of the TPM's t and the aligned t* per latent tile")
@@ -32,15 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=int, choices=(16, 32), default=16)
     p.add_argument("--tile-size", type=int, default=96)
     p.add_argument("--tile-stride", type=int, default=64)
-    _model_args(p)
+    add_model_args(p)
     p.set_defaults(handler=_timesteps)
-
-
-def _model_args(p: argparse.ArgumentParser) -> None:
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--model", type=Path, help="model directory (for the `model` method)")
-    group.add_argument("--preset", help="a preset instead: nano, tiny (random weights), sd21-base")
-    p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when available)")
 
 
 def _parse_methods(text: str) -> list[str]:
