@@ -16,6 +16,7 @@ PERCEPTUAL_CHOICES = {"lpips+dists": ("lpips", "dists"), "lpips": ("lpips",), "n
 
 # For --help only: the registry itself (model.training.stages) imports torch, which `tadm --help` must not.
 STAGE_HELP = (
+    "stage0: nano only, the VAE and UNet from scratch (AdamW 4e-4, halved every 8K, 20K iterations); "
     "stage1: the DFRM (Adam 2e-4, halved every 50K, 200K iterations); "
     "stage2: UNet LoRA + conv_in, VAE-decoder LoRA, TPM, refiner (AdamW 3e-4, halved every 15K, 50K); "
     "stage3: all of them jointly (AdamW 1e-5, 10K)"
@@ -24,7 +25,7 @@ STAGE_HELP = (
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "train", help="train one stage (stage1 DFRM, stage2 enhancement, stage3 joint)",
+        "train", help="train one stage (stage0 nano backbone, stage1 DFRM, stage2 enhancement, stage3 joint)",
         description="Train one stage. Under several GPUs or nodes, start it with `accelerate launch "
                     "[--multi_gpu --num_processes N] \"$(which tadm)\" train ...`. Defaults are the supplement's "
                     "recipe.",
@@ -95,6 +96,7 @@ def _train(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     config = TrainConfig(
         stage=args.stage, output_dir=args.output, data_dirs=args.data, init=args.init, preset=args.preset,
+        random_init=stage.name == "stage0",  # stage 0 exists to train the backbone from scratch
         scale=args.scale, base=args.base, iterations=args.iterations, lr=args.lr, halve_every=args.lr_halve_every,
         batch_size=args.batch_size, crop_size=args.crop_size, gradient_accumulation=args.gradient_accumulation,
         mixed_precision=args.mixed_precision, max_grad_norm=args.max_grad_norm,

@@ -115,3 +115,7 @@ def set_trainable(pipe, params: NamedParameters) -> None:
         module.train(has_trainable)
     for p in params.values():
         p.requires_grad_(True)
+
+
+# Stage 0 (the nano backbone from scratch) lives in its own module and registers itself on import.
+from . import stage0 as _stage0  # noqa: E402,F401

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The nano model's one recipe: gather the photos, then stage 0 -> 1 -> 2 -> 3, resumable.
+#
+#   scripts/train_nano.sh [RUN_DIR]          # default RUN_DIR: ~/.cache/tadm/nano-16x
+#
+# Every stage writes RUN_DIR/stageN/ (model/, checkpoints/, log.jsonl). Re-running the same command continues:
+# a finished stage (its model/ exists) is skipped, an interrupted one resumes from its latest checkpoint
+# (--resume, exact: same batches, same RNG). To end a stage early, stop the script and re-run it with that
+# stage's step count lowered to its latest checkpoint (e.g. STAGE0_STEPS=2400): the stage then writes its model
+# at once and the next one starts.
+#
+# Settings (environment, defaults in brackets):
+#   SCALE [16]   STAGES ["0 1 2 3"]   THREADS [2]   NICE [10]   CROP [160]   BATCH [8]   CHECKPOINT_EVERY [200]
+#   STAGE0_STEPS [6000]  STAGE1_STEPS [3000]  STAGE2_STEPS [1000]  STAGE3_STEPS [500]
+#   STAGE0_LR [4e-4]  STAGE1_LR [5e-4]  STAGE2_LR [3e-4]  STAGE3_LR [1e-5]
+#   PHOTOS [~/.cache/tadm/photos]   DEVICE_NOTE: on a GPU host raise BATCH/CROP; the commands are the same.
+# Stages 2-3 use --perceptual-loss none (pixel MSE only): LPIPS/DISTS weights cannot be downloaded here; this is
+# the documented substitute and training.json records it.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+RUN="${1:-${HOME}/.cache/tadm/nano-${SCALE:-16}x}"
+SCALE="${SCALE:-16}"
+STAGES="${STAGES:-0 1 2 3}"
+THREADS="${THREADS:-2}"
+NICE="${NICE:-10}"
+CROP="${CROP:-160}"
+BATCH="${BATCH:-8}"
+CHECKPOINT_EVERY="${CHECKPOINT_EVERY:-200}"
+PHOTOS="${PHOTOS:-${HOME}/.cache/tadm/photos}"
+TADM="$REPO/.venv/bin/tadm"
+
+declare -A STEPS=([0]="${STAGE0_STEPS:-6000}" [1]="${STAGE1_STEPS:-3000}" [2]="${STAGE2_STEPS:-1000}"
+                  [3]="${STAGE3_STEPS:-500}")
+declare -A LR=([0]="${STAGE0_LR:-4e-4}" [1]="${STAGE1_LR:-5e-4}" [2]="${STAGE2_LR:-3e-4}" [3]="${STAGE3_LR:-1e-5}")
+
+"$REPO/scripts/gather_training_photos.sh" "$PHOTOS"
+
+export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS"
+previous=""
+for n in $STAGES; do
+  out="$RUN/stage$n"
+  if [[ -f "$out/model/tadm.json" ]]; then
+    echo "stage$n: done ($out/model)"
+  else
+    start=(--preset nano)
+    [[ -n "$previous" ]] && start=(--init "$previous")
+    if [[ "$n" != 0 && -z "$previous" ]]; then
+      start=(--init "$RUN/stage$((n - 1))/model")
+    fi
+    extra=()
+    [[ "$n" == 2 || "$n" == 3 ]] && extra=(--perceptual-loss none)
+    echo "stage$n: training ${STEPS[$n]} steps into $out"
+    nice -n "$NICE" "$TADM" train "stage$n" "${start[@]}" --data "$PHOTOS/images" --output "$out" \
+      --scale "$SCALE" --iterations "${STEPS[$n]}" --lr "${LR[$n]}" --lr-halve-every "$(( ${STEPS[$n]} * 2 / 3 ))" \
+      --batch-size "$BATCH" --crop-size "$CROP" --checkpoint-every "$CHECKPOINT_EVERY" --validate-every 0 \
+      --num-workers 1 --log-every 20 --resume "${extra[@]}"
+  fi
+  previous="$out/model"
+done
+echo "model: $previous"
