@@ -1,9 +1,13 @@
 #!/usr/bin/env python
 """GPU benchmark of the TADM receiver (issue 8): seconds, megapixels/s, stages, memory and UNet efficiency.
 
-On a machine with a CUDA GPU (about 6 minutes on an H100, most of it torch.compile), one command:
+On a machine with a CUDA GPU, one command (sized to end within 7 minutes on an H100: ``--time-budget`` 420 s
+skips what is left after that; the JSON is rewritten after every measurement, so a cut-off run keeps its figures):
 
-    python scripts/bench_gpu.py --json docs/benchmarks/gpu-h100.json
+    python scripts/bench_gpu.py --json docs/benchmarks/bench_gpu-h100.json
+
+It needs torch with CUDA, diffusers, peft and safetensors; ``docs/benchmarks/README.md`` gives the wheels and
+the exact command for a device machine that has no diffusers and no network.
 
 CPU dry run, which runs every code path with the tiny preset (its figures say nothing about a GPU):
 

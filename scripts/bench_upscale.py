@@ -11,7 +11,7 @@ size and centre-cropped), turned into a thumbnail by the sender (``pipe.downscal
 receiver, ``pipe.upscale``, the median of ``--runs`` runs after one untimed run.
 
 Each size runs in a fresh Python process, so that its peak memory is its own: on CPU the peak resident set size
-during the first upscale above the resident set before it (``VmHWM`` in ``/proc/self/status``, whose high-water
+during the first upscale above the resident set before it (after a 64x64 upscale that loads the libraries' code) (``VmHWM`` in ``/proc/self/status``, whose high-water
 mark is reset through ``/proc/self/clear_refs``; torch allocates outside Python's heap, so tracemalloc would miss
 it); on CUDA ``torch.cuda.max_memory_allocated`` over the same call.
 """
@@ -120,7 +120,9 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
         pipe.upscale(thumbnail, **knobs)  # returns a PIL image: the device has finished
         return time.perf_counter() - start
 
-    # The first upscale is untimed (one-time kernel selection, allocator growth) and gives the peak memory.
+    # A 64x64 upscale first pages in the libraries' code and starts their thread pools, so that the memory
+    # measured next is the upscale's data; then the first full-size upscale is untimed and gives the peak.
+    pipe.upscale(pipe.downscale(cover_crop(source, (64, 64))), **knobs)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
