@@ -26,12 +26,14 @@ Configurations, measured in this order in one process (each builds on the one be
   decode tile chosen by a sweep (``--vae-tiles``).
 * ``compiled``: ``optimized`` plus ``torch.compile`` of the UNet and the VAE decoder, UNet batches padded to a
   static shape (``model.performance.static_batch_step``). Its first run includes compilation (reported apart).
+* ``graphs`` (only when asked for): ``compiled`` with the UNet in ``reduce-overhead`` mode (CUDA graphs).
 
 For each configuration, scale and size: the median wall time of ``--runs`` reconstructions after ``--warmup``
 untimed ones, megapixels/s, the time of each stage (DFRM, TPM, UNet, scheduler, tiling overhead, VAE decode;
 CUDA events recorded around each stage, resolved once per run, so the run is never synchronised mid-way), peak
-GPU memory, and the UNet's achieved TFLOP/s (FLOPs counted by ``torch.utils.flop_counter`` on one tile) against
-the device's peak, measured here with a large bf16 matrix product. Also: a UNet batch-size sweep, the VAE tile
+GPU memory, and the UNet's achieved TFLOP/s (FLOPs counted by ``torch.utils.flop_counter`` on one tile, times
+the real tiles: padding computed for a static batch counts as waste) against the device's peak, measured here
+with a large bf16 matrix product. Also: a UNet batch-size sweep, the VAE tile
 sweep, several jobs batched through one tile loop (``--jobs``), and the LoRA merge tolerance in bf16.
 """
 
@@ -60,7 +62,8 @@ from model.tiling import StepFn, TiledResult, denoise_tiled, plan_tiles
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "kodak" / "kodak__kodim01.png"
-CONFIG_ORDER = ("baseline", "optimized", "compiled")
+CONFIG_ORDER = ("baseline", "optimized", "compiled", "graphs")
+DEFAULT_CONFIGS = ("baseline", "optimized", "compiled")
 STAGES = ("dfrm", "tpm", "unet", "scheduler", "tiling_overhead", "vae_decode")
 LORA_B_STD = 0.01
 GOAL_SECONDS_4K, GOAL_PEAK_FRACTION, GOAL_SPEEDUP = 1.0, 0.5, 3.0
@@ -102,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=parse_sizes, default=[(2048, 2048), (3840, 2160)])
     p.add_argument("--scales", type=parse_ints, default=[16, 32])
     p.add_argument("--configs", type=parse_configs,
-                   help="subset of baseline,optimized,compiled (default: all on CUDA, no compiled on CPU)")
+                   help="some of baseline,optimized,compiled,graphs (default: baseline,optimized,compiled on CUDA, "
+                        "baseline,optimized on CPU)")
     p.add_argument("--runs", type=int, default=3, help="timed runs per measurement; the median is reported")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs before them")
     p.add_argument("--tile-batch", type=int, default=16, help="latent tiles per UNet call when optimised")
@@ -340,6 +344,7 @@ class Benchmark:
             "seconds_per_image": seconds / len(thumbnails), "megapixels_per_s": pixels / 1e6 / seconds,
             "stages_s": stages_median, "stages_s_of_median_run": stages,
             "tiles": len(tiles), "unet_calls": clocks[0].count("unet"),
+            "unet_tiles_computed": clocks[0].count("unet") * tile_batch if static_batch else len(tiles),
             "unet_tflop_per_run": flops / 1e12, "unet_tflops": flops / unet_s / 1e12 if unet_s else None,
             "peak_memory_mib": torch.cuda.max_memory_allocated(self.device) / 2**20 if self.cuda else None,
         }
@@ -425,7 +430,7 @@ class Benchmark:
 
     def run(self) -> dict:
         a = self.args
-        configs = a.configs or (list(CONFIG_ORDER) if self.cuda else ["baseline", "optimized"])
+        configs = a.configs or (list(DEFAULT_CONFIGS) if self.cuda else ["baseline", "optimized"])
         self.log(f"bench_gpu: {a.preset} (random weights) on {device_name(self.device)}")
         peak = matmul_peak_tflops(self.device)
         self.log(f"matmul peak ({peak['dtype']} {peak['n']}^3): {peak['tflops']:.3g} TFLOP/s")
@@ -441,7 +446,8 @@ class Benchmark:
             if self.over_budget(f"config {config}"):
                 continue
             applied = self.apply_config(config, pipes, thumbnails, document)
-            tile_batch, static = (1, False) if config == "baseline" else (a.tile_batch, config == "compiled")
+            compiled = config in ("compiled", "graphs")
+            tile_batch, static = (1, False) if config == "baseline" else (a.tile_batch, compiled)
             for scale in a.scales:
                 for size in a.sizes:
                     if self.over_budget(f"{config} {scale}x {size[0]}x{size[1]}"):
@@ -473,7 +479,7 @@ class Benchmark:
                 first, thumbnails[(a.scales[0], a.sizes[0])], lambda: optimize_for_inference(first, compile=False))
             self.log(f"  LoRA merge check: {document['lora_merge_check']}")
         self.count_flops(config, first)  # on the eager module, before any compilation
-        applied = optimize_for_inference(first, compile=config == "compiled").as_dict()
+        applied = optimize_for_inference(first, compile=config != "optimized", cuda_graphs=config == "graphs").as_dict()
         if config == "optimized":
             document["unet_batch_sweep"] = self.unet_batch_sweep(first)
             sweep = self.vae_tile_sweep(first, thumbnails[(a.scales[0], a.sizes[-1])])

@@ -228,9 +228,10 @@ def test_bench_gpu_dry_run_writes_every_figure(bench_gpu, tmp_path, photo):
 
 def test_bench_upscale_reports_seconds_and_peak_memory(tmp_path, photo):
     out = tmp_path / "upscale.json"
-    load_script("bench_upscale").main(["--sizes", "64x64", "--runs", "2", "--threads", "1", "--json", str(out)])
+    # 256x256: well above the 64x64 warm-up upscale, so the measured one needs memory the warm-up did not leave.
+    load_script("bench_upscale").main(["--sizes", "256x256", "--runs", "2", "--threads", "1", "--json", str(out)])
     (row,) = json.loads(out.read_text())["results"]
-    assert row["size"] == [64, 64] and row["thumbnail"] == [4, 4] and len(row["seconds_runs"]) == 2
+    assert row["size"] == [256, 256] and row["thumbnail"] == [16, 16] and len(row["seconds_runs"]) == 2
     assert row["seconds_median"] > 0 and row["memory"]["peak_mib"] > 0 and row["torch_threads"] == 1
 
 
