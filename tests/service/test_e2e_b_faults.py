@@ -19,6 +19,8 @@ from service.jobs import Job
 from service.queue import JobQueue
 from service.rkeys import RedisKeys
 
+from .conftest import LARGE_SIZE
+
 pytestmark = pytest.mark.slow
 
 
@@ -87,7 +89,7 @@ def test_poison_job_is_dead_lettered_after_max_attempts(stack):
 def test_cancelled_job_stops_and_stores_nothing(stack, photos):
     stack.ensure_workers(1)
     with stack.client() as c:
-        image = _upload(c, photos["full_png"])
+        image = _upload(c, photos["large_png"])
         job = c.get(image["full_url"], params={"format": "jpeg"}).json()
         stack.wait_job(c, job["id"], ("running", "succeeded"))
         cancelled = c.delete(f"/v1/jobs/{job['id']}")
@@ -160,7 +162,7 @@ def test_redis_restart_with_aof_loses_nothing(stack, photos, tmp_path):
 def test_kill_9_mid_job_is_reclaimed_and_stored_once(stack, photos):
     stack.ensure_workers(2)
     with stack.client() as c:
-        image = _upload(c, photos["full_png"])
+        image = _upload(c, photos["large_png"])
         job = c.get(image["full_url"], params={"format": "png"}).json()
         if job.get("status") is None:
             pytest.skip("the reconstruction was already cached")
@@ -173,7 +175,7 @@ def test_kill_9_mid_job_is_reclaimed_and_stored_once(stack, photos):
         assert done["attempts"] == 2
         assert _job_field(stack, job["id"], "worker") != victim
         full = c.get(image["full_url"])
-        assert full.status_code == 200 and Image.open(io.BytesIO(full.content)).size == (768, 512)
+        assert full.status_code == 200 and Image.open(io.BytesIO(full.content)).size == LARGE_SIZE
     model_id = image["model_id"]
     results = [p for p in (stack.storage_dir / "reconstructions" / model_id).iterdir() if p.suffix == ".png"]
     thumb_sha = json.loads(stack.redis().get(f"{stack.prefix}:image:{image['id']}"))["thumbnail_sha"]
@@ -184,7 +186,7 @@ def test_kill_9_mid_job_is_reclaimed_and_stored_once(stack, photos):
 def test_sigterm_drains_the_batch_in_hand(stack, photos):
     stack.ensure_workers(1)
     with stack.client() as c:
-        image = _upload(c, photos["full_png"])
+        image = _upload(c, photos["large_png"])
         job = c.get(image["full_url"], params={"format": "webp"}).json()
         if job.get("status") is None:
             pytest.skip("the reconstruction was already cached")
