@@ -182,6 +182,9 @@ class TADMPipeline:
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write the model directory (see :mod:`model.checkpoints`); the base model is referenced, not copied."""
+        if any(layer.merged for module in (self.unet, self.vae) for _, layer in lora.lora_layers(module)):
+            # merged base weights plus the adapters would apply the LoRA twice on loading
+            raise RuntimeError("cannot save a pipeline whose LoRA is merged (serving mode); save it before merging")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         checkpoints.write_config(directory, self.config)

@@ -5,6 +5,9 @@ import torch
 
 from model import TADMPipeline
 
+# One intra-op thread: the suite runs beside worker subprocesses, and oversubscribed OpenMP threads spin.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def tiny_pipe() -> TADMPipeline:

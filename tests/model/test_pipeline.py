@@ -110,3 +110,11 @@ def test_vae_tiling_bounds_the_decode(tiny_pipe, kodak_image):
 def test_cpu_refuses_half_precision():
     with pytest.raises(ValueError, match="float32"):
         TADMPipeline.from_preset("tiny", pretrained=False, dtype=torch.float16)
+
+
+def test_a_merged_pipeline_refuses_to_save(tmp_path):
+    pipe = TADMPipeline.from_preset("tiny", pretrained=False)
+    pipe.merge_lora()
+    with pytest.raises(RuntimeError, match="merged"):
+        pipe.save_pretrained(tmp_path / "m")
+    assert not (tmp_path / "m").exists()
