@@ -13,7 +13,7 @@ One stage trains both backbone networks on their base weights (the LoRA adapters
 Both are trained in the same steps rather than one after the other: the UNet always sees the current
 autoencoder's latents, and a run interrupted at any step leaves a consistent pair.
 
-``python -m model.training.stage0 MODEL_DIR IMAGE...`` prints the autoencoder's PSNR-Y on whole images (the
+``python -m model.training.stage0 MODEL_DIR|CHECKPOINT_DIR IMAGE...`` prints the autoencoder's PSNR-Y on whole images (the
 bound on everything later stages can reach).
 """
 
@@ -83,12 +83,14 @@ def stage0_loss(pipe, x: torch.Tensor, z: torch.Tensor, perceptual=None) -> dict
     return weighted_total(terms, STAGE0_WEIGHTS)
 
 
-STAGE0 = register_stage(Stage(
+STAGE0 = Stage(
     name="stage0",
     summary="nano only: the VAE as an autoencoder and the UNet as an ε-denoiser from scratch (AdamW 4e-4, 20K)",
     trainable=backbone_parameters, loss=stage0_loss,
     optimizer="adamw", lr=4e-4, halve_every=8_000, iterations=20_000, uses_perceptual=False, previous=None,
-))
+)
+if __name__ != "__main__":  # under `python -m` the registry has already imported (and registered) this module
+    register_stage(STAGE0)
 
 
 @torch.inference_mode()
@@ -109,14 +111,33 @@ def autoencoder_psnr_y(pipe, paths) -> dict[str, float]:
     return scores
 
 
+def load_for_check(path) -> object:
+    """A model directory, or a stage-0 checkpoint (``RUN/checkpoints/step-N``: the trainable tensors only) put
+    onto the nano preset's random start, so that the autoencoder can be checked while stage 0 still runs."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from model.pipeline import TADMPipeline
+
+    path = Path(path)
+    if not (path / "trainable.safetensors").is_file():
+        return TADMPipeline.from_pretrained(path)
+    pipe = TADMPipeline.from_preset("nano", scale=16, pretrained=False)
+    saved = load_file(str(path / "trainable.safetensors"))
+    params = backbone_parameters(pipe)
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(saved[name])
+    return pipe
+
+
 if __name__ == "__main__":
     import sys
     from pathlib import Path
 
-    from model.pipeline import TADMPipeline
-
-    torch.set_num_threads(2)
-    model = TADMPipeline.from_pretrained(Path(sys.argv[1]))
+    torch.set_num_threads(1)  # on the shared 2 cores one thread is several times faster than two (measured)
+    model = load_for_check(sys.argv[1])
     found = autoencoder_psnr_y(model, [Path(p) for p in sys.argv[2:]])
     for name, value in found.items():
         print(f"{Path(name).name}: {value:.2f} dB")  # noqa: T201
