@@ -11,6 +11,13 @@ import torch
 from torch import nn
 
 
+def zero_init(conv: nn.Conv2d) -> None:
+    """Zero a conv's weight and bias: the layer starts as a constant 0 (identity for residual branches)."""
+    nn.init.zeros_(conv.weight)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
 class ConvBlock(nn.Module):
     """Conv3x3 followed by LeakyReLU(0.1)."""
 
@@ -60,7 +67,8 @@ class ResidualBlockNoBN(nn.Module):
         for conv in (self.conv1, self.conv2):
             nn.init.kaiming_normal_(conv.weight, a=0, mode="fan_in")
             conv.weight.data.mul_(0.1)
-            nn.init.zeros_(conv.bias)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(self.relu(self.conv1(x)))

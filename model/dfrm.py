@@ -19,7 +19,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .blocks import ConvBlock, Downsample, Resblock
+from .blocks import ConvBlock, Downsample, Resblock, zero_init
 
 SUPPORTED_SCALES = (16, 32)
 
@@ -39,9 +39,8 @@ class DenseBlock(nn.Module):
         for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
             nn.init.xavier_normal_(conv.weight)
             conv.weight.data.mul_(0.1)
-            nn.init.zeros_(conv.bias)
-        nn.init.zeros_(self.conv5.weight)
-        nn.init.zeros_(self.conv5.bias)
+            nn.init.zeros_(conv.bias)  # type: ignore[arg-type]  # created with bias=True
+        zero_init(self.conv5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1 = self.lrelu(self.conv1(x))

@@ -121,7 +121,10 @@ def _load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: 
 
 
 def _check_targets(given: object, expected: object, what: str) -> None:
-    same = set(given) == set(expected) if isinstance(given, (list, tuple)) else given == expected  # type: ignore[arg-type]
+    if isinstance(given, (list, tuple)) and isinstance(expected, (list, tuple)):
+        same = set(given) == set(expected)  # order does not matter to peft
+    else:
+        same = given == expected
     if not same:
         raise OfficialCheckpointError(f"{what} LoRA targets {given!r} differ from the spec's {expected!r}")
 

@@ -6,6 +6,8 @@ The targets are data, not loops: a suffix list for the UNet and a regex for the 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from peft import LoraConfig
 from peft.tuners.tuners_utils import BaseTunerLayer
@@ -22,12 +24,12 @@ VAE_ADAPTER = "vae_skip"
 UNET_FULL_TRAINED = ("conv_in.weight", "conv_in.bias")
 
 
-def attach_unet_lora(unet: nn.Module, rank: int, init: bool | str = "gaussian") -> None:
+def attach_unet_lora(unet: Any, rank: int, init: Any = "gaussian") -> None:
     """Add the UNet adapter (rank ``rank``, peft's default alpha) on the spec's targets."""
     unet.add_adapter(LoraConfig(r=rank, init_lora_weights=init, target_modules=UNET_LORA_TARGETS), UNET_ADAPTER)
 
 
-def attach_vae_lora(vae: nn.Module, rank: int, init: bool | str = "gaussian") -> None:
+def attach_vae_lora(vae: Any, rank: int, init: Any = "gaussian") -> None:
     """Add the VAE adapter on the decoder only (the encoder stays frozen and adapter-free)."""
     vae.add_adapter(LoraConfig(r=rank, init_lora_weights=init, target_modules=VAE_LORA_TARGETS), VAE_ADAPTER)
 

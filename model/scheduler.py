@@ -13,7 +13,7 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .blocks import ConvBlock, ResidualBlockNoBN
+from .blocks import ConvBlock, ResidualBlockNoBN, zero_init
 
 
 def alphas_cumprod(beta_start: float, beta_end: float, num_train_timesteps: int, beta_schedule: str) -> torch.Tensor:
@@ -69,8 +69,7 @@ class Refiner(ModelMixin, ConfigMixin):
             [ConvBlock(2 * latent_channels, channels)] + [ResidualBlockNoBN(channels) for _ in range(num_res_blocks)]
         )
         self.zero_conv_out = ConvBlock(channels, latent_channels)
-        nn.init.zeros_(self.zero_conv_out.conv_in.weight)
-        nn.init.zeros_(self.zero_conv_out.conv_in.bias)
+        zero_init(self.zero_conv_out.conv_in)
 
     def forward(self, sample: torch.Tensor, model_output: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         h = self.resnet_blocks[0](torch.cat((sample, model_output), 1))  # (B, c, h, w)

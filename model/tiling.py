@@ -95,8 +95,8 @@ def denoise_tiled(
 
     by_shape: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)  # shape -> (latent idx, tile idx)
     for i, plan in enumerate(plans):
-        for j, t in enumerate(plan):
-            by_shape[(t.h, t.w)].append((i, j))
+        for j, tile_ in enumerate(plan):
+            by_shape[(tile_.h, tile_.w)].append((i, j))
 
     done = 0
     for (h, w), members in by_shape.items():
