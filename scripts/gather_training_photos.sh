@@ -66,6 +66,7 @@ list="$DEST/sources.txt"
 
 # 4. Normalise: EXIF orientation, RGB, longer side <= MAX_SIDE, PNG.
 "$PYTHON" - "$list" "$IMAGES" "$MAX_SIDE" <<'EOF'
+import hashlib
 import sys
 from pathlib import Path
 
@@ -73,6 +74,7 @@ from PIL import Image, ImageOps
 
 list_file, out_dir, max_side = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 written = skipped = 0
+used = set()
 for line in list_file.read_text().splitlines():
     src = Path(line)
     if not src.is_file():
@@ -80,7 +82,11 @@ for line in list_file.read_text().splitlines():
     parts = src.parts
     package = next((p for p in parts if p in {"extracted"}), None)
     tag = parts[parts.index("extracted") + 1] if package else "wiki"
-    out = out_dir / f"{tag}__{src.stem}.png"
+    name = f"{tag}__{src.stem}"
+    if name in used:  # e.g. every Plasma wallpaper is NAME/contents/images/2560x1600.jpg
+        name += "__" + hashlib.sha1(str(src).encode()).hexdigest()[:8]
+    used.add(name)
+    out = out_dir / f"{name}.png"
     if out.is_file():
         skipped += 1
         continue

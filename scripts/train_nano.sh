@@ -10,10 +10,13 @@
 # at once and the next one starts.
 #
 # Settings (environment, defaults in brackets):
-#   SCALE [16]   STAGES ["0 1 2 3"]   THREADS [2]   NICE [10]   CROP [160]   BATCH [8]   CHECKPOINT_EVERY [200]
+#   SCALE [16]   STAGES ["0 1 2 3"]   THREADS [1]   NICE [10]   CROP [128]   BATCH [8]   CHECKPOINT_EVERY [200]
 #   STAGE0_STEPS [6000]  STAGE1_STEPS [3000]  STAGE2_STEPS [1000]  STAGE3_STEPS [500]
 #   STAGE0_LR [4e-4]  STAGE1_LR [5e-4]  STAGE2_LR [3e-4]  STAGE3_LR [1e-5]
-#   PHOTOS [~/.cache/tadm/photos]   DEVICE_NOTE: on a GPU host raise BATCH/CROP; the commands are the same.
+#   PHOTOS [~/.cache/tadm/photos]. On a GPU host raise BATCH/CROP; the commands are the same.
+# THREADS defaults to 1: on the 2 shared cores of the development machine a stage-0 step (batch 8, 128 px) took
+# 1.5-2.9 s on one thread and 20-23 s on two (OpenMP threads waiting on each other while other jobs hold a core).
+# On a dedicated host set THREADS to its core count.
 # Stages 2-3 use --perceptual-loss none (pixel MSE only): LPIPS/DISTS weights cannot be downloaded here; this is
 # the documented substitute and training.json records it.
 set -euo pipefail
@@ -22,9 +25,9 @@ REPO="$(cd "$(dirname "$0")/.." && pwd)"
 RUN="${1:-${HOME}/.cache/tadm/nano-${SCALE:-16}x}"
 SCALE="${SCALE:-16}"
 STAGES="${STAGES:-0 1 2 3}"
-THREADS="${THREADS:-2}"
+THREADS="${THREADS:-1}"
 NICE="${NICE:-10}"
-CROP="${CROP:-160}"
+CROP="${CROP:-128}"
 BATCH="${BATCH:-8}"
 CHECKPOINT_EVERY="${CHECKPOINT_EVERY:-200}"
 PHOTOS="${PHOTOS:-${HOME}/.cache/tadm/photos}"
