@@ -6,8 +6,9 @@
 # Every stage writes RUN_DIR/stageN/ (model/, checkpoints/, log.jsonl). Re-running the same command continues:
 # a finished stage (its model/ exists) is skipped, an interrupted one resumes from its latest checkpoint
 # (--resume, exact: same batches, same RNG). To end a stage early, stop the script and re-run it with that
-# stage's step count lowered to its latest checkpoint (e.g. STAGE0_STEPS=2400): the stage then writes its model
-# at once and the next one starts.
+# stage's step count lowered to its latest checkpoint (e.g. STAGE0_STEPS=2400) and its halving interval kept
+# (STAGE0_HALVE, default 2/3 of the planned steps; training.json records the value given): the stage then writes
+# its model at once and the next one starts.
 #
 # Settings (environment, defaults in brackets):
 #   SCALE [16]   STAGES ["0 1 2 3"]   THREADS [1]   NICE [10]   CROP [128]   BATCH [8]   CHECKPOINT_EVERY [200]
@@ -35,6 +36,8 @@ TADM="$REPO/.venv/bin/tadm"
 
 declare -A STEPS=([0]="${STAGE0_STEPS:-6000}" [1]="${STAGE1_STEPS:-3000}" [2]="${STAGE2_STEPS:-1000}"
                   [3]="${STAGE3_STEPS:-500}")
+declare -A HALVE=([0]="${STAGE0_HALVE:-$(( ${STEPS[0]} * 2 / 3 ))}" [1]="${STAGE1_HALVE:-$(( ${STEPS[1]} * 2 / 3 ))}"
+                   [2]="${STAGE2_HALVE:-$(( ${STEPS[2]} * 2 / 3 ))}" [3]="${STAGE3_HALVE:-$(( ${STEPS[3]} * 2 / 3 ))}")
 declare -A LR=([0]="${STAGE0_LR:-4e-4}" [1]="${STAGE1_LR:-5e-4}" [2]="${STAGE2_LR:-3e-4}" [3]="${STAGE3_LR:-1e-5}")
 
 "$REPO/scripts/gather_training_photos.sh" "$PHOTOS"
@@ -55,7 +58,7 @@ for n in $STAGES; do
     [[ "$n" == 2 || "$n" == 3 ]] && extra=(--perceptual-loss none)
     echo "stage$n: training ${STEPS[$n]} steps into $out"
     nice -n "$NICE" "$TADM" train "stage$n" "${start[@]}" --data "$PHOTOS/images" --output "$out" \
-      --scale "$SCALE" --iterations "${STEPS[$n]}" --lr "${LR[$n]}" --lr-halve-every "$(( ${STEPS[$n]} * 2 / 3 ))" \
+      --scale "$SCALE" --iterations "${STEPS[$n]}" --lr "${LR[$n]}" --lr-halve-every "${HALVE[$n]}" \
       --batch-size "$BATCH" --crop-size "$CROP" --checkpoint-every "$CHECKPOINT_EVERY" --validate-every 0 \
       --num-workers 1 --log-every 20 --resume "${extra[@]}"
   fi
