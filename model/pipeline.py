@@ -25,7 +25,7 @@ from PIL import Image, ImageOps
 from . import backbones, checkpoints, lora
 from .dfrm import DFRM
 from .scheduler import HybridScheduler, Refiner
-from .thumbnail import Thumbnail, thumbnail_size
+from .thumbnail import Thumbnail
 from .tiling import ProgressFn, TiledResult, denoise_tiled
 from .tpm import TimestepPredictor
 
@@ -154,21 +154,18 @@ class TADMPipeline:
         """Load a model directory written by :meth:`save_pretrained` (or by the importer or the trainer)."""
         path = Path(path)
         config = checkpoints.read_config(path)
-        preset = backbones.get_preset(config["preset"])
+        backbones.get_preset(config["preset"])  # an unknown preset is an error; sizes come from saved configs
         if config["base"]["kind"] == "pretrained":
             vae, unet, _, _ = backbones.load_pretrained_backbone(config["base"]["ref"])
         else:
             vae = AutoencoderKL.from_pretrained(path / checkpoints.BACKBONE_DIR, subfolder="vae")
             unet = UNet2DConditionModel.from_pretrained(path / checkpoints.BACKBONE_DIR, subfolder="unet")
-        if float(vae.config.scaling_factor) != backbones.SD_SCALING_FACTOR:
-            logger.info("VAE scaling factor is %s", vae.config.scaling_factor)
         lora.attach_unet_lora(unet, int(config["unet_lora_rank"]))
         lora.attach_vae_lora(vae, int(config["vae_lora_rank"]))
         adapters = checkpoints.load_tensors(path / checkpoints.ADAPTERS_NAME)
         lora.load_adapter_state_dict(unet, checkpoints.split_prefixed(adapters, "unet"), "unet", lora.UNET_FULL_TRAINED)
         lora.load_adapter_state_dict(vae, checkpoints.split_prefixed(adapters, "vae"), "vae")
         empty = checkpoints.load_tensors(path / checkpoints.EMPTY_PROMPT_NAME)["embedding"]
-        del preset  # the preset names the architecture; sizes come from the saved configs
         pipe = cls(
             vae=vae,
             unet=unet,
@@ -341,9 +338,6 @@ class TADMPipeline:
         self.vae.enable_tiling()
         self.vae.tile_sample_min_size = self.vae_tile_size
         self.vae.tile_latent_min_size = self.vae_tile_size // 8
-
-    def expected_thumbnail_size(self, original_size: tuple[int, int]) -> tuple[int, int]:
-        return thumbnail_size(original_size, self.scale)
 
     def __repr__(self) -> str:
         return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,16 @@ def kodak_dir() -> Path:
 @pytest.fixture(scope="session")
 def kodak_image(kodak_dir: Path) -> Path:
     return kodak_dir / "kodak__kodim23.png"
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """One live `tadm serve --dev` per pytest run, shared by the client and browser tests."""
+    from tests.client.devserver import DevServer
+
+    server = DevServer()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -1,4 +1,4 @@
-"""Fixtures of the client tests: one live dev server per pytest run (shared with tests/web)."""
+"""Fixtures of the client tests (the live dev server, `server_url`, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,6 @@ from collections.abc import Iterator
 import pytest
 
 from service.client import Client
-from tests.client import devserver
-
-
-@pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
-    server = devserver.acquire()
-    try:
-        yield server.url
-    finally:
-        devserver.release()
 
 
 @pytest.fixture

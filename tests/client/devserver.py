@@ -1,8 +1,8 @@
 """A live `tadm serve --dev` for the client and browser tests: a real subprocess on a free port, storage and
-Redis of its own in a temporary directory, stopped when the last test session that uses it ends.
+Redis of its own in a temporary directory.
 
 The client tests and the browser tests share one server per pytest run (starting one costs a model build and a
-worker), hence the reference count instead of two independent session fixtures.
+worker): the session fixture `server_url` in tests/conftest.py owns it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO.parent / "shared" / "data"
 # Model build, worker start and Redis start on a busy 2-core machine.
 STARTUP_TIMEOUT_S = 180.0
 
@@ -86,27 +85,3 @@ class DevServer:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
-
-
-_shared: DevServer | None = None
-_users = 0
-
-
-def acquire() -> DevServer:
-    """The shared server, started on first use."""
-    global _shared, _users
-    if _shared is None:
-        server = DevServer()
-        server.start()
-        _shared = server
-    _users += 1
-    return _shared
-
-
-def release() -> None:
-    """Stop the shared server when its last user is done."""
-    global _shared, _users
-    _users -= 1
-    if _users == 0 and _shared is not None:
-        _shared.stop()
-        _shared = None

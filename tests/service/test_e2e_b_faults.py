@@ -39,6 +39,17 @@ def _job_field(stack, job_id: str, field: str) -> str | None:
         client.close()
 
 
+def _running_reconstruction(stack, c, image: dict, fmt: str, what: str) -> dict:
+    """Ask for a reconstruction and return its job once a worker runs it; skip (saying so) if it was cached or
+    finished before the test could act on it."""
+    job = c.get(image["full_url"], params={"format": fmt}).json()
+    if job.get("status") is None:
+        pytest.skip("the reconstruction was already cached")
+    if stack.wait_job(c, job["id"], ("running", "succeeded"))["status"] == "succeeded":
+        pytest.skip(f"the job finished before {what} (machine too fast for this check)")
+    return job
+
+
 @contextlib.contextmanager
 def paused_workers(stack):
     """SIGSTOP every worker (a busy or frozen pool), SIGCONT on exit."""
@@ -163,11 +174,7 @@ def test_kill_9_mid_job_is_reclaimed_and_stored_once(stack, photos):
     stack.ensure_workers(2)
     with stack.client() as c:
         image = _upload(c, photos["large_png"])
-        job = c.get(image["full_url"], params={"format": "png"}).json()
-        if job.get("status") is None:
-            pytest.skip("the reconstruction was already cached")
-        if stack.wait_job(c, job["id"], ("running", "succeeded"))["status"] == "succeeded":
-            pytest.skip("the job finished before it could be killed (machine too fast for this check)")
+        job = _running_reconstruction(stack, c, image, "png", "it could be killed")
         victim = _job_field(stack, job["id"], "worker")
         os.kill(stack.workers[victim].pid, signal.SIGKILL)
         stack.workers[victim].wait(10)
@@ -187,11 +194,7 @@ def test_sigterm_drains_the_batch_in_hand(stack, photos):
     stack.ensure_workers(1)
     with stack.client() as c:
         image = _upload(c, photos["large_png"])
-        job = c.get(image["full_url"], params={"format": "webp"}).json()
-        if job.get("status") is None:
-            pytest.skip("the reconstruction was already cached")
-        if stack.wait_job(c, job["id"], ("running", "succeeded"))["status"] == "succeeded":
-            pytest.skip("the job finished before SIGTERM (machine too fast for this check)")
+        job = _running_reconstruction(stack, c, image, "webp", "SIGTERM")
         name = _job_field(stack, job["id"], "worker")
         proc = stack.workers[name]
         proc.send_signal(signal.SIGTERM)

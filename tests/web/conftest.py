@@ -1,27 +1,15 @@
-"""Fixtures of the browser test: the live dev server (shared with tests/client) and Debian's Chromium."""
+"""Fixtures of the browser test: Debian's Chromium (the live dev server, `server_url`, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.client import devserver
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's build, headless; no network side trips (component updates, sync, QUIC probes) in a sandbox-less CI.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
-    server = devserver.acquire()
-    try:
-        yield server.url
-    finally:
-        devserver.release()
 
 
 @pytest.fixture(scope="session")
