@@ -292,6 +292,16 @@ class TADMPipeline:
         # 4. Decode and crop the padding
         return self.latent_to_image(result.latent, thumbnail.original_size)
 
+    @torch.inference_mode()
+    def upscale_direct(self, thumbnail: Thumbnail | bytes) -> Image.Image:
+        """Thumbnail -> HR image without the diffusion step: G_d's latent ẑ straight into the VAE decoder.
+
+        What a stage-1 model gives on its own (spec section 6); evaluation puts it beside :meth:`upscale` to
+        show what the one-step diffusion adds.
+        """
+        thumbnail = self.check_thumbnail(thumbnail)
+        return self.latent_to_image(self.thumbnail_to_latent(thumbnail), thumbnail.original_size)
+
     def check_thumbnail(self, thumbnail: Thumbnail | bytes) -> Thumbnail:
         if isinstance(thumbnail, (bytes, bytearray)):
             thumbnail = Thumbnail.from_png(bytes(thumbnail))

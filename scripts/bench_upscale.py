@@ -49,6 +49,9 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=("tiny", "nano", "sd21-base"), default="tiny")
+    parser.add_argument("--model", type=Path, help="time this model directory instead of a preset's random weights")
+    parser.add_argument("--serving", action="store_true",
+                        help="apply the worker's serving optimisations first (LoRA merged into the weights, SDPA)")
     parser.add_argument("--scale", type=int, choices=(16, 32), default=16)
     parser.add_argument("--sizes", type=parse_sizes, default=[(1024, 1024), (2048, 2048)],
                         help="comma-separated WIDTHxHEIGHT list (default: 1024x1024,2048x2048)")
@@ -109,7 +112,14 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype) if args.dtype else None
-    pipe = TADMPipeline.from_preset(args.preset, scale=args.scale, pretrained=False, device=device, dtype=dtype)
+    if args.model is not None:
+        pipe = TADMPipeline.from_pretrained(args.model, device=device, dtype=dtype)
+    else:
+        pipe = TADMPipeline.from_preset(args.preset, scale=args.scale, pretrained=False, device=device, dtype=dtype)
+    if args.serving:  # what `tadm worker` does after loading (service/model_loading.py)
+        from model.performance import optimize_for_inference
+
+        optimize_for_inference(pipe, channels_last=device.type == "cuda")
     with Image.open(args.image) as photo:
         source = cover_crop(photo.convert("RGB"), size)
     thumbnail = pipe.downscale(source)
@@ -138,7 +148,8 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
                   "peak_mib": (peak - rss_before) / 1024 if reset and peak is not None and rss_before else None}
     seconds = [upscale() for _ in range(args.runs)]
     median = statistics.median(seconds)
-    latent_h, latent_w = -(-size[1] // args.scale) * args.scale // 8, -(-size[0] // args.scale) * args.scale // 8
+    s = pipe.scale
+    latent_h, latent_w = -(-size[1] // s) * s // 8, -(-size[0] // s) * s // 8
     return {
         "size": list(size),
         "thumbnail": list(thumbnail.image.size),
@@ -187,7 +198,9 @@ def strip_json_flag(argv: list[str]) -> list[str]:
 
 def report(args: argparse.Namespace, results: list[dict]) -> None:
     first = results[0]
-    print(f"upscale benchmark: preset {args.preset} (random weights), {args.scale}x, {args.device} "
+    model = f"model {args.model}" if args.model else f"preset {args.preset} (random weights)"
+    serving = ", serving optimisations" if args.serving else ""
+    print(f"upscale benchmark: {model}{serving}, {args.scale}x, {args.device} "
           f"[{first['device_name']}, torch {first['torch']}, {first['torch_threads']} threads], "
           f"tiles {args.tile_size}/{args.tile_stride}, tile batch {args.tile_batch}, median of {args.runs}")
     print(f"{'size':>11} {'thumbnail':>10} {'tiles':>5} {'seconds':>8} {'MP/s':>7} {'peak MiB':>9}")
@@ -217,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "upscale",
             "command": "scripts/bench_upscale.py " + " ".join(argv),
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "preset": args.preset, "weights": "random", "scale": args.scale, "device": args.device,
+            "model": str(args.model) if args.model else None, "preset": None if args.model else args.preset,
+            "weights": "trained" if args.model else "random", "serving_optimisations": args.serving,
+            "scale": args.scale, "device": args.device,
             "dtype": args.dtype or "default", "image": args.image.name, "runs": args.runs,
             "tile_size": args.tile_size, "tile_stride": args.tile_stride, "tile_batch": args.tile_batch,
             "results": results,

@@ -11,6 +11,7 @@ from model.cli import add_model_args
 logger = logging.getLogger(__name__)
 
 DEFAULT_METHODS = "bicubic,jpeg,webp,avif"
+MODEL_METHODS = ("model", "direct")  # the full receiver; G_d's latent decoded without the diffusion step
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", type=Path, help="folder of HR images (recursive: PNG, JPEG, WebP)")
     p.add_argument("--scale", type=int, choices=(16, 32), default=16)
     p.add_argument("--methods", default=DEFAULT_METHODS,
-                   help=f"comma-separated: model, bicubic, jpeg, webp, avif (default {DEFAULT_METHODS})")
+                   help=f"comma-separated: model, direct, bicubic, jpeg, webp, avif (default {DEFAULT_METHODS}); "
+                        "`direct` decodes G_d's latent without the diffusion step")
+    p.add_argument("--direct-model", type=Path, default=None,
+                   help="model directory for the `direct` method (e.g. the stage-1 model; default: the --model)")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder for the CSV, table, plot and crops")
     p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images (sorted)")
     p.add_argument("--crops", type=int, default=3, help="side-by-side crops for the first N images (default 3)")
@@ -44,9 +48,10 @@ def _parse_methods(text: str) -> list[str]:
     from .baselines import BASELINES
 
     methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = sorted(set(methods) - {"model", *BASELINES})
+    unknown = sorted(set(methods) - {*MODEL_METHODS, *BASELINES})
     if unknown or not methods:
-        raise CommandError(f"--methods: unknown {unknown or 'empty list'}; choose from model, {', '.join(BASELINES)}")
+        raise CommandError(f"--methods: unknown {unknown or 'empty list'}; "
+                           f"choose from {', '.join(MODEL_METHODS)}, {', '.join(BASELINES)}")
     return methods
 
 
@@ -56,7 +61,7 @@ def _eval(args: argparse.Namespace) -> int:
     from service.cli import CommandError
 
     from . import baselines, codecs, report
-    from .evaluate import PerceptualScorer, evaluate, list_images, model_reconstruction
+    from .evaluate import PerceptualScorer, direct_reconstruction, evaluate, list_images, model_reconstruction
 
     methods = _parse_methods(args.methods)
     try:
@@ -66,19 +71,25 @@ def _eval(args: argparse.Namespace) -> int:
     for name in methods:
         if name in codecs.CODECS and not codecs.codec_available(name):
             raise CommandError(f"this Pillow cannot encode {name}; drop it from --methods")
-    pipe = None
-    if "model" in methods:
+    pipe = direct_pipe = None
+    if "model" in methods or ("direct" in methods and args.direct_model is None):
         if args.model is None and args.preset is None:
-            raise CommandError("the `model` method needs --model DIR or --preset NAME")
+            raise CommandError("the `model` and `direct` methods need --model DIR or --preset NAME")
         from model.cli import load_pipeline
 
         pipe = load_pipeline(args, args.scale)
-    if args.budget == "model" and pipe is None:
+    if "direct" in methods:
+        direct_pipe = pipe if args.direct_model is None else _load_model_dir(args.direct_model, args)
+    elif args.direct_model is not None:
+        raise CommandError("--direct-model is for the `direct` method; add it to --methods")
+    if args.budget == "model" and "model" not in methods:
         raise CommandError("--budget model needs the `model` method")
-    wanted_baselines = tuple(m for m in methods if m != "model")
+    wanted_baselines = tuple(m for m in methods if m not in MODEL_METHODS)
 
     def run_methods(image):
-        recs = [model_reconstruction(pipe, image)] if pipe is not None else []
+        recs = [model_reconstruction(pipe, image)] if "model" in methods else []
+        if direct_pipe is not None:
+            recs.append(direct_reconstruction(direct_pipe, image))
         budget = recs[0].stored_bytes if args.budget == "model" else None
         return recs + (baselines.run_baselines(image, args.scale, wanted_baselines, budget) if wanted_baselines else [])
 
@@ -93,7 +104,7 @@ def _eval(args: argparse.Namespace) -> int:
             sheet.save(crops_dir / f"{path.stem}-{args.scale}x.png")
             crops_left[0] -= 1
 
-    device = pipe.device.type if pipe is not None else "cpu"
+    device = next((p.device.type for p in (pipe, direct_pipe) if p is not None), "cpu")
     scorer = None if args.no_perceptual else PerceptualScorer(device=device)
     rows = []
     for image_rows in tqdm(evaluate(paths, args.scale, run_methods, scorer, save_crops), total=len(paths),
@@ -110,6 +121,13 @@ def _eval(args: argparse.Namespace) -> int:
     report.rd_plot(rows, args.output / f"rd-{args.scale}x.png", title)
     print(table)  # noqa: T201
     return 0
+
+
+def _load_model_dir(path: Path, args: argparse.Namespace):
+    """A second model (the `direct` method's) on the same device; a one-line error when it is not one."""
+    from model.cli import load_pipeline
+
+    return load_pipeline(argparse.Namespace(model=path, preset=None, device=args.device), args.scale)
 
 
 def _timesteps(args: argparse.Namespace) -> int:

@@ -71,6 +71,16 @@ def model_reconstruction(pipe, image: Image.Image, **upscale_options) -> baselin
     return baselines.Reconstruction(f"tadm-{pipe.config['preset']}", out, len(stored), f"model {pipe.model_id}")
 
 
+def direct_reconstruction(pipe, image: Image.Image) -> baselines.Reconstruction:
+    """The model's thumbnail decoded without the diffusion step (G_d, then the VAE decoder): a stage-1 model
+    alone."""
+    thumb = pipe.downscale(image)
+    stored = thumb.to_png()
+    out = pipe.upscale_direct(thumb)
+    return baselines.Reconstruction(f"tadm-{pipe.config['preset']}-direct", out, len(stored),
+                                    f"model {pipe.model_id}, no diffusion step")
+
+
 class PerceptualScorer:
     """The perceptual metrics that are available here, loaded once; the others are reported absent."""
 

@@ -53,6 +53,40 @@ def test_model_method_with_the_tiny_preset(small_folder, tmp_path):
         assert int(rows["webp"]["bytes"]) <= int(rows["tadm-tiny"]["bytes"])  # the model's thumbnail is the budget
 
 
+def test_direct_method_decodes_the_same_thumbnail_without_the_diffusion_step(small_folder, tmp_path):
+    out = tmp_path / "direct"
+    code = main(["eval", str(small_folder), "--methods", "model,direct", "--preset", "tiny", "-o", str(out),
+                 "--max-images", "1", "--crops", "0", "--device", "cpu", "--no-perceptual"])
+    assert code == 0
+    with (out / "results-16x.csv").open() as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"tadm-tiny", "tadm-tiny-direct"}
+    assert rows["tadm-tiny"]["bytes"] == rows["tadm-tiny-direct"]["bytes"]  # one thumbnail, two receivers
+    assert rows["tadm-tiny"]["psnr_y"] != rows["tadm-tiny-direct"]["psnr_y"]  # the diffusion step changes pixels
+    assert "no diffusion step" in rows["tadm-tiny-direct"]["detail"]
+
+
+def test_direct_model_is_a_second_model_directory(small_folder, tmp_path, capsys):
+    from model.pipeline import TADMPipeline
+
+    stage1 = TADMPipeline.from_preset("tiny", scale=16, seed=7).save_pretrained(tmp_path / "stage1")
+    out = tmp_path / "o"
+    code = main(["eval", str(small_folder), "--methods", "model,direct", "--preset", "tiny", "--direct-model",
+                 str(stage1), "-o", str(out), "--max-images", "1", "--crops", "0", "--device", "cpu",
+                 "--no-perceptual"])
+    assert code == 0
+    with (out / "results-16x.csv").open() as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert rows["tadm-tiny-direct"]["detail"].startswith(f"model {TADMPipeline.from_pretrained(stage1).model_id}")
+    assert rows["tadm-tiny-direct"]["detail"] != rows["tadm-tiny"]["detail"]
+    assert main(["eval", str(small_folder), "--methods", "bicubic", "--direct-model", str(stage1),
+                 "-o", str(tmp_path / "x")]) == 1
+    assert "add it to --methods" in capsys.readouterr().err
+    assert main(["eval", str(small_folder), "--methods", "direct", "--preset", "tiny", "--direct-model",
+                 str(tmp_path / "missing"), "-o", str(tmp_path / "y")]) == 1
+    assert "missing" in capsys.readouterr().err
+
+
 def test_bad_arguments_are_one_line_errors(small_folder, tmp_path, capsys):
     assert main(["eval", str(tmp_path / "missing"), "-o", str(tmp_path / "o")]) == 1
     assert "no such folder" in capsys.readouterr().err
