@@ -251,6 +251,7 @@ def train(config: TrainConfig) -> Path:
     log = _Log(output_dir, accelerator.is_main_process)
     bar = tqdm(total=iterations, initial=start_step, unit="step", desc=stage.name,
                disable=not accelerator.is_main_process)
+    loop_started = time.perf_counter()
     for step in range(start_step, iterations):
         started = time.perf_counter()
         totals: dict[str, float] = {}
@@ -298,6 +299,8 @@ def train(config: TrainConfig) -> Path:
                  "batch_size": config.batch_size, "processes": accelerator.num_processes,
                  "gradient_accumulation": config.gradient_accumulation, "crop_size": config.crop_size,
                  "seed": config.seed, "mixed_precision": config.mixed_precision,
+                 # this process's share of the stage: a resumed stage ran earlier steps in earlier processes
+                 "resumed_at_step": start_step, "loop_seconds": round(time.perf_counter() - loop_started, 1),
                  "perceptual": sorted(perceptual.functions) if perceptual else [],
                  "data": [str(d) for d in config.data_dirs], "model_id": pipe.model_id}
         (model_dir / HISTORY_NAME).write_text(json.dumps(history + [entry], indent=2) + "\n")

@@ -42,6 +42,7 @@ def test_a_few_steps_lower_the_loss_and_write_a_loadable_model(stage, chain, pho
     assert [h["stage"] for h in history] == ["stage1", "stage2", "stage3"][: len(history)]
     assert history[-1]["stage"] == stage
     assert history[-1]["model_id"] == trained.model_id  # what was saved is what loads
+    assert history[-1]["resumed_at_step"] == 0 and history[-1]["loop_seconds"] > 0  # the wall time a card quotes
 
 
 def test_the_log_has_every_step_and_term(chain):
