@@ -57,7 +57,15 @@ def test_save_and_load_give_identical_outputs(tmp_path, kodak_image):
     loaded = TADMPipeline.from_pretrained(tmp_path / "m")
     assert loaded.model_id == pipe.model_id
     assert loaded.downscale(kodak_image).to_png() == thumb.to_png()
-    assert np.array_equal(np.asarray(loaded.upscale(thumb)), expected)
+    for before, after in zip(pipe.modules, loaded.modules, strict=True):  # every tensor comes back bit for bit
+        saved, restored = before.state_dict(), after.state_dict()
+        assert saved.keys() == restored.keys()
+        assert all(torch.equal(saved[k], restored[k]) for k in saved)
+    # The same weights in other buffers may take other oneDNN kernel paths (float reassociation, ~1e-6): on one
+    # build machine 112 of 1.18 M output values differed by one 8-bit level. Within one model, outputs repeat
+    # exactly (test above).
+    differs = np.abs(np.asarray(loaded.upscale(thumb), dtype=np.int16) - expected)
+    assert differs.max() <= 1 and (differs > 0).mean() < 1e-3
 
 
 def test_model_id_tracks_the_weights(tiny_pipe):
