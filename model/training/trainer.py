@@ -244,6 +244,12 @@ def train(config: TrainConfig) -> Path:
     if checkpoint is not None:
         load_checkpoint(checkpoint, params, optimizer, scheduler)
         logger.info("resumed from %s at step %d", checkpoint, start_step)
+        # The restored schedule keeps the run's own base rate; record that one, not a different --lr.
+        restored_lr = float(scheduler.base_lrs[0])
+        if restored_lr != lr:
+            logger.warning("%s: the resumed run keeps its base learning rate %g (--lr %g is ignored)",
+                           stage.name, restored_lr, lr)
+            lr = restored_lr
     model = StageModel(pipe, stage, perceptual, cache)
     model, optimizer = accelerator.prepare(model, optimizer)
 

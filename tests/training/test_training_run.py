@@ -70,7 +70,9 @@ def test_resume_continues_from_the_same_step_and_optimiser_state(tmp_path, photo
     assert checkpoint is not None and checkpoint.name == "step-00000002"
     saved_optimizer = torch.load(checkpoint / "optimizer.pt", weights_only=True)["optimizer"]
     assert all(int(s["step"]) == 2 for s in saved_optimizer["state"].values())  # Adam's moments after 2 steps
-    resumed = train(small_run("stage1", interrupted, photo_folder, resume=True, **options))
+    # a different --lr on resume does not change the restored schedule, and training.json says which rate ran
+    resumed = train(small_run("stage1", interrupted, photo_folder, resume=True, **{**options, "lr": 1e-4}))
+    assert json.loads((resumed / "training.json").read_text())[-1]["lr"] == 2e-3
 
     steps = [json.loads(x)["step"] for x in (interrupted / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]  # the resumed run went on at step 3
