@@ -61,7 +61,7 @@ def _eval(args: argparse.Namespace) -> int:
     from service.cli import CommandError
 
     from . import baselines, codecs, report
-    from .evaluate import PerceptualScorer, direct_reconstruction, evaluate, list_images, model_reconstruction
+    from .evaluate import PerceptualScorer, evaluate, list_images, model_reconstruction
 
     methods = _parse_methods(args.methods)
     try:
@@ -89,7 +89,7 @@ def _eval(args: argparse.Namespace) -> int:
     def run_methods(image):
         recs = [model_reconstruction(pipe, image)] if "model" in methods else []
         if direct_pipe is not None:
-            recs.append(direct_reconstruction(direct_pipe, image))
+            recs.append(model_reconstruction(direct_pipe, image, direct=True))
         budget = recs[0].stored_bytes if args.budget == "model" else None
         return recs + (baselines.run_baselines(image, args.scale, wanted_baselines, budget) if wanted_baselines else [])
 

@@ -63,22 +63,18 @@ def check_readable(paths: list[Path]) -> None:
             raise ValueError(f"{path} is not a readable image ({exc.__class__.__name__}: {exc})") from exc
 
 
-def model_reconstruction(pipe, image: Image.Image, **upscale_options) -> baselines.Reconstruction:
-    """TADM: the stored file is the thumbnail PNG (with its metadata chunk), the output its upscale."""
+def model_reconstruction(pipe, image: Image.Image, *, direct: bool = False) -> baselines.Reconstruction:
+    """TADM: the stored file is the thumbnail PNG (with its metadata chunk), the output its upscale.
+
+    ``direct`` decodes G_d's latent without the diffusion step (what a stage-1 model gives on its own).
+    """
     thumb = pipe.downscale(image)
     stored = thumb.to_png()
-    out = pipe.upscale(thumb, **upscale_options)
-    return baselines.Reconstruction(f"tadm-{pipe.config['preset']}", out, len(stored), f"model {pipe.model_id}")
-
-
-def direct_reconstruction(pipe, image: Image.Image) -> baselines.Reconstruction:
-    """The model's thumbnail decoded without the diffusion step (G_d, then the VAE decoder): a stage-1 model
-    alone."""
-    thumb = pipe.downscale(image)
-    stored = thumb.to_png()
-    out = pipe.upscale_direct(thumb)
-    return baselines.Reconstruction(f"tadm-{pipe.config['preset']}-direct", out, len(stored),
-                                    f"model {pipe.model_id}, no diffusion step")
+    name, detail = f"tadm-{pipe.config['preset']}", f"model {pipe.model_id}"
+    if direct:
+        return baselines.Reconstruction(f"{name}-direct", pipe.upscale_direct(thumb), len(stored),
+                                        f"{detail}, no diffusion step")
+    return baselines.Reconstruction(name, pipe.upscale(thumb), len(stored), detail)
 
 
 class PerceptualScorer:

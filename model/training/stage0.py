@@ -116,19 +116,15 @@ def load_for_check(path) -> object:
     onto the nano preset's random start, so that the autoencoder can be checked while stage 0 still runs."""
     from pathlib import Path
 
-    from safetensors.torch import load_file
-
     from model.pipeline import TADMPipeline
+
+    from .trainer import load_trainable
 
     path = Path(path)
     if not (path / "trainable.safetensors").is_file():
         return TADMPipeline.from_pretrained(path)
     pipe = TADMPipeline.from_preset("nano", scale=16, pretrained=False)
-    saved = load_file(str(path / "trainable.safetensors"))
-    params = backbone_parameters(pipe)
-    with torch.no_grad():
-        for name, p in params.items():
-            p.copy_(saved[name])
+    load_trainable(path, backbone_parameters(pipe))
     return pipe
 
 

@@ -177,7 +177,8 @@ def save_checkpoint(output_dir: Path, step: int, params: stages.NamedParameters,
     return directory
 
 
-def load_checkpoint(directory: Path, params: stages.NamedParameters, optimizer, scheduler) -> int:
+def load_trainable(directory: Path, params: stages.NamedParameters) -> None:
+    """Copy a checkpoint's trainable tensors into ``params`` (the same names, all of them)."""
     from safetensors.torch import load_file
 
     saved = load_file(str(directory / "trainable.safetensors"))
@@ -187,6 +188,10 @@ def load_checkpoint(directory: Path, params: stages.NamedParameters, optimizer, 
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(saved[name])
+
+
+def load_checkpoint(directory: Path, params: stages.NamedParameters, optimizer, scheduler) -> int:
+    load_trainable(directory, params)
     state = torch.load(directory / "optimizer.pt", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
