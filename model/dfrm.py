@@ -87,6 +87,11 @@ class DFRM(ModelMixin, ConfigMixin):
         inv_growth: growth rate of F's dense blocks (32 in the paper).
         latent_scale: multiplies the incoming (scaled) latent and divides ẑ; 1.0 for this project's models,
             ``1 / 0.18215`` for checkpoints imported from the authors' code.
+        latent_factor: the VAE's downsampling per side (8 for Stable Diffusion; 4 for the nano backbone). The
+            latent branch reduces the latent by ``scale / latent_factor`` per side and G_d enlarges it back.
+        shuffle_channels: G_d's width between two of its PixelShuffles (default ``hidden_channels // 4``, the
+            authors' layout). With a narrow ``hidden_channels`` and two or more shuffles the default leaves
+            ``hidden_channels / 16`` channels to predict the whole latent from; the nano preset widens it.
     """
 
     @register_to_config
@@ -100,12 +105,16 @@ class DFRM(ModelMixin, ConfigMixin):
         num_inv_blocks: int = 12,
         inv_growth: int = 32,
         latent_scale: float = 1.0,
+        latent_factor: int = 8,
+        shuffle_channels: int | None = None,
     ) -> None:
         super().__init__()
         if scale not in SUPPORTED_SCALES:
             raise ValueError(f"`scale` must be one of {SUPPORTED_SCALES} but is {scale}")
+        if latent_factor not in (2, 4, 8):
+            raise ValueError(f"`latent_factor` must be 2, 4 or 8 but is {latent_factor}")
         stages = int(math.log2(scale))  # pixel branch: one Downsample per halving
-        latent_unshuffles = stages - 3  # the VAE latent is already H/8
+        latent_unshuffles = stages - int(math.log2(latent_factor))  # the VAE latent is already H/latent_factor
 
         # G_e, pixel branch: (B,3,H,W) -> (B,pc,H/s,W/s)
         pixel: list[nn.Module] = [ConvBlock(3, pixel_channels)]
@@ -116,7 +125,7 @@ class DFRM(ModelMixin, ConfigMixin):
         pixel.append(ConvBlock(c, pixel_channels))
         self.down_module = nn.Sequential(*pixel)
 
-        # G_e, latent branch: (B,4,H/8,W/8) -> (B,hc,H/s,W/s)
+        # G_e, latent branch: (B,C,H/f,W/f) -> (B,hc,H/s,W/s)
         hc = hidden_channels
         latent: list[nn.Module] = [ConvBlock(latent_channels, hc)]
         latent += [Resblock(hc) for _ in range(num_res_blocks)]
@@ -128,14 +137,19 @@ class DFRM(ModelMixin, ConfigMixin):
         fc = pixel_channels + hc
         self.fusing_module = nn.Sequential(*[Resblock(fc) for _ in range(num_res_blocks)], ConvBlock(fc, 3))
 
-        # G_d: z_lr (B,3,H/s,W/s) -> ẑ (B,4,H/8,W/8)
+        # G_d: z_lr (B,3,H/s,W/s) -> ẑ (B,C,H/f,W/f)
         final: list[nn.Module] = [ConvBlock(3, hc)]
         final += [Resblock(hc) for _ in range(num_res_blocks)]
-        if latent_unshuffles == 1:
-            final += [nn.PixelShuffle(2), ConvBlock(hc // 4, latent_channels)]
-        else:
-            final += [nn.PixelShuffle(2), ConvBlock(hc // 4, hc // 4), nn.PixelShuffle(2)]
-            final.append(ConvBlock(hc // 16, latent_channels))
+        # Each PixelShuffle quarters the width; a ConvBlock between two shuffles sets it to `shuffle_channels`.
+        # With the default (hc/4) this is the authors' 16x and 32x layout (their checkpoints load by index).
+        between = shuffle_channels or hc // 4
+        c = hc
+        for i in range(latent_unshuffles):
+            final.append(nn.PixelShuffle(2))
+            c //= 4
+            last = i == latent_unshuffles - 1
+            final.append(ConvBlock(c, latent_channels if last else between))
+            c = between
         self.final_module = nn.Sequential(*final)
 
         # F: z_lr <-> LR image, same resolution
@@ -143,13 +157,13 @@ class DFRM(ModelMixin, ConfigMixin):
 
     # -- the two chains -------------------------------------------------------------------------------
     def encode_features(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """G_e: HR pixels in [-1,1] (B,3,H,W) and scaled latent (B,4,H/8,W/8) -> z_lr (B,3,H/s,W/s)."""
+        """G_e: HR pixels in [-1,1] (B,3,H,W) and scaled latent (B,C,H/f,W/f) -> z_lr (B,3,H/s,W/s)."""
         pixel = self.down_module(x)
         latent = self.latent_module(z * self.config.latent_scale)
         return self.fusing_module(torch.cat((pixel, latent), 1))
 
     def decode_features(self, z_lr: torch.Tensor) -> torch.Tensor:
-        """G_d: z_lr (B,3,H/s,W/s) -> ẑ, a scaled latent (B,4,H/8,W/8)."""
+        """G_d: z_lr (B,3,H/s,W/s) -> ẑ, a scaled latent (B,C,H/f,W/f)."""
         return self.final_module(z_lr) / self.config.latent_scale
 
     def to_image(self, z_lr: torch.Tensor) -> torch.Tensor:
@@ -181,7 +195,7 @@ class DFRM(ModelMixin, ConfigMixin):
         return self.quantize(self.to_image(self.encode_features(x, z)), noise)
 
     def upscale(self, y: torch.Tensor) -> torch.Tensor:
-        """LR image in [-1,1] (B,3,H/s,W/s) -> ẑ (B,4,H/8,W/8)."""
+        """LR image in [-1,1] (B,3,H/s,W/s) -> ẑ (B,C,H/f,W/f)."""
         return self.decode_features(self.from_image(y))
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -84,6 +84,7 @@ class TADMPipeline:
         self.scale: int = int(config["scale"])
         self.scheduler = HybridScheduler(refiner, config["noise_schedule"], t0=int(config.get("t0", 50)))
         self.scaling_factor = float(self.vae.config.scaling_factor)
+        self.latent_factor = backbones.vae_latent_factor(self.vae.config)
         self.vae_tile_size = 512
         for module in self.modules:
             module.eval().requires_grad_(False)
@@ -252,7 +253,7 @@ class TADMPipeline:
         # 2. Preprocess: [-1,1], reflect-pad bottom/right to a multiple of the scale
         x = self._pad(pil_to_tensor(image).to(self.device), self.scale)  # (1, 3, H', W')
         # 3. Encode and rescale
-        z = self.encode_latent(x)  # (1, 4, H'/8, W'/8), scaled
+        z = self.encode_latent(x)  # (1, C, H'/f, W'/f), scaled
         y = self.dfrm.downscale(x, z, noise=False)  # (1, 3, H'/s, W'/s), 8-bit levels in [-1,1]
         lr = Image.fromarray(tensor_to_uint8(y))
         return Thumbnail(lr, self.scale, (w, h), self.model_id)
@@ -266,7 +267,7 @@ class TADMPipeline:
         return x
 
     def encode_latent(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixels (B,3,H,W) in [-1,1] -> scaled latent (B,4,H/8,W/8) in float32; tiled for large images."""
+        """Pixels (B,3,H,W) in [-1,1] -> scaled latent (B,C,H/f,W/f) in float32; tiled for large images."""
         self._configure_vae_tiling()
         posterior = self.vae.encode(x.to(self.device, self.dtype)).latent_dist
         return posterior.mode().float() * self.scaling_factor
@@ -312,7 +313,7 @@ class TADMPipeline:
 
     @torch.inference_mode()
     def thumbnail_to_latent(self, thumbnail: Thumbnail) -> torch.Tensor:
-        """F⁻¹ and G_d: thumbnail -> ẑ (1, 4, H'/8, W'/8), float32."""
+        """F⁻¹ and G_d: thumbnail -> ẑ (1, C, H'/f, W'/f), float32."""
         y = pil_to_tensor(thumbnail.image).to(self.device)
         return self.dfrm.upscale(y)
 
@@ -329,7 +330,7 @@ class TADMPipeline:
         return denoise_tiled(latents, self.denoise_step, tile_size, tile_stride, tile_batch_size, progress)
 
     def denoise_step(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One batch of tiles (B,4,h,w) -> (clean tiles z0, timesteps t)."""
+        """One batch of tiles (B,C,h,w) -> (clean tiles z0, timesteps t)."""
         t = self.tpm(tiles)  # (B,), continuous in [10, 200]
         context = self.empty_prompt.expand(tiles.shape[0], -1, -1).to(self.dtype)  # (B, 77, D)
         eps = self.unet(tiles.to(self.dtype), t, encoder_hidden_states=context).sample.float()
@@ -347,7 +348,7 @@ class TADMPipeline:
         # diffusers tiles only inputs larger than its tile; the knob is in pixels, the latent tile follows.
         self.vae.enable_tiling()
         self.vae.tile_sample_min_size = self.vae_tile_size
-        self.vae.tile_latent_min_size = self.vae_tile_size // 8
+        self.vae.tile_latent_min_size = self.vae_tile_size // self.latent_factor
 
     def __repr__(self) -> str:
         return (
@@ -358,7 +359,7 @@ class TADMPipeline:
 
 def _build_tadm_modules(preset: backbones.Preset, scale: int) -> dict[str, Any]:
     return {
-        "dfrm": DFRM(scale=scale, **preset.dfrm),
+        "dfrm": DFRM(scale=scale, latent_factor=preset.latent_factor, **preset.dfrm),
         "tpm": TimestepPredictor(**preset.tpm),
         "refiner": Refiner(**preset.refiner),
     }

@@ -104,7 +104,7 @@ def autoencoder_psnr_y(pipe, paths) -> dict[str, float]:
     scores = {}
     for path in paths:
         image = load_rgb(path)
-        x = TADMPipeline._pad(pil_to_tensor(image), 8)
+        x = TADMPipeline._pad(pil_to_tensor(image), pipe.latent_factor)
         out = pipe.vae.decode(pipe.encode_latent(x) / pipe.scaling_factor).sample
         restored = tensor_to_uint8(out[..., : image.height, : image.width])
         scores[str(path)] = y_metrics(np.asarray(image), restored)["psnr_y"]

@@ -47,6 +47,32 @@ def test_shapes_for_a_size_that_needs_padding(scale, lr_size, generator):
     assert out["z_hat"].shape == out["z_direct"].shape == (1, 4, h // 8, w // 8)
 
 
+@pytest.mark.parametrize("scale", [16, 32])
+@pytest.mark.parametrize("latent_factor, shuffle_channels", [(4, None), (4, 12), (2, 12)])
+def test_a_finer_latent_keeps_the_thumbnail_size(scale, latent_factor, shuffle_channels, generator):
+    # The nano backbone's VAE downsamples 4x: the latent branch then reduces it scale/4 per side and G_d
+    # enlarges the thumbnail's features back to H/4.
+    dfrm = DFRM(scale=scale, latent_channels=8, pixel_channels=4, hidden_channels=16, num_res_blocks=1,
+                num_inv_blocks=2, inv_growth=8, latent_factor=latent_factor, shuffle_channels=shuffle_channels).eval()
+    h, w = 2 * scale, 3 * scale
+    x = torch.rand(1, 3, h, w, generator=generator) * 2 - 1
+    z = torch.randn(1, 8, h // latent_factor, w // latent_factor, generator=generator)
+    out = dfrm(x, z)
+    assert out["y"].shape == (1, 3, 2, 3)
+    assert out["z_hat"].shape == z.shape
+    widths = [m.conv_in.out_channels for m in dfrm.final_module[1 + 1:] if hasattr(m, "conv_in")]
+    assert widths[-1] == 8 and all(c == (shuffle_channels or 16 // 4) for c in widths[:-1])
+
+
+def test_the_default_g_d_is_the_authors_layout():
+    # Their checkpoints load by module index: 16x is [ConvBlock, Resblocks, PixelShuffle, ConvBlock(hc/4, 4)].
+    dfrm = DFRM(scale=32, hidden_channels=16, num_res_blocks=1, num_inv_blocks=1)
+    shapes = {k: tuple(v.shape) for k, v in dfrm.final_module.state_dict().items() if k.endswith("weight")}
+    assert shapes == {"0.conv_in.weight": (16, 3, 3, 3), "1.res_block.0.weight": (16, 16, 3, 3),
+                      "1.res_block.2.weight": (16, 16, 3, 3), "3.conv_in.weight": (4, 4, 3, 3),
+                      "5.conv_in.weight": (4, 1, 3, 3)}
+
+
 def test_quantisation_rounds_at_inference_and_adds_noise_in_training(generator):
     torch.manual_seed(0)
     lr = torch.rand(1, 3, 16, 16, generator=generator) * 2.4 - 1.2  # some values outside [-1, 1]
