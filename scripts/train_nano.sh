@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # The nano model's one recipe: gather the photos, then stage 0 -> 1 -> 2 -> 3, resumable.
 #
-#   scripts/train_nano.sh [RUN_DIR]          # default RUN_DIR: ~/.cache/tadm/nano-16x
+#   scripts/train_nano.sh [RUN_DIR]          # default RUN_DIR: ~/.cache/tadm/nano-${SCALE}x
+#
+# Training accumulates across sessions: when the repository ships weights for this scale
+# (model/weights/nano-${SCALE}x, committed by scripts/ship_nano.sh), the first stage starts from them instead of
+# from scratch, with a fresh optimiser warmed up over WARMUP steps; every later stage starts from the stage before,
+# so the shipped DFRM, TPM, refiner and adapters are continued too. training.json keeps each session's segments.
+#
+# 32x shares the 16x model's backbone: SCALE=32 runs stages 1-3 only, on the VAE and UNet of BACKBONE (default
+# ~/.cache/tadm/nano-16x/stage0/model, the 16x run's stage 0 of this session).
 #
 # Every stage writes RUN_DIR/stageN/ (model/, checkpoints/, log.jsonl). Re-running the same command continues:
 # a finished stage (its model/ exists) is skipped, an interrupted one resumes from its latest checkpoint
@@ -11,7 +19,7 @@
 # its model at once and the next one starts.
 #
 # Settings (environment, defaults in brackets):
-#   SCALE [16]   STAGES ["0 1 2 3"]   THREADS [1]   NICE [10]   CROP [128]   BATCH [8]   CHECKPOINT_EVERY [200]
+#   SCALE [16]   STAGES ["0 1 2 3"; 32x: "1 2 3"]   WARMUP [100]   BACKBONE (32x)   THREADS [1]   NICE [10]   CROP [128]   BATCH [8]   CHECKPOINT_EVERY [200]
 #   STAGE0_STEPS [6000]  STAGE1_STEPS [3000]  STAGE2_STEPS [1000]  STAGE3_STEPS [500]
 #   STAGE0_LR [4e-4]  STAGE1_LR [5e-4]  STAGE2_LR [3e-4]  STAGE3_LR [1e-5]
 #   PHOTOS [~/.cache/tadm/photos]. On a GPU host raise BATCH/CROP; the commands are the same.
@@ -25,7 +33,11 @@ set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 RUN="${1:-${HOME}/.cache/tadm/nano-${SCALE:-16}x}"
 SCALE="${SCALE:-16}"
-STAGES="${STAGES:-0 1 2 3}"
+if [[ "$SCALE" == 32 ]]; then STAGES="${STAGES:-1 2 3}"; else STAGES="${STAGES:-0 1 2 3}"; fi
+WARMUP="${WARMUP:-100}"
+SHIPPED="$REPO/model/weights/nano-${SCALE}x"
+BACKBONE="${BACKBONE:-}"
+[[ "$SCALE" == 32 && -z "$BACKBONE" ]] && BACKBONE="${HOME}/.cache/tadm/nano-16x/stage0/model"
 THREADS="${THREADS:-1}"
 NICE="${NICE:-10}"
 CROP="${CROP:-128}"
@@ -44,18 +56,29 @@ declare -A LR=([0]="${STAGE0_LR:-4e-4}" [1]="${STAGE1_LR:-5e-4}" [2]="${STAGE2_L
 
 export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS"
 previous=""
+first="${STAGES%% *}"
 for n in $STAGES; do
   out="$RUN/stage$n"
   if [[ -f "$out/model/tadm.json" ]]; then
     echo "stage$n: done ($out/model)"
   else
-    start=(--preset nano)
-    [[ -n "$previous" ]] && start=(--init "$previous")
-    if [[ "$n" != 0 && -z "$previous" ]]; then
+    extra=()
+    if [[ -n "$previous" ]]; then
+      start=(--init "$previous")
+    elif [[ "$n" == "$first" && -f "$SHIPPED/tadm.json" ]]; then
+      echo "stage$n: continuing the shipped weights $SHIPPED (fresh optimiser, $WARMUP warm-up steps)"
+      start=(--init "$SHIPPED" --skip-stage-check)
+      extra+=(--warmup-steps "$WARMUP")
+    elif [[ "$n" == 0 || ( "$n" == 1 && -n "$BACKBONE" ) ]]; then
+      start=(--preset nano)
+    else
       start=(--init "$RUN/stage$((n - 1))/model")
     fi
-    extra=()
-    [[ "$n" == 2 || "$n" == 3 ]] && extra=(--perceptual-loss none)
+    if [[ "$n" == 1 && -n "$BACKBONE" ]]; then
+      [[ -f "$BACKBONE/tadm.json" ]] || { echo "BACKBONE $BACKBONE is not a model directory (train 16x stage 0 first)" >&2; exit 2; }
+      extra+=(--backbone "$BACKBONE")
+    fi
+    [[ "$n" == 2 || "$n" == 3 ]] && extra+=(--perceptual-loss none)
     echo "stage$n: training ${STEPS[$n]} steps into $out"
     nice -n "$NICE" "$TADM" train "stage$n" "${start[@]}" --data "$PHOTOS/images" --output "$out" \
       --scale "$SCALE" --iterations "${STEPS[$n]}" --lr "${LR[$n]}" --lr-halve-every "${HALVE[$n]}" \

@@ -38,10 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     start.add_argument("--init", type=Path, help="model directory to start from (the previous stage's OUTPUT/model)")
     start.add_argument("--preset", help="stage 1 only: start from a preset (sd21-base, nano, tiny)")
     p.add_argument("--base", default=None, help="SD 2.1-base location for --preset sd21-base")
+    p.add_argument("--backbone", type=Path,
+                   help="a model directory (any scale) whose VAE, UNet and empty prompt replace the start model's")
     p.add_argument("--scale", type=int, choices=(16, 32), default=16)
     p.add_argument("--iterations", type=int, help="optimiser steps (default: the stage's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the stage's)")
     p.add_argument("--lr-halve-every", type=int, help="halve the rate every N steps (default: the stage's)")
+    p.add_argument("--warmup-steps", type=int, default=0,
+                   help="linear learning-rate warm-up over N steps (a fresh optimiser on trained weights)")
     p.add_argument("--batch-size", type=int, default=16, help="per process and micro-batch (default 16)")
     p.add_argument("--crop-size", type=int, default=512, help="square random crops (default 512)")
     p.add_argument("--gradient-accumulation", type=int, default=1)
@@ -97,7 +101,8 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         stage=args.stage, output_dir=args.output, data_dirs=args.data, init=args.init, preset=args.preset,
         random_init=stage.name == "stage0",  # stage 0 exists to train the backbone from scratch
-        scale=args.scale, base=args.base, iterations=args.iterations, lr=args.lr, halve_every=args.lr_halve_every,
+        scale=args.scale, base=args.base, backbone=args.backbone, iterations=args.iterations, lr=args.lr,
+        halve_every=args.lr_halve_every, warmup_steps=args.warmup_steps,
         batch_size=args.batch_size, crop_size=args.crop_size, gradient_accumulation=args.gradient_accumulation,
         mixed_precision=args.mixed_precision, max_grad_norm=args.max_grad_norm,
         checkpoint_every=args.checkpoint_every, checkpoints_kept=args.checkpoints_kept,

@@ -25,8 +25,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from model import lora
 from model.pipeline import TADMPipeline
 
+from . import history as training_history
 from . import stages
 from .data import LatentCache, RandomCrops, StepSampler, find_images
 from .losses import PerceptualTerms
@@ -36,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINTS_DIR = "checkpoints"
 MODEL_DIR = "model"
-HISTORY_NAME = "training.json"  # written into each model directory: which stages made it
+HISTORY_NAME = training_history.HISTORY_NAME  # written into each model directory: which stages made it
 LOG_NAME = "log.jsonl"
 
 
@@ -54,11 +56,13 @@ class TrainConfig:
     init: Path | None = None  # a model directory (required from stage 2 on)
     preset: str | None = None  # or a preset for stage 1
     random_init: bool = False  # the preset's architecture with random weights (benchmarks); tiny always is
+    backbone: Path | None = None  # a model directory whose VAE, UNet and empty prompt replace the start model's
     scale: int = 16
     base: str | None = None
     iterations: int | None = None
     lr: float | None = None
     halve_every: int | None = None
+    warmup_steps: int = 0  # linear warm-up of a fresh optimiser (a model continued from earlier sessions' weights)
     batch_size: int = 16
     crop_size: int = 512
     gradient_accumulation: int = 1
@@ -105,11 +109,18 @@ def resolved(config: TrainConfig, stage: stages.Stage) -> tuple[int, float, int 
 
 
 def load_start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:
-    """The model this stage starts from: the previous stage's directory, or a preset for a first stage."""
+    """The model this stage starts from (the previous stage's directory, or a preset for a first stage), with
+    the backbone of ``config.backbone`` when one is given."""
+    pipe = _start_model(config, stage)
+    if config.backbone is not None:
+        adopt_backbone(pipe, TADMPipeline.from_pretrained(config.backbone))
+    return pipe
+
+
+def _start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:
     if config.init is not None:
         pipe = TADMPipeline.from_pretrained(config.init)
-        history = read_history(config.init)
-        done = history[-1]["stage"] if history else None
+        done = training_history.last_stage(training_history.read(config.init))
         if stage.previous is not None and config.check_previous_stage and done != stage.previous:
             raise TrainingSetupError(
                 f"{stage.name} starts from a model trained by {stage.previous}, but {config.init} was last "
@@ -122,14 +133,25 @@ def load_start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:
         raise TrainingSetupError(f"{stage.name} needs --init, the model directory written by {stage.previous}")
     if config.preset is None:
         raise TrainingSetupError("give --init MODEL_DIR or --preset NAME to start from")
-    pretrained = not config.random_init and config.preset != "tiny"
+    # With a backbone given, the preset's own pretrained weights are not needed (nor, for nano, shipped).
+    pretrained = not config.random_init and config.preset != "tiny" and config.backbone is None
     return TADMPipeline.from_preset(config.preset, scale=config.scale, pretrained=pretrained, base=config.base,
                                     seed=config.seed)
 
 
-def read_history(model_dir: Path) -> list[dict]:
-    path = Path(model_dir) / HISTORY_NAME
-    return json.loads(path.read_text()) if path.is_file() else []
+def adopt_backbone(pipe: TADMPipeline, source: TADMPipeline) -> None:
+    """Copy ``source``'s VAE and UNet base weights and empty prompt into ``pipe`` (adapters and TADM modules
+    stay): a model of another scale can share one trained backbone (nano's 32x starts from the 16x stage 0)."""
+    if source.config["preset"] != pipe.config["preset"]:
+        raise TrainingSetupError(f"the backbone is a {source.config['preset']!r} model, the start model "
+                                 f"{pipe.config['preset']!r}")
+    with torch.no_grad():
+        for name in ("vae", "unet"):
+            theirs = dict(getattr(source, name).named_parameters())
+            for key, p in getattr(pipe, name).named_parameters():
+                if not lora.is_adapter_key(key):
+                    p.copy_(theirs[key])
+    pipe.empty_prompt = source.empty_prompt.clone()
 
 
 def build_perceptual(names: tuple[str, ...], device: torch.device) -> PerceptualTerms | None:
@@ -239,7 +261,8 @@ def train(config: TrainConfig) -> Path:
 
     # 3. Optimiser, schedule, resume
     optimizer = make_optimizer(stage.optimizer, list(params.values()), lr)
-    scheduler = halving_schedule(optimizer, halve_every)  # stepped once per optimiser step, on every process
+    # stepped once per optimiser step, on every process
+    scheduler = halving_schedule(optimizer, halve_every, config.warmup_steps)
     checkpoint = latest_checkpoint(output_dir) if config.resume else None
     start_step = checkpoint_step(checkpoint) if checkpoint is not None else 0
     sampler = StepSampler(config.batch_size, start_step, config.gradient_accumulation,
@@ -305,16 +328,18 @@ def train(config: TrainConfig) -> Path:
         for module in pipe.modules:
             module.eval()
         pipe.save_pretrained(model_dir)
-        history = read_history(config.init) if config.init else []
+        history = training_history.read(config.init) if config.init else training_history.empty()
         entry = {"stage": stage.name, "iterations": iterations, "lr": lr, "halve_every": halve_every,
+                 "warmup_steps": config.warmup_steps, "backbone": str(config.backbone) if config.backbone else None,
                  "batch_size": config.batch_size, "processes": accelerator.num_processes,
                  "gradient_accumulation": config.gradient_accumulation, "crop_size": config.crop_size,
                  "seed": config.seed, "mixed_precision": config.mixed_precision,
                  # this process's share of the stage: a resumed stage ran earlier steps in earlier processes
                  "resumed_at_step": start_step, "loop_seconds": round(time.perf_counter() - loop_started, 1),
                  "perceptual": sorted(perceptual.functions) if perceptual else [],
-                 "data": [str(d) for d in config.data_dirs], "model_id": pipe.model_id}
-        (model_dir / HISTORY_NAME).write_text(json.dumps(history + [entry], indent=2) + "\n")
+                 "data": [str(d) for d in config.data_dirs], "model_id": pipe.model_id,
+                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        training_history.write(model_dir, training_history.with_stage(history, entry))
         log.close()
     return model_dir
 

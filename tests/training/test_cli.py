@@ -67,6 +67,6 @@ def test_two_processes_train_as_one_run(tmp_path, photo_folder):
     assert result.returncode == 0, result.stderr[-2000:]
     steps = [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2]  # the main process alone writes the log
-    history = json.loads((out / "model" / "training.json").read_text())
+    history = json.loads((out / "model" / "training.json").read_text())["stages"]
     assert history[-1]["processes"] == 2 and history[-1]["gradient_accumulation"] == 2
     assert (out / "checkpoints" / "step-00000002" / "state.json").is_file()

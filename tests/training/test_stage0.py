@@ -36,7 +36,7 @@ def test_a_few_steps_lower_the_loss_and_write_a_loadable_model(stage0_model, pho
     psnr_before = autoencoder_psnr_y(start, [photo])[str(photo)]
     psnr_after = autoencoder_psnr_y(trained, [photo])[str(photo)]
     assert psnr_after > psnr_before, f"autoencoder PSNR-Y {psnr_before:.2f} -> {psnr_after:.2f} dB"
-    history = json.loads((stage0_model / "training.json").read_text())
+    history = json.loads((stage0_model / "training.json").read_text())["stages"]
     assert [h["stage"] for h in history] == ["stage0"]
     assert history[-1]["model_id"] == trained.model_id
 
@@ -57,7 +57,7 @@ def test_only_the_backbone_weights_change(stage0_model):
 
 def test_stage1_starts_from_the_stage0_model(tmp_path, stage0_model, photo_folder):
     model_dir = train(small_run("stage1", tmp_path / "s1", photo_folder, init=stage0_model, iterations=1))
-    history = json.loads((model_dir / "training.json").read_text())
+    history = json.loads((model_dir / "training.json").read_text())["stages"]
     assert [h["stage"] for h in history] == ["stage0", "stage1"]
 
 

@@ -38,7 +38,7 @@ def test_a_few_steps_lower_the_loss_and_write_a_loadable_model(stage, chain, pho
     trained = TADMPipeline.from_pretrained(chain[stage])
     after = fixed_batch_loss(trained, stage, photo_folder)
     assert after < before, f"{stage}: loss {before:.5f} -> {after:.5f}"
-    history = json.loads((chain[stage] / "training.json").read_text())
+    history = json.loads((chain[stage] / "training.json").read_text())["stages"]
     assert [h["stage"] for h in history] == ["stage1", "stage2", "stage3"][: len(history)]
     assert history[-1]["stage"] == stage
     assert history[-1]["model_id"] == trained.model_id  # what was saved is what loads
@@ -72,7 +72,7 @@ def test_resume_continues_from_the_same_step_and_optimiser_state(tmp_path, photo
     assert all(int(s["step"]) == 2 for s in saved_optimizer["state"].values())  # Adam's moments after 2 steps
     # a different --lr on resume does not change the restored schedule, and training.json says which rate ran
     resumed = train(small_run("stage1", interrupted, photo_folder, resume=True, **{**options, "lr": 1e-4}))
-    assert json.loads((resumed / "training.json").read_text())[-1]["lr"] == 2e-3
+    assert json.loads((resumed / "training.json").read_text())["stages"][-1]["lr"] == 2e-3
 
     steps = [json.loads(x)["step"] for x in (interrupted / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]  # the resumed run went on at step 3
@@ -107,4 +107,4 @@ def test_missing_perceptual_weights_stop_the_trainer_too(tmp_path, photo_folder,
     with pytest.raises(TrainingSetupError, match="lpips"):
         train(small_run("stage2", tmp_path / "run", photo_folder, init=chain["stage1"], perceptual=("lpips",)))
     # the substitute the chain used is on record in the model directory
-    assert json.loads((chain["stage2"] / "training.json").read_text())[-1]["perceptual"] == []
+    assert json.loads((chain["stage2"] / "training.json").read_text())["stages"][-1]["perceptual"] == []

@@ -1,0 +1,138 @@
+"""Ship a trained nano model into the repository, and record what it measured.
+
+    python -m model.training.ship weights RUN/stage3/model --scale 16     # -> model/weights/nano-16x/
+    python -m model.training.ship evaluation model/weights/nano-16x RESULTS.csv [--note TEXT]
+
+``weights`` writes the model directory with every tensor stored as float16: half the bytes in git (the two nano
+models fit the 40 MB a commit may add), loaded back as float32. The values are rounded here, once, so what is
+evaluated after shipping is exactly what serves. The folder's model card (README.md) and other documents stay;
+the previous weights are replaced (git keeps them). It refuses a model over the size limit.
+
+``evaluation`` appends the means of a ``tadm eval`` CSV (per method: PSNR-Y, SSIM-Y, MS-SSIM-Y, bpp) to the shipped
+``training.json``, stamped with the cumulative steps per stage: the figures the card and ``/v1/info`` quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from model.backbones import SHIPPED_WEIGHTS_DIR
+from model.pipeline import TADMPipeline
+
+from . import history
+
+MAX_SHIPPED_BYTES = 40 * 1024 * 1024
+KEPT = {"README.md"}  # the model card and what it shows are not part of the weights
+SCORES = ("psnr_y", "ssim_y", "ms_ssim_y", "bpp")
+
+
+class ShipError(ValueError):
+    pass
+
+
+def round_to_half(pipe: TADMPipeline) -> None:
+    """Round every floating tensor of the model to float16's values (kept as float32)."""
+    with torch.no_grad():
+        for module in pipe.modules:
+            for tensor in [*module.parameters(), *module.buffers()]:
+                if tensor.is_floating_point():
+                    tensor.copy_(tensor.half().float())
+    pipe.empty_prompt = pipe.empty_prompt.half().float()
+
+
+def store_as_half(directory: Path) -> None:
+    for path in directory.rglob("*.safetensors"):
+        tensors = load_file(str(path))
+        save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, str(path))
+
+
+def ship_weights(model_dir: Path, scale: int, dest: Path | None = None, preset: str = "nano") -> Path:
+    dest = dest or SHIPPED_WEIGHTS_DIR / f"{preset}-{scale}x"
+    pipe = TADMPipeline.from_pretrained(model_dir)
+    if pipe.config["preset"] != preset or pipe.scale != scale:
+        raise ShipError(f"{model_dir} is a {pipe.config['preset']} {pipe.scale}x model, not {preset} {scale}x")
+    round_to_half(pipe)
+    staging = dest.with_name(dest.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    pipe.save_pretrained(staging)
+    store_as_half(staging)
+    shutil.copy2(model_dir / history.HISTORY_NAME, staging / history.HISTORY_NAME)
+    size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+    if size > MAX_SHIPPED_BYTES:
+        shutil.rmtree(staging)
+        raise ShipError(f"the weights take {size / 2**20:.1f} MiB, over the {MAX_SHIPPED_BYTES / 2**20:.0f} MiB limit")
+    if TADMPipeline.from_pretrained(staging).model_id != pipe.model_id:  # float16 on disk loads back exactly
+        shutil.rmtree(staging)
+        raise ShipError("the float16 weights did not load back to the rounded model")
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.iterdir():
+        if old.name not in KEPT:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    for new in staging.iterdir():
+        shutil.move(str(new), dest / new.name)
+    staging.rmdir()
+    return dest
+
+
+def method_means(results_csv: Path) -> dict[str, dict[str, float]]:
+    """Per method of a ``tadm eval`` CSV: the image count and the mean of each score."""
+    groups: dict[str, list[dict]] = {}
+    with results_csv.open(newline="") as f:
+        for row in csv.DictReader(f):
+            groups.setdefault(row["method"], []).append(row)
+    means = {}
+    for method, rows in groups.items():
+        entry: dict[str, float] = {"images": len(rows)}
+        for score in SCORES:
+            values = [float(r[score]) for r in rows if r.get(score)]
+            if len(values) == len(rows):
+                entry[score] = round(sum(values) / len(values), 4)
+        means[method] = entry
+    return means
+
+
+def record_evaluation(dest: Path, results_csv: Path, note: str = "") -> dict:
+    pipe = TADMPipeline.from_pretrained(dest)
+    record = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model_id": pipe.model_id,
+              "scale": pipe.scale, "set": results_csv.parent.name, "methods": method_means(results_csv)}
+    if note:
+        record["note"] = note
+    updated = history.with_evaluation(history.read(dest), record)
+    history.write(dest, updated)
+    return updated["evaluations"][-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model.training.ship", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    w = sub.add_parser("weights", help="copy a nano model directory into model/weights/nano-SCALEx (float16)")
+    w.add_argument("model_dir", type=Path)
+    w.add_argument("--scale", type=int, choices=(16, 32), required=True)
+    w.add_argument("--dest", type=Path, help="default: model/weights/nano-SCALEx")
+    e = sub.add_parser("evaluation", help="append a tadm eval CSV's means to the shipped training.json")
+    e.add_argument("dest", type=Path)
+    e.add_argument("results_csv", type=Path)
+    e.add_argument("--note", default="")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "weights":
+            print(f"shipped: {ship_weights(args.model_dir, args.scale, args.dest)}")  # noqa: T201
+        else:
+            print(json.dumps(record_evaluation(args.dest, args.results_csv, args.note), indent=2))  # noqa: T201
+    except (ShipError, FileNotFoundError) as exc:
+        print(f"ship: error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
