@@ -358,7 +358,7 @@ class Benchmark:
         one runs kernels the counter does not see). The unmerged model also counts its LoRA matmuls."""
         a = self.args
         for w, h in a.sizes:
-            for tile in plan_tiles(-(-h // 8), -(-w // 8), a.tile_size, a.tile_stride):
+            for tile in plan_tiles(-(-h // pipe.latent_factor), -(-w // pipe.latent_factor), a.tile_size, a.tile_stride):
                 key = self.flops_key(config, (tile.h, tile.w))
                 if key not in self.flops:
                     self.flops[key] = unet_flops_per_tile(pipe, (tile.h, tile.w))
@@ -367,7 +367,7 @@ class Benchmark:
         """UNet alone on random (B, 4, tile, tile) batches: where its throughput saturates."""
         a, rows = self.args, []
         w, h = a.sizes[0]
-        shape = (min(a.tile_size, -(-h // 8)), min(a.tile_size, -(-w // 8)))  # the tiles of the first size
+        shape = (min(a.tile_size, -(-h // pipe.latent_factor)), min(a.tile_size, -(-w // pipe.latent_factor)))  # the tiles of the first size
         flops = unet_flops_per_tile(pipe, shape)
         for batch in a.unet_batches:
             if self.over_budget(f"unet batch sweep B={batch}"):

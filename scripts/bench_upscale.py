@@ -149,7 +149,8 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
     seconds = [upscale() for _ in range(args.runs)]
     median = statistics.median(seconds)
     s = pipe.scale
-    latent_h, latent_w = -(-size[1] // s) * s // 8, -(-size[0] // s) * s // 8
+    f = pipe.latent_factor
+    latent_h, latent_w = -(-size[1] // s) * s // f, -(-size[0] // s) * s // f
     return {
         "size": list(size),
         "thumbnail": list(thumbnail.image.size),
