@@ -1,6 +1,7 @@
-"""Training TADM in the supplement's three stages (spec section 6).
+"""Training TADM in the supplement's three stages (spec section 6); run by `tadm train` (and `accelerate launch`).
 
-``stages`` holds the registry (what each stage trains, its optimiser, schedule and loss), ``losses`` the loss
-terms, ``data`` the image-folder crops, ``trainer`` the accelerate loop with checkpoints and resume, and
-``cli`` the `tadm train` command.
+``registry`` holds the :class:`Stage` record and the table of stages, ``stages`` the supplement's three (and
+registers ``stage0``, the nano backbone from scratch), ``losses`` the loss terms, ``data`` the image-folder
+crops, ``trainer`` the accelerate loop, ``checkpointing`` its checkpoints and resume, ``history`` the record of
+the stages that made a model, ``ship`` the shipping of a trained model, and ``cli`` the `tadm train` command.
 """

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from model import lora
 
 from .losses import weighted_total
-from .stages import NamedParameters, Stage, register_stage
+from .registry import NamedParameters, Stage, register_stage
 
 STAGE0_WEIGHTS = {"l1": 1.0, "mse": 1.0, "kl": 1e-6, "latent_scale": 0.1, "denoise": 1.0}
 # One-step serving denoises at t in [10, 200] (the TPM's range) and t0 = 50; sampling t from the lower part of
@@ -89,7 +89,7 @@ STAGE0 = Stage(
     trainable=backbone_parameters, loss=stage0_loss,
     optimizer="adamw", lr=4e-4, halve_every=8_000, iterations=20_000, uses_perceptual=False, previous=None,
 )
-if __name__ != "__main__":  # under `python -m` the registry has already imported (and registered) this module
+if __name__ != "__main__":  # run as `python -m`, this copy only checks a model; importing `stages` registers it
     register_stage(STAGE0)
 
 
@@ -118,7 +118,7 @@ def load_for_check(path) -> object:
 
     from model.pipeline import TADMPipeline
 
-    from .trainer import load_trainable
+    from .checkpointing import load_trainable
 
     path = Path(path)
     if not (path / "trainable.safetensors").is_file():

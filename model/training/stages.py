@@ -1,64 +1,20 @@
-"""The stage registry: what each training stage trains, with which optimiser, schedule and loss.
+"""The supplement's three stages (spec section 6): what each trains, with which optimiser, schedule and loss.
 
-A stage is data (:class:`Stage`); :func:`register_stage` adds one, so that a later stage (the nano backbone's
-``stage0``) plugs in without touching the trainer. Defaults are the supplement's recipe (spec section 6).
+The registry itself is :mod:`.registry`; importing this module registers stages 1-3 and ``stage0`` (its own
+module), so :func:`get_stage` knows every stage. Defaults are the supplement's recipe.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from torch import nn
 
 from model import lora
 
 from . import losses
+from . import stage0 as _stage0  # noqa: F401  (registers stage0)
 
-NamedParameters = dict[str, nn.Parameter]
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One training stage.
-
-    Attributes:
-        name: the CLI name (``stage1``...).
-        summary: one line for ``--help``.
-        trainable: pipeline -> the parameters this stage trains, by qualified name; nothing else gets gradients.
-        loss: ``(pipe, x, z, perceptual) -> {term: tensor, ..., "loss": total}``.
-        optimizer: ``adam`` or ``adamw``.
-        lr, halve_every, iterations: the schedule (``halve_every=None``: constant rate).
-        uses_perceptual: whether the loss has LPIPS/DISTS terms (and so needs their weights or a substitute).
-        previous: the stage whose model directory this one starts from (None: may start from a preset).
-    """
-
-    name: str
-    summary: str
-    trainable: Callable[[object], NamedParameters]
-    loss: Callable[..., dict]
-    optimizer: str
-    lr: float
-    halve_every: int | None
-    iterations: int
-    uses_perceptual: bool
-    previous: str | None
-
-
-STAGES: dict[str, Stage] = {}
-
-
-def register_stage(stage: Stage) -> Stage:
-    if stage.name in STAGES:
-        raise ValueError(f"stage {stage.name!r} is already registered")
-    STAGES[stage.name] = stage
-    return stage
-
-
-def get_stage(name: str) -> Stage:
-    if name not in STAGES:
-        raise ValueError(f"unknown stage {name!r}; choose one of {sorted(STAGES)}")
-    return STAGES[name]
+# The registry's names stay reachable as `stages.*` (the trainer, the command line and the tests use them so).
+from .registry import STAGES, NamedParameters, Stage, get_stage, register_stage  # noqa: F401
 
 
 # -- what each stage trains --------------------------------------------------------------------------------
@@ -115,7 +71,3 @@ def set_trainable(pipe, params: NamedParameters) -> None:
         module.train(has_trainable)
     for p in params.values():
         p.requires_grad_(True)
-
-
-# Stage 0 (the nano backbone from scratch) lives in its own module and registers itself on import.
-from . import stage0 as _stage0  # noqa: E402,F401

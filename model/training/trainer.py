@@ -6,8 +6,8 @@ gradient accumulation, mixed precision, gradient clipping, a halving learning-ra
 validation images and checkpoints every N steps. A stage ends by writing a model directory
 (``OUTPUT/model``) that the next stage (or ``tadm upscale --model``) loads.
 
-Checkpoints hold only what changes: the trainable tensors, the optimiser and schedule states, the RNG states
-and the step, so that a resumed run continues exactly where the checkpoint was taken.
+Checkpoints (:mod:`.checkpointing`) hold only what changes, so that a resumed run continues exactly where the
+checkpoint was taken.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -30,20 +29,22 @@ from model.pipeline import TADMPipeline
 
 from . import history as training_history
 from . import stages
+from .checkpointing import (
+    TrainingSetupError,
+    checkpoint_step,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .data import LatentCache, RandomCrops, StepSampler, find_images
 from .losses import PerceptualTerms
 from .schedules import halving_schedule
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = "checkpoints"
 MODEL_DIR = "model"
 HISTORY_NAME = training_history.HISTORY_NAME  # written into each model directory: which stages made it
 LOG_NAME = "log.jsonl"
-
-
-class TrainingSetupError(ValueError):
-    """A training run that cannot start as configured (missing weights, wrong start model, bad data)."""
 
 
 @dataclass
@@ -172,60 +173,6 @@ def make_optimizer(name: str, params: list[nn.Parameter], lr: float) -> torch.op
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr)
     raise ValueError(f"`optimizer` must be 'adam' or 'adamw' but is {name!r}")
-
-
-# -- checkpoints --------------------------------------------------------------------------------------------
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    found = sorted((output_dir / CHECKPOINTS_DIR).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-    found = [p for p in found if (p / "state.json").is_file()]  # a checkpoint is complete once state.json exists
-    return found[-1] if found else None
-
-
-def save_checkpoint(output_dir: Path, step: int, params: stages.NamedParameters, optimizer, scheduler,
-                    keep: int) -> Path:
-    from safetensors.torch import save_file
-
-    directory = output_dir / CHECKPOINTS_DIR / f"step-{step:08d}"
-    directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: p.detach().cpu().contiguous() for k, p in params.items()}, str(directory / "trainable.safetensors"))
-    rng = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng},
-               directory / "optimizer.pt")
-    (directory / "state.json").write_text(json.dumps({"step": step}) + "\n")  # last: marks it complete
-    for old in sorted((output_dir / CHECKPOINTS_DIR).glob("step-*"))[:-keep]:
-        shutil.rmtree(old)
-    return directory
-
-
-def load_trainable(directory: Path, params: stages.NamedParameters) -> None:
-    """Copy a checkpoint's trainable tensors into ``params`` (the same names, all of them)."""
-    from safetensors.torch import load_file
-
-    saved = load_file(str(directory / "trainable.safetensors"))
-    if set(saved) != set(params):
-        raise TrainingSetupError(f"{directory} was written for other parameters ({len(saved)} vs {len(params)}); "
-                                 "was it another stage or model?")
-    with torch.no_grad():
-        for name, p in params.items():
-            p.copy_(saved[name])
-
-
-def load_checkpoint(directory: Path, params: stages.NamedParameters, optimizer, scheduler) -> int:
-    load_trainable(directory, params)
-    state = torch.load(directory / "optimizer.pt", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    # The quantisation noise draws from the global generators: restore them so that resuming is exact.
-    torch.set_rng_state(state["rng"]["cpu"])
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(state["rng"]["cuda"]))
-    return checkpoint_step(directory)
-
-
-def checkpoint_step(directory: Path) -> int:
-    return int(json.loads((directory / "state.json").read_text())["step"])
 
 
 # -- the loop -------------------------------------------------------------------------------------------------

@@ -1,0 +1,76 @@
+"""A training run's checkpoints: only what changes (the trainable tensors, the optimiser and schedule states,
+the RNG states and the step), so that a resumed run continues exactly where the checkpoint was taken.
+
+``OUTPUT/checkpoints/step-N/`` holds ``trainable.safetensors``, ``optimizer.pt`` and ``state.json``, written
+last so that its presence marks the checkpoint complete.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from .registry import NamedParameters
+
+CHECKPOINTS_DIR = "checkpoints"
+
+
+class TrainingSetupError(ValueError):
+    """A training run that cannot start as configured (missing weights, wrong start model, bad data, or a
+    checkpoint written for other parameters)."""
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    found = sorted((output_dir / CHECKPOINTS_DIR).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    found = [p for p in found if (p / "state.json").is_file()]  # a checkpoint is complete once state.json exists
+    return found[-1] if found else None
+
+
+def save_checkpoint(output_dir: Path, step: int, params: NamedParameters, optimizer, scheduler,
+                    keep: int) -> Path:
+    from safetensors.torch import save_file
+
+    directory = output_dir / CHECKPOINTS_DIR / f"step-{step:08d}"
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: p.detach().cpu().contiguous() for k, p in params.items()}, str(directory / "trainable.safetensors"))
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng},
+               directory / "optimizer.pt")
+    (directory / "state.json").write_text(json.dumps({"step": step}) + "\n")  # last: marks it complete
+    for old in sorted((output_dir / CHECKPOINTS_DIR).glob("step-*"))[:-keep]:
+        shutil.rmtree(old)
+    return directory
+
+
+def load_trainable(directory: Path, params: NamedParameters) -> None:
+    """Copy a checkpoint's trainable tensors into ``params`` (the same names, all of them)."""
+    from safetensors.torch import load_file
+
+    saved = load_file(str(directory / "trainable.safetensors"))
+    if set(saved) != set(params):
+        raise TrainingSetupError(f"{directory} was written for other parameters ({len(saved)} vs {len(params)}); "
+                                 "was it another stage or model?")
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(saved[name])
+
+
+def load_checkpoint(directory: Path, params: NamedParameters, optimizer, scheduler) -> int:
+    load_trainable(directory, params)
+    state = torch.load(directory / "optimizer.pt", weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    # The quantisation noise draws from the global generators: restore them so that resuming is exact.
+    torch.set_rng_state(state["rng"]["cpu"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["rng"]["cuda"]))
+    return checkpoint_step(directory)
+
+
+def checkpoint_step(directory: Path) -> int:
+    return int(json.loads((directory / "state.json").read_text())["step"])
