@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     import redis
 
     from service.config import get_settings
-    from service.rkeys import RedisKeys
+    from service.redis_keys import RedisKeys
 
     settings = get_settings()
     keys = RedisKeys(settings.key_prefix)

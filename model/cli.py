@@ -1,9 +1,17 @@
-"""`tadm downscale`, `tadm upscale`, `tadm import-official`: the model library from the shell."""
+"""`tadm downscale`, `tadm upscale`, `tadm import-official`: the model library from the shell.
+
+Also what every command module of `tadm` shares: :class:`CommandError`, and the arguments that name a model
+and its tiling. The `tadm` entry point itself is ``service.cli``, which gathers the command modules.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+
+class CommandError(Exception):
+    """A user-facing failure of a `tadm` command: printed as one line, exit status 1, no traceback."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,9 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("thumbnail", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="image to write (format from the suffix)")
     add_model_args(p)
-    p.add_argument("--tile-size", type=int, default=96, help="latent tile size (default 96)")
-    p.add_argument("--tile-stride", type=int, default=64, help="latent tile stride (default 64)")
-    p.add_argument("--tile-batch", type=int, default=8, help="tiles per UNet call (speed only)")
+    add_tiling_args(p)
     p.set_defaults(handler=_upscale)
 
     p = sub.add_parser("import-official", help="convert the authors' released checkpoints to a model directory")
@@ -39,11 +45,34 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda[:N] (default: cuda when available)")
 
 
+def add_tiling_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
+    """--tile-size, --tile-stride (and --tile-batch-size): the fields of :class:`model.tiling.Tiling`, by their
+    names, with its defaults; :func:`tiling_from_args` reads them back."""
+    from .tiling import DEFAULT_TILING
+
+    p.add_argument("--tile-size", type=int, default=DEFAULT_TILING.tile_size,
+                   help=f"latent tile size (default {DEFAULT_TILING.tile_size})")
+    p.add_argument("--tile-stride", type=int, default=DEFAULT_TILING.tile_stride,
+                   help=f"latent tile stride (default {DEFAULT_TILING.tile_stride})")
+    if batch:  # --tile-batch: the option's first name, still accepted
+        p.add_argument("--tile-batch-size", "--tile-batch", dest="tile_batch_size", type=int,
+                       default=DEFAULT_TILING.tile_batch_size,
+                       help=f"latent tiles per UNet call, speed only (default {DEFAULT_TILING.tile_batch_size})")
+
+
+def tiling_from_args(args: argparse.Namespace):  # -> Tiling
+    """The :class:`model.tiling.Tiling` of :func:`add_tiling_args`' options; a bad value is a one-line error."""
+    from .tiling import Tiling
+
+    try:
+        return Tiling(**{name: getattr(args, name) for name in Tiling.__dataclass_fields__ if hasattr(args, name)})
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+
+
 def load_pipeline(args: argparse.Namespace, scale: int | None = None):  # -> TADMPipeline
     """The model the command line names; a missing model is a one-line error, not a traceback."""
     import torch
-
-    from service.cli import CommandError
 
     from .backbones import BaseModelNotFoundError
     from .checkpoints import ModelDirectoryError
@@ -66,7 +95,6 @@ def load_pipeline(args: argparse.Namespace, scale: int | None = None):  # -> TAD
 def _downscale(args: argparse.Namespace) -> int:
     from PIL import UnidentifiedImageError
 
-    from service.cli import CommandError
 
     if not args.image.is_file():
         raise CommandError(f"no such image: {args.image}")
@@ -90,10 +118,9 @@ def _downscale(args: argparse.Namespace) -> int:
 def _upscale(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from service.cli import CommandError
-
     from .thumbnail import Thumbnail, ThumbnailError
 
+    tiling = tiling_from_args(args)
     if not args.thumbnail.is_file():
         raise CommandError(f"no such thumbnail: {args.thumbnail}")
     try:
@@ -108,13 +135,7 @@ def _upscale(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
         try:
-            image = pipe.upscale(
-                thumb,
-                tile_size=args.tile_size,
-                tile_stride=args.tile_stride,
-                tile_batch_size=args.tile_batch,
-                progress=progress,
-            )
+            image = pipe.upscale(thumb, tiling=tiling, progress=progress)
         except ThumbnailError as exc:
             raise CommandError(str(exc)) from exc
     image.save(args.output)
@@ -123,8 +144,6 @@ def _upscale(args: argparse.Namespace) -> int:
 
 
 def _import_official(args: argparse.Namespace) -> int:
-    from service.cli import CommandError
-
     from .importer import OfficialCheckpointError, import_official
 
     for path in (args.dfrm, args.tadm):

@@ -26,7 +26,7 @@ from . import backbones, checkpoints, lora
 from .dfrm import DFRM
 from .scheduler import HybridScheduler, Refiner
 from .thumbnail import Thumbnail
-from .tiling import ProgressFn, TiledResult, denoise_tiled
+from .tiling import DEFAULT_TILING, ProgressFn, TiledResult, Tiling, denoise_tiled
 from .tpm import TimestepPredictor
 
 logger = logging.getLogger(__name__)
@@ -278,9 +278,7 @@ class TADMPipeline:
         self,
         thumbnail: Thumbnail | bytes,
         *,
-        tile_size: int = 96,
-        tile_stride: int = 64,
-        tile_batch_size: int = 8,
+        tiling: Tiling = DEFAULT_TILING,
         progress: ProgressFn | None = None,
     ) -> Image.Image:
         """Thumbnail -> HR image at the original size. ``progress(done, total)`` is called over latent tiles."""
@@ -289,7 +287,7 @@ class TADMPipeline:
         # 2. LR image -> degraded latent ẑ
         z_hat = self.thumbnail_to_latent(thumbnail)
         # 3. One step per tile, merged
-        (result,) = self.denoise([z_hat], tile_size, tile_stride, tile_batch_size, progress)
+        (result,) = self.denoise([z_hat], tiling, progress)
         # 4. Decode and crop the padding
         return self.latent_to_image(result.latent, thumbnail.original_size)
 
@@ -321,13 +319,11 @@ class TADMPipeline:
     def denoise(
         self,
         latents: Sequence[torch.Tensor],
-        tile_size: int = 96,
-        tile_stride: int = 64,
-        tile_batch_size: int = 8,
+        tiling: Tiling = DEFAULT_TILING,
         progress: ProgressFn | None = None,
     ) -> list[TiledResult]:
         """The one-step diffusion over the tiles of several latents at once (tiles share UNet batches)."""
-        return denoise_tiled(latents, self.denoise_step, tile_size, tile_stride, tile_batch_size, progress)
+        return denoise_tiled(latents, self.denoise_step, tiling, progress)
 
     def denoise_step(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch of tiles (B,C,h,w) -> (clean tiles z0, timesteps t)."""

@@ -4,6 +4,10 @@ The latent is cut into overlapping tiles (96 with stride 64 by default, in laten
 own timestep and its own one-step denoise; the clean tiles are merged with a symmetric Gaussian window. Tiles
 of several latents (several jobs) are gathered and batched together through one step call: the batch size is
 a performance knob and never changes a result.
+
+:class:`Tiling` holds the three knobs and their defaults, once; the command line, the worker's settings and the
+pipeline pass it whole, by the same field names. This module imports torch only when it computes, so that the
+service's settings (read by the API, which has no torch) can take their defaults from it.
 """
 
 from __future__ import annotations
@@ -12,8 +16,35 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How the latent is cut into tiles and how many tiles share one step call, in latent pixels.
+
+    ``tile_size`` and ``tile_stride`` decide the result; ``tile_batch_size`` is speed (and memory) only.
+    """
+
+    tile_size: int = 96
+    tile_stride: int = 64
+    tile_batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.tile_size <= 0 or self.tile_stride <= 0:
+            raise ValueError(f"`tile_size` and `tile_stride` must be positive but are {self.tile_size} and "
+                             f"{self.tile_stride}")
+        if self.tile_stride > self.tile_size:
+            raise ValueError(f"`tile_stride` ({self.tile_stride}) larger than `tile_size` ({self.tile_size}) "
+                             "would leave gaps")
+        if self.tile_batch_size < 1:
+            raise ValueError(f"`tile_batch_size` must be >= 1 but is {self.tile_batch_size}")
+
+
+DEFAULT_TILING = Tiling()
 
 
 @dataclass(frozen=True)
@@ -52,6 +83,7 @@ def plan_tiles(height: int, width: int, tile: int, stride: int) -> list[Tile]:
 
 def gaussian_window(h: int, w: int, var: float = 0.01) -> torch.Tensor:
     """Symmetric Gaussian weights (h, w) peaking at the tile centre; ``var`` is relative to the tile size."""
+    import torch
 
     def axis(n: int) -> torch.Tensor:
         mid = (n - 1) / 2
@@ -62,7 +94,7 @@ def gaussian_window(h: int, w: int, var: float = 0.01) -> torch.Tensor:
 
 
 # step(tiles (B,C,h,w)) -> (clean tiles (B,C,h,w), timesteps (B,))
-StepFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+StepFn = Callable[["torch.Tensor"], tuple["torch.Tensor", "torch.Tensor"]]
 ProgressFn = Callable[[int, int], None]
 
 
@@ -76,18 +108,17 @@ class TiledResult:
 def denoise_tiled(
     latents: Sequence[torch.Tensor],
     step: StepFn,
-    tile: int = 96,
-    stride: int = 64,
-    batch_size: int = 8,
+    tiling: Tiling = DEFAULT_TILING,
     progress: ProgressFn | None = None,
 ) -> list[TiledResult]:
     """Run ``step`` over the tiles of every latent (each (1,C,H,W)) and merge the outputs per latent.
 
-    Tiles of equal shape from all latents share batches, so several jobs fill one UNet call.
+    Tiles of equal shape from all latents share batches of ``tiling.tile_batch_size``, so several jobs fill
+    one UNet call.
     """
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1 but is {batch_size}")
-    plans = [plan_tiles(z.shape[-2], z.shape[-1], tile, stride) for z in latents]
+    import torch
+
+    plans = [plan_tiles(z.shape[-2], z.shape[-1], tiling.tile_size, tiling.tile_stride) for z in latents]
     total = sum(len(p) for p in plans)
     outputs = [torch.zeros_like(z, dtype=torch.float32) for z in latents]
     weights = [torch.zeros(z.shape[-2:], dtype=torch.float32, device=z.device) for z in latents]
@@ -101,8 +132,8 @@ def denoise_tiled(
     done = 0
     for (h, w), members in by_shape.items():
         window = gaussian_window(h, w)
-        for start in range(0, len(members), batch_size):
-            chunk = members[start : start + batch_size]
+        for start in range(0, len(members), tiling.tile_batch_size):
+            chunk = members[start : start + tiling.tile_batch_size]
             batch = torch.cat([latents[i][(..., *plans[i][j].slices)] for i, j in chunk])  # (B, C, h, w)
             clean, t = step(batch)
             for k, (i, j) in enumerate(chunk):

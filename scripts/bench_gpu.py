@@ -22,7 +22,7 @@ Configurations, measured in this order in one process (each builds on the one be
 
 * ``baseline``: the authors' way: fp16, one latent tile per UNet call, LoRA unmerged, NCHW, no compilation,
   diffusers' 512 px VAE decode tiles.
-* ``optimized``: bf16, LoRA merged, PyTorch SDPA, channels_last, ``--tile-batch`` tiles per UNet call, the VAE
+* ``optimized``: bf16, LoRA merged, PyTorch SDPA, channels_last, ``--tile-batch-size`` tiles per UNet call, the VAE
   decode tile chosen by a sweep (``--vae-tiles``).
 * ``compiled``: ``optimized`` plus ``torch.compile`` of the UNet and the VAE decoder, UNet batches padded to a
   static shape (``model.performance.static_batch_step``). Its first run includes compilation (reported apart).
@@ -45,41 +45,37 @@ import platform
 import statistics
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 from PIL import Image
 
+from bench_common import DEFAULT_IMAGE, cover_crop, parse_sizes
+from bench_gpu_report import format_row, summarize
+from bench_gpu_stages import (
+    STAGES,
+    StageClock,
+    matmul_peak_tflops,
+    reconstruct,
+    stage_seconds,
+    synchronize,
+    time_call,
+    unet_flops_per_tile,
+)
 from model import TADMPipeline, Thumbnail, lora
 from model.backbones import get_preset
 from model.dfrm import DFRM
-from model.performance import optimize_for_inference, static_batch_step
-from model.tiling import StepFn, TiledResult, denoise_tiled, plan_tiles
+from model.performance import optimize_for_inference
+from model.tiling import DEFAULT_TILING, Tiling, plan_tiles
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "kodak" / "kodak__kodim01.png"
 CONFIG_ORDER = ("baseline", "optimized", "compiled", "graphs")
 DEFAULT_CONFIGS = ("baseline", "optimized", "compiled")
-STAGES = ("dfrm", "tpm", "unet", "scheduler", "tiling_overhead", "vae_decode")
 LORA_B_STD = 0.01
-GOAL_SECONDS_4K, GOAL_PEAK_FRACTION, GOAL_SPEEDUP = 1.0, 0.5, 3.0
 
 
 # -- arguments ------------------------------------------------------------------------------------------------
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    sizes = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        w, sep, h = part.partition("x")
-        if not (sep and w.isdigit() and h.isdigit() and min(int(w), int(h)) >= 32):
-            raise argparse.ArgumentTypeError(f"sizes are WIDTHxHEIGHT (each >= 32), comma-separated; got {part!r}")
-        sizes.append((int(w), int(h)))
-    return sizes
-
-
 def parse_ints(text: str) -> list[int]:
     try:
         values = [int(p) for p in text.split(",") if p.strip()]
@@ -109,9 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "baseline,optimized on CPU)")
     p.add_argument("--runs", type=int, default=3, help="timed runs per measurement; the median is reported")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs before them")
-    p.add_argument("--tile-batch", type=int, default=16, help="latent tiles per UNet call when optimised")
-    p.add_argument("--tile-size", type=int, default=96)
-    p.add_argument("--tile-stride", type=int, default=64)
+    # model.tiling.Tiling's knobs, by its names; a GPU fills larger UNet batches than the library's default.
+    p.add_argument("--tile-batch-size", "--tile-batch", dest="tile_batch_size", type=int, default=16,
+                   help="latent tiles per UNet call when optimised (default 16)")
+    p.add_argument("--tile-size", type=int, default=DEFAULT_TILING.tile_size)
+    p.add_argument("--tile-stride", type=int, default=DEFAULT_TILING.tile_stride)
     p.add_argument("--unet-batches", type=parse_ints,
                    help="UNet batch sizes for the throughput sweep (default 1,4,8,16,32; CPU 1,2)")
     p.add_argument("--vae-tiles", type=parse_ints,
@@ -123,66 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--label", default="", help="free text stored in the JSON (e.g. 'CPU dry run')")
     return p
-
-
-# -- timing -----------------------------------------------------------------------------------------------------
-class StageClock:
-    """Time per named stage. On CUDA, event pairs recorded on the stream and resolved in :meth:`totals` (no
-    synchronisation inside a run); on CPU, where every op is synchronous, ``perf_counter``."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-        self.events: dict[str, list] = defaultdict(list)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        if self.cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            yield
-            end.record()
-            self.events[name].append((start, end))
-        else:
-            start_s = time.perf_counter()
-            yield
-            self.events[name].append(time.perf_counter() - start_s)
-
-    def totals(self) -> dict[str, float]:
-        """Seconds per stage, summed over its occurrences."""
-        if self.cuda:
-            torch.cuda.synchronize()
-            return {k: sum(s.elapsed_time(e) for s, e in v) / 1e3 for k, v in self.events.items()}
-        return {k: sum(v) for k, v in self.events.items()}
-
-    def count(self, name: str) -> int:
-        return len(self.events[name])
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_call(fn: Callable[[], object], device: torch.device, runs: int, warmup: int = 1) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    seconds = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        seconds.append(time.perf_counter() - start)
-    return seconds
-
-
-def matmul_peak_tflops(device: torch.device) -> dict:
-    """The device's achievable dense matmul rate: bf16 8192³ on CUDA; float32 1024³ on CPU (dry run only)."""
-    dtype, n, reps = (torch.bfloat16, 8192, 10) if device.type == "cuda" else (torch.float32, 1024, 3)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    seconds = time_call(lambda: a @ b, device, reps, warmup=3)
-    return {"dtype": str(dtype).removeprefix("torch."), "n": n, "tflops": 2 * n**3 / statistics.median(seconds) / 1e12}
 
 
 # -- the model and its inputs ---------------------------------------------------------------------------------
@@ -212,71 +150,6 @@ def build_pipelines(preset: str, scales: list[int]) -> dict[int, TADMPipeline]:
     return pipes
 
 
-def cover_crop(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    w, h = size
-    factor = max(w / image.width, h / image.height)
-    scaled = image.resize((max(w, round(image.width * factor)), max(h, round(image.height * factor))),
-                          Image.Resampling.LANCZOS)
-    left, top = (scaled.width - w) // 2, (scaled.height - h) // 2
-    return scaled.crop((left, top, left + w, top + h))
-
-
-# -- one reconstruction, stage by stage -------------------------------------------------------------------------
-def staged_step(pipe: TADMPipeline, clock: StageClock) -> StepFn:
-    """``pipe.denoise_step`` with a clock around each of its three stages (same modules, same order)."""
-
-    def step(tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with clock.stage("tpm"):
-            t = pipe.tpm(tiles)  # (B,)
-        context = pipe.empty_prompt.expand(tiles.shape[0], -1, -1).to(pipe.dtype)  # (B, 77, D)
-        with clock.stage("unet"):
-            eps = pipe.unet(tiles.to(pipe.dtype), t, encoder_hidden_states=context).sample.float()
-        with clock.stage("scheduler"):
-            z0 = pipe.scheduler(tiles, eps, t)
-        return z0, t
-
-    return step
-
-
-@torch.inference_mode()
-def reconstruct(
-    pipe: TADMPipeline, thumbnails: list[Thumbnail], clock: StageClock, *, tile_batch: int, tile_size: int,
-    tile_stride: int, static_batch: bool = False,
-) -> tuple[list[Image.Image], list[TiledResult]]:
-    """Thumbnails -> images, as ``pipe.upscale`` does it, with the tiles of all thumbnails batched together."""
-    with clock.stage("dfrm"):
-        latents = [pipe.thumbnail_to_latent(t) for t in thumbnails]
-    step = staged_step(pipe, clock)
-    if static_batch:
-        step = static_batch_step(step, tile_batch)
-    with clock.stage("denoise"):
-        results = denoise_tiled(latents, step, tile_size, tile_stride, tile_batch)
-    with clock.stage("vae_decode"):
-        images = [pipe.latent_to_image(r.latent, t.original_size) for r, t in zip(results, thumbnails, strict=True)]
-    return images, results
-
-
-def stage_seconds(totals: dict[str, float]) -> dict[str, float]:
-    stages = {name: totals.get(name, 0.0) for name in STAGES if name != "tiling_overhead"}
-    inner = stages["tpm"] + stages["unet"] + stages["scheduler"]
-    stages["tiling_overhead"] = max(0.0, totals.get("denoise", 0.0) - inner)
-    return {name: stages[name] for name in STAGES}
-
-
-@torch.inference_mode()
-def unet_flops_per_tile(pipe: TADMPipeline, tile_shape: tuple[int, int]) -> int:
-    """FLOPs of one UNet call on one tile (multiply-adds count 2), counted on the eager module."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    tiles = torch.zeros(1, 4, *tile_shape, device=pipe.device, dtype=pipe.dtype)
-    t = torch.full((1,), 50.0, device=pipe.device)
-    context = pipe.empty_prompt.to(pipe.dtype)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        pipe.unet(tiles, t, encoder_hidden_states=context)
-    return int(counter.get_total_flops())
-
-
 # -- the benchmark ----------------------------------------------------------------------------------------------
 class Benchmark:
     def __init__(self, args: argparse.Namespace) -> None:
@@ -303,12 +176,14 @@ class Benchmark:
         for pipe in pipes.values():
             pipe.to(self.device, dtype)
 
-    def measure(self, config: str, pipe: TADMPipeline, thumbnails: list[Thumbnail], *, tile_batch: int,
+    def tiling(self, tile_batch_size: int) -> Tiling:
+        return Tiling(self.args.tile_size, self.args.tile_stride, tile_batch_size)
+
+    def measure(self, config: str, pipe: TADMPipeline, thumbnails: list[Thumbnail], *, tile_batch_size: int,
                 static_batch: bool, optimizations: dict | None) -> dict:
         """Warm-up and timed runs of one reconstruction (of one or several thumbnails)."""
         a = self.args
-        knobs = {"tile_batch": tile_batch, "tile_size": a.tile_size, "tile_stride": a.tile_stride,
-                 "static_batch": static_batch}
+        knobs = {"tiling": self.tiling(tile_batch_size), "static_batch": static_batch}
         first_run = None
         for i in range(a.warmup):
             start = time.perf_counter()
@@ -338,13 +213,13 @@ class Benchmark:
         w, h = thumbnails[0].original_size
         return {
             "config": config, "scale": pipe.scale, "size": [w, h], "jobs": len(thumbnails),
-            "dtype": str(pipe.dtype).removeprefix("torch."), "tile_batch": tile_batch, "static_batch": static_batch,
+            "dtype": str(pipe.dtype).removeprefix("torch."), "tile_batch": tile_batch_size, "static_batch": static_batch,
             "vae_tile_size": pipe.vae_tile_size, "optimizations": optimizations,
             "seconds_median": seconds, "seconds_runs": runs, "first_run_s": first_run,
             "seconds_per_image": seconds / len(thumbnails), "megapixels_per_s": pixels / 1e6 / seconds,
             "stages_s": stages_median, "stages_s_of_median_run": stages,
             "tiles": len(tiles), "unet_calls": clocks[0].count("unet"),
-            "unet_tiles_computed": clocks[0].count("unet") * tile_batch if static_batch else len(tiles),
+            "unet_tiles_computed": clocks[0].count("unet") * tile_batch_size if static_batch else len(tiles),
             "unet_tflop_per_run": flops / 1e12, "unet_tflops": flops / unet_s / 1e12 if unet_s else None,
             "peak_memory_mib": torch.cuda.max_memory_allocated(self.device) / 2**20 if self.cuda else None,
         }
@@ -387,8 +262,7 @@ class Benchmark:
     def vae_tile_sweep(self, pipe: TADMPipeline, thumbnail: Thumbnail) -> list[dict]:
         """VAE decode alone at each candidate tile size, on the clean latent of ``thumbnail``."""
         a, rows = self.args, []
-        _, (result,) = reconstruct(pipe, [thumbnail], StageClock(self.device), tile_batch=a.tile_batch,
-                                   tile_size=a.tile_size, tile_stride=a.tile_stride)
+        _, (result,) = reconstruct(pipe, [thumbnail], StageClock(self.device), tiling=self.tiling(a.tile_batch_size))
         for tile in a.vae_tiles:
             if self.over_budget(f"vae tile sweep {tile}"):
                 break
@@ -447,20 +321,20 @@ class Benchmark:
                 continue
             applied = self.apply_config(config, pipes, thumbnails, document)
             compiled = config in ("compiled", "graphs")
-            tile_batch, static = (1, False) if config == "baseline" else (a.tile_batch, compiled)
+            tile_batch_size, static = (1, False) if config == "baseline" else (a.tile_batch_size, compiled)
             for scale in a.scales:
                 for size in a.sizes:
                     if self.over_budget(f"{config} {scale}x {size[0]}x{size[1]}"):
                         continue
-                    row = self.measure(config, pipes[scale], [thumbnails[(scale, size)]], tile_batch=tile_batch,
-                                       static_batch=static, optimizations=applied)
+                    row = self.measure(config, pipes[scale], [thumbnails[(scale, size)]],
+                                       tile_batch_size=tile_batch_size, static_batch=static, optimizations=applied)
                     self.results.append(row)
                     self.log(format_row(row, peak["tflops"]))
                     self.checkpoint(document)
             if config != "baseline" and a.jobs > 1 and not self.over_budget(f"{config} {a.jobs} jobs"):
                 scale, size = a.scales[0], a.sizes[0]
                 row = self.measure(config, pipes[scale], [thumbnails[(scale, size)]] * a.jobs,
-                                   tile_batch=tile_batch, static_batch=static, optimizations=applied)
+                                   tile_batch_size=tile_batch_size, static_batch=static, optimizations=applied)
                 self.results.append(row)
                 self.log(format_row(row, peak["tflops"]))
                 self.checkpoint(document)
@@ -505,48 +379,6 @@ class Benchmark:
             self.write(self.finish(dict(document), partial=True))
 
 
-def format_row(row: dict, peak_tflops: float) -> str:
-    stages = " ".join(f"{k}={v * 1e3:.0f}" for k, v in row["stages_s"].items())
-    fraction = f"{100 * row['unet_tflops'] / peak_tflops:.0f}%" if row["unet_tflops"] else "n/a"
-    memory = f"{row['peak_memory_mib']:.0f} MiB" if row["peak_memory_mib"] is not None else "n/a"
-    return (f"  {row['scale']}x {row['size'][0]}x{row['size'][1]} x{row['jobs']}: {row['seconds_median']:.3f} s, "
-            f"{row['megapixels_per_s']:.2f} MP/s, UNet {row['unet_tflops'] or 0:.3g} TFLOP/s ({fraction}), "
-            f"peak {memory}; ms: {stages}")
-
-
-def summarize(results: list[dict], peak_tflops: float, goals: bool = True) -> dict:
-    """Speed-ups over the baseline and the issue's three goals (None where not measured, or in a dry run)."""
-    single = [r for r in results if r["jobs"] == 1]
-    baseline = {(r["scale"], tuple(r["size"])): r for r in single if r["config"] == "baseline"}
-    best: dict[tuple[int, tuple[int, int]], dict] = {}
-    for r in single:
-        key = (r["scale"], tuple(r["size"]))
-        if r["config"] != "baseline" and (key not in best or r["seconds_median"] < best[key]["seconds_median"]):
-            best[key] = r
-    rows = []
-    for key, r in sorted(best.items()):
-        base = baseline.get(key)
-        rows.append({"scale": key[0], "size": list(key[1]), "best_config": r["config"],
-                     "seconds": r["seconds_median"], "baseline_seconds": base["seconds_median"] if base else None,
-                     "speedup": base["seconds_median"] / r["seconds_median"] if base else None})
-    four_k = best.get((16, (3840, 2160)))
-    fractions = [r["unet_tflops"] / peak_tflops for r in best.values() if r["unet_tflops"]]
-    speedups = [row["speedup"] for row in rows if row["speedup"]]
-    if not goals:
-        return {"per_size": rows, "goals": None}
-    return {
-        "per_size": rows,
-        "goals": {
-            "3840x2160_16x_under_1s": four_k["seconds_median"] < GOAL_SECONDS_4K if four_k else None,
-            "3840x2160_16x_seconds": four_k["seconds_median"] if four_k else None,
-            "unet_at_least_half_of_peak": min(fractions) >= GOAL_PEAK_FRACTION if fractions else None,
-            "unet_fraction_of_peak_min": min(fractions) if fractions else None,
-            "at_least_3x_baseline": min(speedups) >= GOAL_SPEEDUP if speedups else None,
-            "speedup_min": min(speedups) if speedups else None,
-        },
-    }
-
-
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -570,8 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.warmup < 1 or args.tile_batch < 1 or (args.jobs is not None and args.jobs < 1):
-        parser.error("--runs, --warmup, --tile-batch and --jobs must be at least 1")
+    if args.runs < 1 or args.warmup < 1 or args.tile_batch_size < 1 or (args.jobs is not None and args.jobs < 1):
+        parser.error("--runs, --warmup, --tile-batch-size and --jobs must be at least 1")
     if not args.image.is_file():
         parser.error(f"--image {args.image} does not exist (the Kodak photographs live in ../shared/data/kodak)")
     device = torch.device(args.device)
@@ -589,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "environment": environment(device),
         "preset": args.preset, "weights": f"random (LoRA-B ~ N(0, {LORA_B_STD}^2))", "scales": args.scales,
         "sizes": [list(s) for s in args.sizes], "runs": args.runs, "warmup": args.warmup,
-        "tile_size": args.tile_size, "tile_stride": args.tile_stride, "tile_batch": args.tile_batch,
+        "tile_size": args.tile_size, "tile_stride": args.tile_stride, "tile_batch": args.tile_batch_size,
     }
 
     def write(document: dict) -> None:

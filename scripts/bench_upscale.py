@@ -3,7 +3,7 @@
 
     scripts/bench_upscale.py --preset tiny                       # what `make bench` runs
     scripts/bench_upscale.py --preset nano --runs 5 --json out.json
-    scripts/bench_upscale.py --preset sd21-base --device cuda --tile-batch 16
+    scripts/bench_upscale.py --preset sd21-base --device cuda --tile-batch-size 16
 
 The model is built from its preset with random weights (``pretrained=False``): a random network costs what a
 trained one of the same architecture costs. The input is a real photograph (a Kodak image scaled to cover the
@@ -30,20 +30,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "kodak" / "kodak__kodim01.png"
+from bench_common import DEFAULT_IMAGE, REPO, cover_crop, parse_size, parse_sizes
+from model.cli import add_tiling_args, tiling_from_args
+
 DTYPES = ("float32", "bfloat16", "float16")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
-    if not match or min(int(match[1]), int(match[2])) < 32:
-        raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT with both at least 32, e.g. 2048x2048; got {text!r}")
-    return int(match[1]), int(match[2])
-
-
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    return [parse_size(part) for part in text.split(",") if part.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,9 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per size; the median is reported (default 3)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument("--dtype", choices=DTYPES, help="UNet/VAE dtype (default: float32 on CPU, bfloat16 on CUDA)")
-    parser.add_argument("--tile-batch", type=int, default=8, help="latent tiles per UNet call (default 8)")
-    parser.add_argument("--tile-size", type=int, default=96, help="latent tile size (default 96)")
-    parser.add_argument("--tile-stride", type=int, default=64, help="latent tile stride (default 64)")
+    add_tiling_args(parser)  # --tile-size, --tile-stride, --tile-batch-size: model.tiling.Tiling's knobs
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="source photograph (default: kodim01)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
@@ -88,18 +76,6 @@ def reset_peak_rss() -> bool:
     return True
 
 
-def cover_crop(image, size: tuple[int, int]):
-    """Scale ``image`` to cover ``size`` and crop its centre: real photographic content at any size."""
-    from PIL import Image
-
-    w, h = size
-    factor = max(w / image.width, h / image.height)
-    scaled = image.resize((max(w, round(image.width * factor)), max(h, round(image.height * factor))),
-                          Image.Resampling.LANCZOS)
-    left, top = (scaled.width - w) // 2, (scaled.height - h) // 2
-    return scaled.crop((left, top, left + w, top + h))
-
-
 def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
     """Build the model, make the thumbnail, and time ``pipe.upscale`` at ``size`` in this process."""
     import torch
@@ -123,16 +99,16 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
     with Image.open(args.image) as photo:
         source = cover_crop(photo.convert("RGB"), size)
     thumbnail = pipe.downscale(source)
-    knobs = {"tile_size": args.tile_size, "tile_stride": args.tile_stride, "tile_batch_size": args.tile_batch}
+    tiling = tiling_from_args(args)
 
     def upscale() -> float:
         start = time.perf_counter()
-        pipe.upscale(thumbnail, **knobs)  # returns a PIL image: the device has finished
+        pipe.upscale(thumbnail, tiling=tiling)  # returns a PIL image: the device has finished
         return time.perf_counter() - start
 
     # A 64x64 upscale first pages in the libraries' code and starts their thread pools, so that the memory
     # measured next is the upscale's data; then the first full-size upscale is untimed and gives the peak.
-    pipe.upscale(pipe.downscale(cover_crop(source, (64, 64))), **knobs)
+    pipe.upscale(pipe.downscale(cover_crop(source, (64, 64))), tiling=tiling)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -154,7 +130,7 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
     return {
         "size": list(size),
         "thumbnail": list(thumbnail.image.size),
-        "tiles": len(plan_tiles(latent_h, latent_w, args.tile_size, args.tile_stride)),
+        "tiles": len(plan_tiles(latent_h, latent_w, tiling.tile_size, tiling.tile_stride)),
         "seconds_median": median,
         "seconds_runs": seconds,
         "megapixels_per_s": size[0] * size[1] / 1e6 / median,
@@ -203,7 +179,7 @@ def report(args: argparse.Namespace, results: list[dict]) -> None:
     serving = ", serving optimisations" if args.serving else ""
     print(f"upscale benchmark: {model}{serving}, {args.scale}x, {args.device} "
           f"[{first['device_name']}, torch {first['torch']}, {first['torch_threads']} threads], "
-          f"tiles {args.tile_size}/{args.tile_stride}, tile batch {args.tile_batch}, median of {args.runs}")
+          f"tiles {args.tile_size}/{args.tile_stride}, tile batch {args.tile_batch_size}, median of {args.runs}")
     print(f"{'size':>11} {'thumbnail':>10} {'tiles':>5} {'seconds':>8} {'MP/s':>7} {'peak MiB':>9}")
     for r in results:
         peak = r["memory"]["peak_mib"]
@@ -217,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.tile_batch < 1 or (args.threads is not None and args.threads < 1):
-        parser.error("--runs, --tile-batch and --threads must be at least 1")
+    if args.runs < 1 or args.tile_batch_size < 1 or (args.threads is not None and args.threads < 1):
+        parser.error("--runs, --tile-batch-size and --threads must be at least 1")
     if not args.image.is_file():
         parser.error(f"--image {args.image} does not exist (the Kodak photographs live in ../shared/data/kodak)")
     if args.child is not None:
@@ -235,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             "weights": "trained" if args.model else "random", "serving_optimisations": args.serving,
             "scale": args.scale, "device": args.device,
             "dtype": args.dtype or "default", "image": args.image.name, "runs": args.runs,
-            "tile_size": args.tile_size, "tile_stride": args.tile_stride, "tile_batch": args.tile_batch,
+            "tile_size": args.tile_size, "tile_stride": args.tile_stride, "tile_batch": args.tile_batch_size,
             "results": results,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -112,7 +112,7 @@ async def main_async(args: argparse.Namespace, url: str) -> None:
 
 
 def start_dev_server() -> tuple[subprocess.Popen, str, Path]:
-    from service.embedded_redis import free_port
+    from service.dev.embedded_redis import free_port
 
     workdir = Path(tempfile.mkdtemp(prefix="tadm-load-"))
     port = free_port()

@@ -9,8 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model.tiling import DEFAULT_TILING, Tiling  # torch-free: the API reads these settings too
 
 
 class Settings(BaseSettings):
@@ -89,14 +91,27 @@ class Settings(BaseSettings):
     device: str | None = Field(default=None, description="Torch device of the worker (`cpu`, `cuda:0`); unset: auto.")
     worker_name: str | None = Field(default=None, description="Consumer name in Redis; unset: `<hostname>-<pid>`.")
     worker_batch_size: int = Field(default=4, description="Jobs a worker takes per batch (their tiles share UNet calls).")
-    tile_size: int = Field(default=96, description="Latent tile size of the upscaler.")
-    tile_stride: int = Field(default=64, description="Latent tile stride of the upscaler.")
-    tile_batch_size: int = Field(default=8, description="Latent tiles per UNet call.")
+    # The fields of model.tiling.Tiling, by its names and with its defaults; the worker passes `tiling` whole.
+    tile_size: int = Field(default=DEFAULT_TILING.tile_size, description="Latent tile size of the upscaler.")
+    tile_stride: int = Field(default=DEFAULT_TILING.tile_stride, description="Latent tile stride of the upscaler.")
+    tile_batch_size: int = Field(default=DEFAULT_TILING.tile_batch_size, description="Latent tiles per UNet call.")
     worker_metrics_port: int = Field(default=0, description="Port of the worker's Prometheus endpoint; 0 turns it off.")
 
     # -- Serving --------------------------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address `tadm serve` binds.")
     port: int = Field(default=8000, description="Port `tadm serve` binds.")
+
+    @property
+    def tiling(self) -> Tiling:
+        """The upscaler's tiling, passed whole to the pipeline."""
+        return Tiling(tile_size=self.tile_size, tile_stride=self.tile_stride, tile_batch_size=self.tile_batch_size)
+
+    @model_validator(mode="after")
+    def _tiling_fits(self) -> Settings:
+        # A stride above the tile size (or a zero) is refused when the process starts, naming the knob, rather
+        # than failing every reconstruction later.
+        _ = self.tiling
+        return self
 
     @property
     def api_key_list(self) -> list[str]:

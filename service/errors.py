@@ -1,5 +1,5 @@
 """The service's errors. Domain modules raise them; ``service.api.problems`` maps them to RFC 9457 responses
-in one place, and a failed job stores the same problem in its ``error``.
+in one place, and a failed job stores the same problem in its ``error`` (``service.worker.failures``).
 
 Hierarchy (slug, HTTP status)::
 
@@ -100,8 +100,3 @@ class NotReady(ProblemError):
 class JobFailed(ProblemError):
     slug, status, title = "job-failed", 500, "Job failed"
 
-
-def problem_dict(slug: str, status: int, title: str, detail: str) -> dict:
-    """A problem body for a job's ``error`` (no instance: the job is the context)."""
-    return {"type": PROBLEM_TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail,
-            "instance": None}

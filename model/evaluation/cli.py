@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from model.cli import add_model_args
+from model.cli import add_model_args, add_tiling_args
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
     p.add_argument("--scale", type=int, choices=(16, 32), default=16)
-    p.add_argument("--tile-size", type=int, default=96)
-    p.add_argument("--tile-stride", type=int, default=64)
+    add_tiling_args(p, batch=False)
     add_model_args(p)
     p.set_defaults(handler=_timesteps)
 
 
 def _parse_methods(text: str) -> list[str]:
-    from service.cli import CommandError
+    from model.cli import CommandError
 
     from .baselines import BASELINES
 
@@ -58,7 +57,7 @@ def _parse_methods(text: str) -> list[str]:
 def _eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from service.cli import CommandError
+    from model.cli import CommandError
 
     from . import baselines, codecs, report
     from .evaluate import PerceptualScorer, evaluate, list_images, model_reconstruction
@@ -131,7 +130,7 @@ def _load_model_dir(path: Path, args: argparse.Namespace):
 
 
 def _timesteps(args: argparse.Namespace) -> int:
-    from service.cli import CommandError
+    from model.cli import CommandError
 
     from .diagnostic import plot_timestep_maps, timestep_maps
 
@@ -139,10 +138,11 @@ def _timesteps(args: argparse.Namespace) -> int:
         raise CommandError(f"no such image: {args.image}")
     if args.model is None and args.preset is None:
         raise CommandError("give --model DIR or --preset NAME")
-    from model.cli import load_pipeline
+    from model.cli import load_pipeline, tiling_from_args
 
+    tiling = tiling_from_args(args)
     pipe = load_pipeline(args, args.scale)
-    maps = timestep_maps(pipe, args.image, args.tile_size, args.tile_stride)
+    maps = timestep_maps(pipe, args.image, tiling)
     plot_timestep_maps(maps, args.output, title=f"{args.image.name}, {pipe.scale}x, model {pipe.model_id}")
     print(f"{args.output}: {len(maps.predicted.flatten())} tiles, Pearson r(t, t*) = {maps.correlation:.3f}")  # noqa: T201
     return 0

@@ -70,8 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def perceptual_names(choice: str, uses_perceptual: bool) -> tuple[str, ...]:
     """The stage's perceptual loss terms; a one-line error, before anything is written, when a package or its
     weights are missing (the trainer loads them later on each process's own device)."""
+    from model.cli import CommandError
     from model.evaluation import perceptual
-    from service.cli import CommandError
 
     if not uses_perceptual:
         return ()
@@ -89,7 +89,7 @@ def perceptual_names(choice: str, uses_perceptual: bool) -> tuple[str, ...]:
 def _train(args: argparse.Namespace) -> int:
     from model.backbones import BaseModelNotFoundError
     from model.checkpoints import ModelDirectoryError
-    from service.cli import CommandError
+    from model.cli import CommandError
 
     from .stages import get_stage
     from .trainer import TrainConfig, TrainingSetupError, train

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ..config import Settings, get_settings
+from ..wiring import build_services
 from . import problems
-from .deps import build_services
 from .metrics import MetricsMiddleware
 from .routes import images, jobs, reconstructions, system
 
@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await app.state.services.redis.aclose()
+            await app.state.services.close()
 
     app = FastAPI(
         title="tadm",

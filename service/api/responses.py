@@ -1,20 +1,24 @@
-"""Shared response helpers: content-addressed bytes with strong ETags, pending jobs, failed jobs."""
+"""Shared response helpers: content-addressed bytes with strong ETags, pending jobs, failed jobs; and the query
+parameter types the routes share."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from ..config import Settings
-from ..jobs import Job
+from ..media import MEDIA_TYPES
+from ..queue.jobs import Job
 from . import schemas
 from .problems import PROBLEM_MEDIA_TYPE
 from .views import job_view
 
+Priority = Literal["interactive", "background"]
+ResultFormat = Literal["png", "webp", "jpeg"]  # the keys of MEDIA_TYPES
 IMMUTABLE = "public, max-age=31536000, immutable"
-MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 # Problem responses documented in the OpenAPI document of the routes that can produce them.
 PROBLEMS: dict = {s: {"model": schemas.Problem} for s in (401, 403, 404, 409, 413, 415, 422, 503)}
 
@@ -48,3 +52,17 @@ def failed_response(job: Job, request: Request) -> JSONResponse:
     problem["instance"] = request.url.path
     problem["job_id"] = job.id
     return JSONResponse(problem, status_code=int(problem.get("status") or 500), media_type=PROBLEM_MEDIA_TYPE)
+
+
+def job_response(job: Job, request: Request, settings: Settings) -> JSONResponse:
+    """A job a use case returned instead of its result: its problem if it ended without one, else 202."""
+    if job.status in ("failed", "cancelled"):
+        return failed_response(job, request)
+    return pending_response(job, settings)
+
+
+def result_response(result: bytes | Job, fmt: str, request: Request, settings: Settings) -> Response:
+    """A reconstruction (200, immutable) or the job still making it."""
+    if isinstance(result, bytes):
+        return content_response(request, result, MEDIA_TYPES[fmt])
+    return job_response(result, request, settings)

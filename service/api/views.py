@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..config import Settings
-from ..jobs import Job as JobRecord
-from ..records import ImageRecord
+from ..queue.jobs import Job as JobRecord
+from ..queue.jobs import UpscaleParams
+from ..storage.records import ImageRecord
 from . import schemas
 from .auth import sign_path
 
@@ -25,14 +26,14 @@ def image_view(record: ImageRecord, settings: Settings) -> schemas.Image:
 
 def job_view(job: JobRecord, settings: Settings) -> schemas.Job:
     result_url = None
+    params = job.params
     if job.status == "succeeded":
-        if job.kind == "downscale" and job.image_id:
+        if isinstance(params, UpscaleParams):
+            result_url = sign_path(settings, reconstruction_path(job.model_id, params.thumbnail_sha, params.format))
+        elif job.image_id:
             result_url = sign_path(settings, f"/v1/images/{job.image_id}/thumbnail")
-        elif job.kind == "upscale":
-            p = job.params
-            result_url = sign_path(settings, reconstruction_path(job.model_id, p["thumbnail_sha"], p["format"]))
     return schemas.Job.model_validate({
         "id": job.id, "kind": job.kind, "status": job.status, "progress": min(max(job.progress, 0.0), 1.0),
-        "attempts": job.attempts, "error": job.error, "image_id": job.image_id or job.params.get("image_id"),
+        "attempts": job.attempts, "error": job.error, "image_id": job.image_id or params.image_id,
         "result_url": result_url, "created_at": job.created_at, "updated_at": job.updated_at,
     })

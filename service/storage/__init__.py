@@ -1,5 +1,7 @@
-"""Byte storage for originals, thumbnails and reconstructions: a small protocol, a local-filesystem backend
-(default) and an S3-compatible one, plus content-addressed key helpers and the reconstruction cache."""
+"""What the service stores, used by the API and the worker alike: bytes (originals, thumbnails, reconstructions)
+behind a small protocol with a local-filesystem backend (default) and an S3-compatible one, content-addressed
+keys (:mod:`.keys`), the reconstruction cache under a byte budget (:mod:`.cache`), and the image records kept in
+Redis (:mod:`.records`)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from ..rkeys import RedisKeys, text
+from ..redis_keys import RedisKeys, as_str
 from .base import Storage
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class ReconstructionCache:
             popped: Any = await self.redis.zpopmin(self.keys.recon_lru)
             if not popped:
                 break
-            key = text(popped[0][0])
+            key = as_str(popped[0][0])
             if key == keep:  # a single entry larger than the budget stays: it was just asked for
                 await self.redis.zadd(self.keys.recon_lru, {key: time.time()})
                 break

@@ -154,7 +154,7 @@ def test_gpu_overlay_gives_each_worker_one_gpu_and_the_cuda_image(base, gpu):
 
 def test_scaledobject_watches_the_streams_and_group_the_service_uses(base):
     from service.config import Settings
-    from service.rkeys import PRIORITIES, RedisKeys
+    from service.redis_keys import PRIORITIES, RedisKeys
 
     keys = RedisKeys(Settings().key_prefix)
     model_id = one(base, "ConfigMap", "tadm-model")["data"]["model_id"]

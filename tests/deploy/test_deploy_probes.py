@@ -15,8 +15,8 @@ import pytest
 from deploy_files import DOCKER, REPO, settings_fields
 from redis.asyncio import Redis
 
-from service.registry import ModelInfo, Registry, WorkerInfo
-from service.rkeys import RedisKeys
+from service.queue.registry import ModelInfo, Registry, WorkerInfo
+from service.redis_keys import RedisKeys
 
 
 def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

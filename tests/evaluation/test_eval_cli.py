@@ -11,6 +11,7 @@ from PIL import Image
 
 from model.evaluation.diagnostic import aligned_timestep, timestep_maps
 from model.scheduler import alphas_cumprod
+from model.tiling import Tiling
 from service.cli import main
 
 
@@ -120,7 +121,7 @@ def test_timestep_maps_and_their_plot(kodak_dir, tmp_path):
     pipe = TADMPipeline.from_preset("tiny", scale=16, pretrained=False)
     with Image.open(kodak_dir / "kodak__kodim23.png") as img:
         image = img.convert("RGB").crop((0, 0, 256, 192))  # latent 32x24 -> 3x2 tiles of 16, stride 8
-    maps = timestep_maps(pipe, image, tile_size=16, tile_stride=8)
+    maps = timestep_maps(pipe, image, Tiling(tile_size=16, tile_stride=8))
     assert maps.predicted.shape == maps.aligned.shape == (2, 3)
     assert np.all((maps.predicted >= 10) & (maps.predicted <= 200))
     assert np.all(maps.aligned >= 0)

@@ -24,7 +24,9 @@ def test_downscale_then_upscale(tmp_path, kodak_image):
     assert "bpp" in down.stdout
     thumb = Thumbnail.from_png((tmp_path / "t.png").read_bytes())
     assert thumb.image.size == (48, 32)
-    up = tadm("upscale", "t.png", "-o", "out.png", "--preset", "tiny", "--device", "cpu", cwd=tmp_path)
+    # --tile-batch: the first spelling of --tile-batch-size, still accepted
+    up = tadm("upscale", "t.png", "-o", "out.png", "--preset", "tiny", "--device", "cpu", "--tile-batch", "2",
+              cwd=tmp_path)
     assert up.returncode == 0, up.stderr
     with Image.open(tmp_path / "out.png") as out:
         assert out.size == (768, 512)
@@ -40,6 +42,7 @@ def test_downscale_then_upscale(tmp_path, kodak_image):
         (["downscale", "notes.png", "-o", "t.png", "--preset", "tiny"], "not a readable image"),
         (["upscale", "notes.png", "-o", "o.png", "--preset", "tiny"], "must be a PNG"),
         (["downscale", "notes.png", "-o", "t.png", "--model", "nowhere"], "not a TADM model directory"),
+        (["upscale", "notes.png", "-o", "o.png", "--tile-stride", "200"], "`tile_stride` (200) larger than `tile_size` (96)"),
     ],
 )
 def test_clear_messages(tmp_path, args, message):

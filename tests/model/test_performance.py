@@ -19,11 +19,11 @@ from PIL import Image
 
 from model import TADMPipeline, lora
 from model.performance import merge_lora_in_float32, optimize_for_inference, static_batch_step
-from model.tiling import denoise_tiled
+from model.tiling import Tiling, denoise_tiled
 
 REPO = Path(__file__).resolve().parents[2]
 PHOTO = REPO.parent / "shared" / "data" / "kodak" / "kodak__kodim01.png"
-TILES = {"tile_size": 8, "tile_stride": 4}
+TILES = {"tile_size": 8, "tile_stride": 4}  # small tiles: several of them on a 128 px photo
 # float32 on CPU: reordering sums (a merged weight, NHWC convolutions, fused attention) moves latents and pixels
 # (both of order 1) by ~1e-4 at most; 5e-4 is 1/16 of an 8-bit level (2/255 in [-1, 1]).
 TOLERANCE = 5e-4
@@ -76,7 +76,7 @@ def randomize_lora_b(module: torch.nn.Module, seed: int, std: float = 0.05) -> N
 
 def reconstruct(pipe: TADMPipeline, z_hat: torch.Tensor, tile_batch_size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """(merged clean latent, decoded pixels in [-1, 1] before 8-bit rounding)."""
-    (result,) = pipe.denoise([z_hat], TILES["tile_size"], TILES["tile_stride"], tile_batch_size)
+    (result,) = pipe.denoise([z_hat], Tiling(**TILES, tile_batch_size=tile_batch_size))
     with torch.inference_mode():
         pixels = pipe.vae.decode(result.latent / pipe.scaling_factor).sample
     return result.latent, pixels
@@ -148,8 +148,8 @@ def test_classic_attention_matches_sdpa(z_hat):
 def test_tile_batch_size_does_not_change_the_image(photo):
     pipe = fresh_pipe()
     thumbnail = pipe.downscale(photo)
-    one = np.asarray(pipe.upscale(thumbnail, tile_batch_size=1, **TILES), dtype=np.int16)
-    eight = np.asarray(pipe.upscale(thumbnail, tile_batch_size=8, **TILES), dtype=np.int16)
+    one = np.asarray(pipe.upscale(thumbnail, tiling=Tiling(**TILES, tile_batch_size=1)), dtype=np.int16)
+    eight = np.asarray(pipe.upscale(thumbnail, tiling=Tiling(**TILES, tile_batch_size=8)), dtype=np.int16)
     # float32 sums in another order may tip a value across an 8-bit rounding boundary: at most one level.
     assert one.shape == (128, 128, 3)
     assert np.abs(one - eight).max() <= 1
@@ -165,8 +165,8 @@ def test_static_batch_step_keeps_every_call_full_and_results_unchanged(z_hat):
         return pipe.denoise_step(tiles)
 
     with torch.inference_mode():
-        (plain,) = denoise_tiled([z_hat], pipe.denoise_step, 8, 4, batch_size=4)
-        (padded,) = denoise_tiled([z_hat], static_batch_step(recording_step, 4), 8, 4, batch_size=4)
+        (plain,) = denoise_tiled([z_hat], pipe.denoise_step, Tiling(**TILES, tile_batch_size=4))
+        (padded,) = denoise_tiled([z_hat], static_batch_step(recording_step, 4), Tiling(**TILES, tile_batch_size=4))
     assert len(plain.tiles) == 9 and shapes == [4, 4, 4]  # 9 tiles: the last batch was padded from 1
     assert max_diff(padded.latent, plain.latent) < TOLERANCE
     assert padded.timesteps == pytest.approx(plain.timesteps, abs=1e-3)
@@ -181,11 +181,14 @@ def test_static_batch_step_rejects_bad_sizes():
 
 
 def load_script(name: str):
-    """Import a script of scripts/ as a module (scripts/ is not a package)."""
+    """Import a script of scripts/ as a module (scripts/ is not a package), with scripts/ on the path while it
+    loads, as when Python runs the script: it imports the modules beside it (bench_common, ...)."""
     spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(REPO / "scripts"))
+        spec.loader.exec_module(module)
     return module
 
 
@@ -198,9 +201,9 @@ def test_bench_gpu_staged_reconstruction_equals_upscale(bench_gpu, photo):
     pipe = fresh_pipe()
     thumbnail = pipe.downscale(photo)
     clock = bench_gpu.StageClock(torch.device("cpu"))
-    (image,), _ = bench_gpu.reconstruct(pipe, [thumbnail], clock, tile_batch=4, static_batch=True,
-                                        tile_size=TILES["tile_size"], tile_stride=TILES["tile_stride"])
-    expected = pipe.upscale(thumbnail, tile_batch_size=4, **TILES)
+    (image,), _ = bench_gpu.reconstruct(pipe, [thumbnail], clock, tiling=Tiling(**TILES, tile_batch_size=4),
+                                        static_batch=True)
+    expected = pipe.upscale(thumbnail, tiling=Tiling(**TILES, tile_batch_size=4))
     assert np.abs(np.asarray(image, np.int16) - np.asarray(expected, np.int16)).max() <= 1
     assert {"dfrm", "tpm", "unet", "scheduler", "denoise", "vae_decode"} <= set(clock.totals())
     assert clock.count("unet") == 3  # 9 tiles in static batches of 4

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from model import TADMPipeline, Thumbnail, ThumbnailMismatchError
+from model.tiling import Tiling
 
 
 def test_round_trip_on_a_kodak_photo_returns_the_original_size(tiny_pipe, kodak_image):
@@ -95,8 +96,8 @@ def test_rejects_images_smaller_than_the_scale(tiny_pipe):
 def test_tile_batch_size_does_not_change_the_image(tiny_pipe, kodak_image):
     image = Image.open(kodak_image).convert("RGB").resize((1200, 900))
     thumb = tiny_pipe.downscale(image)
-    a = np.asarray(tiny_pipe.upscale(thumb, tile_batch_size=1), dtype=np.int16)
-    b = np.asarray(tiny_pipe.upscale(thumb, tile_batch_size=16), dtype=np.int16)
+    a = np.asarray(tiny_pipe.upscale(thumb, tiling=Tiling(tile_batch_size=1)), dtype=np.int16)
+    b = np.asarray(tiny_pipe.upscale(thumb, tiling=Tiling(tile_batch_size=16)), dtype=np.int16)
     assert np.abs(a - b).max() <= 1
 
 

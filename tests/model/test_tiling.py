@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.tiling import denoise_tiled, gaussian_window, plan_tiles, tile_starts
+from model.tiling import DEFAULT_TILING, Tiling, denoise_tiled, gaussian_window, plan_tiles, tile_starts
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ def identity_step(tiles):
 @pytest.mark.parametrize("shape", [(1, 4, 50, 70), (1, 4, 200, 130), (1, 4, 97, 300)])
 def test_identity_step_tiled_equals_untiled_and_covers_every_pixel(shape, generator):
     z = torch.randn(shape, generator=generator)
-    (result,) = denoise_tiled([z], identity_step, tile=96, stride=64, batch_size=3)
+    (result,) = denoise_tiled([z], identity_step, Tiling(tile_size=96, tile_stride=64, tile_batch_size=3))
     assert torch.allclose(result.latent, z, atol=1e-5)
     coverage = torch.zeros(shape[-2:])
     for t in result.tiles:
@@ -38,7 +38,7 @@ def test_identity_step_tiled_equals_untiled_and_covers_every_pixel(shape, genera
 def test_each_tile_gets_its_own_timestep(generator):
     z = torch.zeros(1, 4, 160, 160)
     z[..., :96, :96] = torch.randn(1, 4, 96, 96, generator=generator) * 3  # texture top-left only
-    (result,) = denoise_tiled([z], identity_step, tile=96, stride=64)
+    (result,) = denoise_tiled([z], identity_step, Tiling(tile_size=96, tile_stride=64))
     assert len(result.tiles) == 4
     assert len(set(result.timesteps)) > 1
 
@@ -50,9 +50,9 @@ def test_batch_size_and_co_batched_latents_do_not_change_results(generator):
     def nonlinear(tiles):
         return torch.tanh(tiles) * 2 + tiles.mean(dim=(1, 2, 3), keepdim=True), tiles.std(dim=(1, 2, 3))
 
-    alone_a = denoise_tiled([a], nonlinear, batch_size=1)[0]
-    alone_b = denoise_tiled([b], nonlinear, batch_size=1)[0]
-    together = denoise_tiled([a, b], nonlinear, batch_size=16)
+    alone_a = denoise_tiled([a], nonlinear, Tiling(tile_batch_size=1))[0]
+    alone_b = denoise_tiled([b], nonlinear, Tiling(tile_batch_size=1))[0]
+    together = denoise_tiled([a, b], nonlinear, Tiling(tile_batch_size=16))
     assert torch.allclose(together[0].latent, alone_a.latent, atol=1e-6)
     assert torch.allclose(together[1].latent, alone_b.latent, atol=1e-6)
     assert together[0].timesteps == pytest.approx(alone_a.timesteps)
@@ -61,10 +61,29 @@ def test_batch_size_and_co_batched_latents_do_not_change_results(generator):
 def test_progress_counts_every_tile(generator):
     calls = []
     z = torch.randn(1, 4, 200, 200, generator=generator)
-    denoise_tiled([z], identity_step, batch_size=4, progress=lambda d, t: calls.append((d, t)))
+    denoise_tiled([z], identity_step, Tiling(tile_batch_size=4), progress=lambda d, t: calls.append((d, t)))
     assert calls[-1] == (9, 9) and [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
 def test_plan_rejects_gaps():
     with pytest.raises(ValueError, match="gaps"):
         plan_tiles(200, 200, 64, 96)
+
+
+def test_tiling_defaults_are_the_papers_and_bad_knobs_are_named():
+    assert (DEFAULT_TILING.tile_size, DEFAULT_TILING.tile_stride, DEFAULT_TILING.tile_batch_size) == (96, 64, 8)
+    with pytest.raises(ValueError, match="`tile_stride` \\(96\\) larger than `tile_size` \\(64\\)"):
+        Tiling(tile_size=64, tile_stride=96)
+    with pytest.raises(ValueError, match="`tile_batch_size` must be >= 1 but is 0"):
+        Tiling(tile_batch_size=0)
+    with pytest.raises(ValueError, match="must be positive"):
+        Tiling(tile_size=0)
+
+
+def test_tiling_imports_without_torch():
+    """The service's settings take their defaults from Tiling in the API process, which has no torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, model.tiling; assert 'torch' not in sys.modules, 'model.tiling imported torch'"
+    subprocess.run([sys.executable, "-c", code], check=True)

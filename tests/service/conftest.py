@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from service.config import Settings
-from service.embedded_redis import EmbeddedRedis
+from service.dev.embedded_redis import EmbeddedRedis
 from tests.service.stack import Stack
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import redis
 
-from service.devserver import TADM_MAIN
-from service.embedded_redis import EmbeddedRedis, free_port
+from service.dev.embedded_redis import EmbeddedRedis, free_port
+from service.dev.server import TADM_COMMAND
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT = 240  # a worker imports torch and builds the tiny model; slow on 2 busy cores
@@ -79,7 +79,7 @@ class Stack:
         name = f"w{len(self.workers) + 1}-{uuid.uuid4().hex[:4]}"
         self.metrics_ports[name] = free_port()
         self.env["TADM_WORKER_METRICS_PORT"] = str(self.metrics_ports[name])
-        self.workers[name] = self._spawn(name, [sys.executable, "-c", TADM_MAIN, "worker"])
+        self.workers[name] = self._spawn(name, [*TADM_COMMAND, "worker"])
         return name
 
     def live_worker_names(self) -> list[str]:

@@ -14,11 +14,11 @@ import pytest
 from redis.asyncio import Redis
 
 from service.api.app import create_app
-from service.records import ImageRecord, ImageRecords
-from service.registry import ModelInfo, Registry, WorkerInfo
-from service.rkeys import RedisKeys
+from service.queue.registry import ModelInfo, Registry, WorkerInfo
+from service.redis_keys import RedisKeys
 from service.storage import sha256_hex, thumbnail_key
 from service.storage.local import LocalStorage
+from service.storage.records import ImageRecord, ImageRecords
 
 pytestmark = pytest.mark.anyio
 
@@ -85,7 +85,7 @@ async def test_web_page_is_served(api):
 async def test_thumbnail_etag_and_304(api, settings, photos):
     from PIL import Image
 
-    from service.images import encode_image
+    from service.media import encode_image
 
     with Image.open(photos["small_png"]) as img:
         png = encode_image(img.convert("RGB").resize((16, 12)), "png")
@@ -143,7 +143,8 @@ def test_keys_without_a_signing_key_are_refused(settings):
 
 
 def test_importing_the_api_does_not_import_torch():
-    code = "import sys, service.api.app, service.queue, service.registry; assert 'torch' not in sys.modules"
+    code = ("import sys, service.api.app, service.queue.job_queue, service.queue.registry, service.wiring, "
+            "service.client; assert 'torch' not in sys.modules")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
 
@@ -156,7 +157,7 @@ def test_every_setting_is_documented():
 
 
 async def test_unreachable_redis_is_503_not_ready(settings):
-    from service.embedded_redis import free_port
+    from service.dev.embedded_redis import free_port
 
     down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
     app = create_app(down)

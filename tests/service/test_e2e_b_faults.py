@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 from service.config import Settings
-from service.jobs import Job
-from service.queue import JobQueue
-from service.rkeys import RedisKeys
+from service.queue.job_queue import JobQueue
+from service.queue.jobs import DownscaleParams, Job
+from service.redis_keys import RedisKeys
 
 from .conftest import LARGE_SIZE
 
@@ -68,9 +68,8 @@ def test_poison_job_is_dead_lettered_after_max_attempts(stack):
     # worker retries (a storage hiccup) until it gives up.
     image_id = "feedfacefeedfacefeed"
     (stack.storage_dir / "originals" / image_id).mkdir(parents=True)
-    job = Job(id="0123456789abcdef01234567", kind="downscale", model_id=model_id, priority="interactive",
-              params={"image_id": image_id, "input_key": f"originals/{image_id}", "scale": 16,
-                      "original_bytes": 1})
+    job = Job(id="0123456789abcdef01234567", model_id=model_id, priority="interactive",
+              params=DownscaleParams(image_id=image_id, input_key=f"originals/{image_id}", original_bytes=1))
 
     async def enqueue():
         from redis.asyncio import Redis

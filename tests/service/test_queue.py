@@ -9,9 +9,9 @@ import pytest
 from redis.asyncio import Redis
 
 from service.errors import QueueFull
-from service.jobs import Job, job_id_for
-from service.queue import JobQueue
-from service.rkeys import RedisKeys
+from service.queue.job_queue import JobQueue
+from service.queue.jobs import Job, UpscaleParams, upscale_job
+from service.redis_keys import RedisKeys
 
 pytestmark = pytest.mark.anyio
 MODEL = "abcdef0123456789"
@@ -27,9 +27,8 @@ async def queue(settings):
 
 
 def _job(n: int, priority: str = "interactive") -> Job:
-    params = {"thumbnail_key": "inputs/x.png", "thumbnail_sha": f"{n:02d}" * 32, "format": "png"}
-    return Job(id=job_id_for("upscale", params["thumbnail_sha"], MODEL, {"format": "png"}), kind="upscale",
-               model_id=MODEL, priority=priority, params=params)
+    params = UpscaleParams(thumbnail_key="inputs/x.png", thumbnail_sha=f"{n:02d}" * 32, format="png")
+    return upscale_job(params, model_id=MODEL, priority=priority)
 
 
 async def test_duplicate_collapses_and_bound_refuses(queue):

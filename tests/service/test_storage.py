@@ -10,8 +10,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from service.embedded_redis import free_port
-from service.rkeys import RedisKeys
+from service.dev.embedded_redis import free_port
+from service.redis_keys import RedisKeys
 from service.storage import reconstruction_key, sha256_hex, thumbnail_key
 from service.storage.cache import ReconstructionCache
 from service.storage.local import LocalStorage

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import io
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from redis.asyncio import Redis
 
-from service.devserver import TADM_MAIN
-from service.jobs import Job, job_id_for
-from service.registry import ModelInfo
+from model.tiling import Tiling
+from service.dev.server import TADM_COMMAND
+from service.queue.jobs import UpscaleParams, upscale_job
+from service.queue.registry import ModelInfo
 from service.storage import sha256_hex, uploaded_thumbnail_key
+from service.wiring import build_services
 
 pytestmark = pytest.mark.anyio
 
@@ -29,11 +29,11 @@ def pipe():
 
 
 async def test_upscale_jobs_are_micro_batched(pipe, settings, photos):
-    from service.worker import Worker
+    from service.worker.process import Worker
 
     settings = settings.model_copy(update={"tile_size": 8, "tile_stride": 6, "tile_batch_size": 16})
-    redis = Redis.from_url(settings.redis_url)
-    worker = Worker(settings, pipe, ModelInfo(pipe.model_id, "tiny", 16, False), redis)
+    services = build_services(settings)
+    worker = Worker(settings, pipe, ModelInfo(pipe.model_id, "tiny", 16, False), services)
     try:
         await worker.queue.ensure_groups(worker.streams)
         thumbs, jobs = [], []
@@ -42,10 +42,9 @@ async def test_upscale_jobs_are_micro_batched(pipe, settings, photos):
                 thumb = pipe.downscale(img)
             png = thumb.to_png()
             sha = sha256_hex(png)
-            worker.storage.put(uploaded_thumbnail_key(sha), png)
-            job = Job(id=job_id_for("upscale", sha, pipe.model_id, {"format": "png"}), kind="upscale",
-                      model_id=pipe.model_id, priority="interactive",
-                      params={"thumbnail_key": uploaded_thumbnail_key(sha), "thumbnail_sha": sha, "format": "png"})
+            services.storage.put(uploaded_thumbnail_key(sha), png)
+            params = UpscaleParams(thumbnail_key=uploaded_thumbnail_key(sha), thumbnail_sha=sha, format="png")
+            job = upscale_job(params, model_id=pipe.model_id, priority="interactive")
             await worker.queue.enqueue(job)
             thumbs.append(thumb)
             jobs.append(job)
@@ -53,9 +52,9 @@ async def test_upscale_jobs_are_micro_batched(pipe, settings, photos):
         calls: list[int] = []
         original = pipe.denoise
 
-        def counting_denoise(latents, *args, **kwargs):  # a spy: counts, then runs the real method
-            calls.append(len(latents))
-            return original(latents, *args, **kwargs)
+        def counting_denoise(latents, tiling, *args, **kwargs):  # a spy: records, then runs the real method
+            calls.append((len(latents), tiling))
+            return original(latents, tiling, *args, **kwargs)
 
         pipe.denoise = counting_denoise
         try:
@@ -64,25 +63,27 @@ async def test_upscale_jobs_are_micro_batched(pipe, settings, photos):
             await worker.process(entries)
         finally:
             del pipe.denoise
-        assert calls == [3]  # one tiled pass over the three jobs' latents
+        # One tiled pass over the three jobs' latents, with the settings' tiling passed whole.
+        assert calls == [(3, Tiling(tile_size=8, tile_stride=6, tile_batch_size=16))]
 
         for job, thumb in zip(jobs, thumbs, strict=True):
             done = await worker.queue.get(job.id)
             assert done.status == "succeeded" and done.attempts == 1
-            batched = np.asarray(Image.open(io.BytesIO(worker.storage.get(done.result_key))), dtype=np.int16)
-            alone = np.asarray(pipe.upscale(thumb, tile_size=8, tile_stride=6, tile_batch_size=1), dtype=np.int16)
+            batched = np.asarray(Image.open(io.BytesIO(services.storage.get(done.result_key))), dtype=np.int16)
+            alone = np.asarray(pipe.upscale(thumb, tiling=Tiling(tile_size=8, tile_stride=6, tile_batch_size=1)),
+                               dtype=np.int16)
             assert batched.shape == alone.shape
             assert np.abs(batched - alone).max() <= 1  # batching never changes a result (up to rounding)
         assert not worker.in_flight
     finally:
-        await redis.aclose()
+        await services.close()
 
 
 def test_worker_without_its_model_is_a_one_line_error(settings):
     # nano ships for 16x only: at 32x its weights are missing.
     env = {"TADM_REDIS_URL": settings.redis_url, "TADM_KEY_PREFIX": settings.key_prefix, "TADM_MODEL_SCALE": "32",
            "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    result = subprocess.run([sys.executable, "-c", TADM_MAIN, "worker", "--preset", "nano"], env=env,
+    result = subprocess.run([*TADM_COMMAND, "worker", "--preset", "nano"], env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr
     last = result.stderr.strip().splitlines()[-1]

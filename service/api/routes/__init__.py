@@ -1,1 +1,1 @@
-"""Thin route modules: parse, validate, enqueue, return a schema."""
+"""Thin route modules: parse and check the request, call a use case of ``service.api.usecases``, respond."""

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from ...errors import NotFound
-from ...registry import untrained_warning
+from ...queue.registry import untrained_warning
 from .. import metrics, schemas
 from ..deps import ServicesDep
 
@@ -47,7 +47,7 @@ async def info(services: ServicesDep) -> schemas.ModelInfo:
     models = {w.model.model_id: w.model for w in workers}
     return schemas.ModelInfo(
         workers=len(workers),
-        models=[schemas.ModelSummary(**vars(m)) for m in sorted(models.values(), key=lambda m: m.model_id)],
+        models=[schemas.ModelSummary(**vars(model)) for model in sorted(models.values(), key=lambda m: m.model_id)],
         warning=untrained_warning(workers),
     )
 

@@ -14,31 +14,26 @@ import sys
 import threading
 from pathlib import Path
 
+from ..queue.registry import WorkerInfo, untrained_warning
+from ..redis_keys import RedisKeys, as_str
+
 logger = logging.getLogger(__name__)
 
-# The `tadm` entry point in a child process. (Not `-m service.cli`: as `__main__` that module would define a
-# second CommandError class, and command errors would print tracebacks instead of one line.)
-TADM_MAIN = "import sys; from service.cli import main; sys.exit(main())"
+# The `tadm` command in a child process, on this interpreter (whatever its console script is called).
+TADM_COMMAND = [sys.executable, "-m", "service.cli"]
 
 
-def _announce_model(redis_url: str, prefix: str, stop: threading.Event) -> None:
+def _announce_model(redis_url: str, keys: RedisKeys, stop: threading.Event) -> None:
     """Once the worker registered, say which model serves, and shout when it is untrained."""
     import redis
-
-    from .registry import untrained_warning
 
     client = redis.Redis.from_url(redis_url)
     try:
         while not stop.wait(1.0):
-            names: set = client.smembers(f"{prefix}:workers")  # type: ignore[assignment]
-            raws = [client.get(f"{prefix}:worker:{n.decode()}") for n in names]
+            names: set = client.smembers(keys.workers)  # type: ignore[assignment]
+            raws = [client.get(keys.worker(as_str(name))) for name in names]
             if any(raws):
-                import json
-
-                from .registry import ModelInfo, WorkerInfo
-
-                workers = [WorkerInfo(d["name"], ModelInfo(**d["model"]), d["started_at"])
-                           for d in (json.loads(r) for r in raws if r)]
+                workers = [WorkerInfo.from_json(raw) for raw in raws if raw]
                 warning = untrained_warning(workers)
                 if warning:
                     banner = "!" * 100
@@ -55,7 +50,7 @@ def _announce_model(redis_url: str, prefix: str, stop: threading.Event) -> None:
 def run_dev_server(host: str, port: int, root: Path = Path(".tadm")) -> int:
     import uvicorn
 
-    from .config import Settings
+    from ..config import Settings
     from .embedded_redis import EmbeddedRedis
 
     root = root.resolve()
@@ -68,12 +63,12 @@ def run_dev_server(host: str, port: int, root: Path = Path(".tadm")) -> int:
     os.environ.setdefault("TADM_ALLOW_RANDOM_WEIGHTS", "true")  # dev only: run tiny until nano ships
     os.environ.setdefault("TADM_DEVICE", "cpu")
     settings = Settings()
-    worker = subprocess.Popen([sys.executable, "-c", TADM_MAIN, "worker"], env=os.environ.copy())
+    worker = subprocess.Popen([*TADM_COMMAND, "worker"], env=os.environ.copy())
     stop = threading.Event()
-    threading.Thread(target=_announce_model, args=(settings.redis_url, settings.key_prefix, stop),
+    threading.Thread(target=_announce_model, args=(settings.redis_url, RedisKeys(settings.key_prefix), stop),
                      daemon=True).start()
     try:
-        from .api.app import create_app
+        from ..api.app import create_app
 
         logger.info("API on http://%s:%d (storage in %s)", host, port, settings.storage_dir)
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from .registry import RANDOM_WEIGHTS_WARNING, ModelInfo
+from ..config import Settings
+from ..queue.registry import RANDOM_WEIGHTS_WARNING, ModelInfo
 
 logger = logging.getLogger(__name__)
 
 
-def load_model(settings):  # -> (TADMPipeline, ModelInfo)
+def load_model(settings: Settings):  # -> (TADMPipeline, ModelInfo)
     """``TADM_MODEL`` (a model directory) if set, else the preset ``TADM_MODEL_PRESET`` at
     ``TADM_MODEL_SCALE``; with ``TADM_ALLOW_RANDOM_WEIGHTS`` a preset without trained weights falls back to
     ``tiny`` with random weights, loudly."""

@@ -22,10 +22,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from .errors import QueueFull, problem_dict
+from ..errors import JobFailed, QueueFull
+from ..redis_keys import PRIORITIES, RedisKeys, as_str
 from .jobs import Job
-from .rkeys import PRIORITIES, RedisKeys
-from .rkeys import text as _s
 
 # KEYS: job hash, stream. ARGV: max length, ttl, rerun succeeded (0/1), job id, field/value pairs...
 _ENQUEUE = """
@@ -83,6 +82,8 @@ class Entry:
 
 
 class JobQueue:
+    """The queue of one service instance: the API side enqueues and follows jobs, the worker side consumes."""
+
     def __init__(self, redis: Redis, keys: RedisKeys, *, max_length: int = 1000, job_ttl: int = 7 * 86400,
                  max_attempts: int = 3, backoff_seconds: float = 2.0) -> None:
         self.redis, self.keys = redis, keys
@@ -119,7 +120,7 @@ class JobQueue:
         """Mark a queued or running job cancelled; the worker drops it or stops at its next progress step."""
         status = await self._finish(keys=[self.keys.job(job_id)],
                                     args=[self.job_ttl, "status", "cancelled", "updated_at", time.time()])
-        if _s(status) == "ok":
+        if as_str(status) == "ok":
             await self.publish(job_id)
         return await self.get(job_id)
 
@@ -168,12 +169,12 @@ class JobQueue:
         """Unfinished jobs per stream (for metrics and autoscaling)."""
         out = {}
         async for key in self.redis.scan_iter(match=f"{self.keys.prefix}:jobs:*", _type="stream"):
-            out[_s(key)] = await self.redis.xlen(key)
+            out[as_str(key)] = await self.redis.xlen(key)
         return out
 
     # -- worker side -----------------------------------------------------------------------------------------
     def streams_for(self, model_id: str) -> list[str]:
-        return [self.keys.stream(model_id, p) for p in PRIORITIES]
+        return [self.keys.stream(model_id, priority) for priority in PRIORITIES]
 
     async def ensure_groups(self, streams: list[str]) -> None:
         for stream in streams:
@@ -197,7 +198,7 @@ class JobQueue:
         entries = []
         for stream, messages in reply or []:
             for entry_id, fields in messages:
-                entries.append(Entry(_s(stream), _s(entry_id), _s(fields[b"job"])))
+                entries.append(Entry(as_str(stream), as_str(entry_id), as_str(fields[b"job"])))
         return entries
 
     async def reclaim(self, consumer: str, streams: list[str], min_idle_seconds: float, count: int) -> list[Entry]:
@@ -208,14 +209,14 @@ class JobQueue:
                                                 start_id="0-0", count=count)
             for entry_id, fields in reply[1]:
                 if fields:  # None for an entry deleted from the stream meanwhile
-                    entries.append(Entry(stream, _s(entry_id), _s(fields[b"job"])))
+                    entries.append(Entry(stream, as_str(entry_id), as_str(fields[b"job"])))
         return entries
 
     async def keep_alive(self, consumer: str, entries: list[Entry]) -> None:
         """Reset the idle time of entries this worker still holds, so no one reclaims them from a live worker."""
         by_stream: dict[str, list[Any]] = {}
-        for e in entries:
-            by_stream.setdefault(e.stream, []).append(e.entry_id)
+        for entry in entries:
+            by_stream.setdefault(entry.stream, []).append(entry.entry_id)
         for stream, ids in by_stream.items():
             await self.redis.xclaim(stream, self.keys.group, consumer, 0, ids, justid=True)
 
@@ -223,7 +224,7 @@ class JobQueue:
         """Mark the job running. Returns ``running``, a terminal status (skip it), ``missing`` or ``exhausted``."""
         status = await self._start(keys=[self.keys.job(entry.job_id)],
                                    args=[worker, time.time(), self.max_attempts])
-        status = _s(status)
+        status = as_str(status)
         if status == "running":
             await self.publish(entry.job_id)
         return status
@@ -240,7 +241,7 @@ class JobQueue:
             *[x for kv in fields.items() for x in kv]])
         await self.ack(entry)
         await self.publish(entry.job_id)
-        return _s(result)
+        return as_str(result)
 
     async def fail(self, entry: Entry, problem: dict, *, dead_letter: bool) -> None:
         """Terminal failure; ``dead_letter`` also files the job in the dead-letter stream for inspection."""
@@ -274,13 +275,13 @@ class JobQueue:
 
     async def dead_letters(self) -> list[dict]:
         entries: Any = await self.redis.xrange(self.keys.dead_letter)
-        return [{_s(k): _s(v) for k, v in fields.items()} for _, fields in entries]
+        return [{as_str(k): as_str(v) for k, v in fields.items()} for _, fields in entries]
 
 
 def exhausted_problem(attempts: int) -> dict:
-    return problem_dict("job-failed", 500, "Job failed",
-                        f"the job was delivered {attempts} times without finishing (its worker died or it kept "
-                        "failing); it was moved to the dead-letter stream")
+    """The error of a job dead-lettered because it kept being delivered without finishing."""
+    return JobFailed(f"the job was delivered {attempts} times without finishing (its worker died or it kept "
+                     "failing); it was moved to the dead-letter stream").to_problem()
 
 
 async def sleep_until(event: asyncio.Event, seconds: float) -> None:

@@ -3,17 +3,20 @@ set for listing. Redis persistence (AOF) is what makes them durable."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
 
 from redis.asyncio import Redis
 
-from .rkeys import RedisKeys, text
+from ..redis_keys import RedisKeys, as_str
 
 
 @dataclass
 class ImageRecord:
+    """What the service knows about one stored image (its original is gone; its thumbnail is kept)."""
+
     id: str
     width: int
     height: int
@@ -31,6 +34,8 @@ class ImageRecord:
 
 
 class ImageRecords:
+    """The image records of one service instance: workers save them, the API reads and deletes them."""
+
     def __init__(self, redis: Redis, keys: RedisKeys) -> None:
         self.redis, self.keys = redis, keys
 
@@ -49,8 +54,8 @@ class ImageRecords:
         ids: list = await self.redis.zrevrange(self.keys.images, 0, limit - 1)
         if not ids:
             return []
-        raws = await self.redis.mget([self.keys.image(text(i)) for i in ids])
-        return [ImageRecord(**json.loads(r)) for r in raws if r]
+        raws = await self.redis.mget([self.keys.image(as_str(image_id)) for image_id in ids])
+        return [ImageRecord(**json.loads(raw)) for raw in raws if raw]
 
     async def delete(self, record: ImageRecord) -> int:
         """Remove the record; returns how many other images still use its thumbnail (identical pixels from
@@ -63,6 +68,11 @@ class ImageRecords:
             pipe.scard(refs)
             *_, remaining = await pipe.execute()
         return int(remaining)
+
+
+def image_id_for(original_sha: str, model_id: str, scale: int) -> str:
+    """The same original, model and scale -> the same image (a duplicate upload finds the stored one)."""
+    return hashlib.sha256(f"{original_sha}:{model_id}:{scale}".encode()).hexdigest()[:20]
 
 
 def now() -> float:

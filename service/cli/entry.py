@@ -1,5 +1,8 @@
-"""The `tadm` command. Each command group lives in its own module with a ``register(subparsers)`` function;
-heavy imports (torch, the model) happen inside the handlers so that `tadm --help` and the API stay light."""
+"""The `tadm` entry point: one parser over every command module, logging, and one-line errors.
+
+Each command module has a ``register(subparsers)`` function; a :class:`model.cli.CommandError` raised by a
+handler is printed as one line with exit status 1.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,14 @@ import importlib
 import logging
 import sys
 
+from model.cli import CommandError
+
 # Modules that contribute commands, in help order. A module that is absent (an optional extra) is skipped.
 COMMAND_MODULES = [
     "model.cli",  # downscale, upscale, import-official
-    "service.commands",  # serve, worker
-    "service.models_cli",  # models pull
+    "service.cli.serve",  # serve
+    "service.cli.worker",  # worker
+    "service.cli.models",  # models pull
     "model.training.cli",  # train
     "model.evaluation.cli",  # eval
 ]
@@ -50,15 +56,3 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"tadm {args.command}: error: {exc}", file=sys.stderr)  # noqa: T201
         return 1
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed as one line, exit status 1, no traceback."""
-
-
-if __name__ == "__main__":
-    # Run as `python -m service.cli`, this file is `__main__`: dispatch through the importable module so that
-    # `CommandError` is the one class the command modules raise.
-    from service.cli import main as _main
-
-    sys.exit(_main())

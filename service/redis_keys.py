@@ -1,4 +1,5 @@
-"""Names of every Redis key the service uses, in one place, all under the configured prefix."""
+"""Names of every Redis key the service uses, in one place, all under the configured prefix (shared by the
+queue, the worker registry, the image records and the reconstruction cache)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from dataclasses import dataclass
 PRIORITIES = ("interactive", "background")  # read in this order: interactive jobs go first
 
 
-def text(value: bytes | str) -> str:
+def as_str(value: bytes | str) -> str:
     """A Redis reply item as ``str`` (replies are bytes; some client paths already decode)."""
     return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)
 class RedisKeys:
+    """The keys of one service instance (``TADM_KEY_PREFIX``); several can share one Redis."""
+
     prefix: str = "tadm"
 
     def stream(self, model_id: str, priority: str) -> str:

@@ -1,5 +1,5 @@
-"""Inspecting uploaded bytes before any decoding: sniffing the format, reading the size from the header, and
-only then decoding (so a decompression bomb is refused before it costs memory)."""
+"""Image files as bytes, for the API and the worker: sniffing an upload's format, reading its size from the header,
+and only then decoding (so a decompression bomb is refused before it costs memory); encoding results."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ _SIGNATURES = {
     "png": (b"\x89PNG\r\n\x1a\n",),
     "jpeg": (b"\xff\xd8\xff",),
 }
-MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+# The formats a reconstruction can be encoded in, and their media types.
+MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -30,13 +31,15 @@ def sniff_format(data: bytes) -> str | None:
 
 
 @dataclass(frozen=True)
-class ImageInfo:
+class ImageHeader:
+    """What an image file's header says: its format and size."""
+
     format: str
     width: int
     height: int
 
 
-def inspect_image(data: bytes, *, max_pixels: int, min_side: int = 1, allowed=("png", "jpeg", "webp")) -> ImageInfo:
+def inspect_image(data: bytes, *, max_pixels: int, min_side: int = 1, allowed=("png", "jpeg", "webp")) -> ImageHeader:
     """Check an upload without decoding its pixels: format by magic bytes (415), size from the header (422).
 
     Raises the matching :mod:`service.errors` problem; returns the format and size.
@@ -64,7 +67,7 @@ def inspect_image(data: bytes, *, max_pixels: int, min_side: int = 1, allowed=("
         )
     if width < min_side or height < min_side:
         raise ImageTooSmall(f"the image is {width}x{height}; both sides must be at least {min_side} pixels")
-    return ImageInfo(fmt, width, height)
+    return ImageHeader(fmt, width, height)
 
 
 def decode_image(data: bytes) -> Image.Image:

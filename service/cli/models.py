@@ -1,4 +1,4 @@
-"""`tadm models pull`: download a base model into the Hugging Face cache and prepare a TADM model directory.
+"""``tadm models pull``: download a base model into the Hugging Face cache and prepare a TADM model directory.
 
 ``tadm models pull sd21-base`` fetches Stable Diffusion 2.1-base (only the files serving and training read: UNet,
 VAE, scheduler, text encoder and tokenizer, as safetensors; not the 5 GB single-file checkpoints) into the Hugging
@@ -19,6 +19,8 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from model.cli import CommandError
 
 logger = logging.getLogger(__name__)
 
@@ -54,29 +56,27 @@ PULLABLE = {"sd21-base": SD21_BASE}
 def register(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="get model weights (base models, model directories)")
     models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    p = models_sub.add_parser(
+    parser = models_sub.add_parser(
         "pull",
         help="download a base model into the Hugging Face cache and optionally prepare a TADM model directory",
         description=__doc__.split("\n\n")[1],
     )
-    p.add_argument("name", choices=sorted(PULLABLE), help="which base model")
-    p.add_argument(
+    parser.add_argument("name", choices=sorted(PULLABLE), help="which base model")
+    parser.add_argument(
         "--cache-dir",
         type=Path,
         default=None,
         help="Hugging Face hub cache to fill (default: HF_HUB_CACHE, else $HF_HOME/hub); serve with the same "
         "HF_HUB_CACHE",
     )
-    p.add_argument("--repo-id", default=None, help=f"download from this hub repository instead (a mirror of {SD21_BASE.repo_id})")
-    p.add_argument("--revision", default=None, help="branch, tag or commit of the repository (default: main)")
-    p.add_argument("-o", "--output", type=Path, default=None, help="model directory to create (must not exist yet)")
-    p.add_argument("--scale", type=int, choices=(16, 32), default=16, help="scale of the model directory (default 16)")
-    p.set_defaults(handler=_pull)
+    parser.add_argument("--repo-id", default=None, help=f"download from this hub repository instead (a mirror of {SD21_BASE.repo_id})")
+    parser.add_argument("--revision", default=None, help="branch, tag or commit of the repository (default: main)")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="model directory to create (must not exist yet)")
+    parser.add_argument("--scale", type=int, choices=(16, 32), default=16, help="scale of the model directory (default 16)")
+    parser.set_defaults(handler=_pull)
 
 
 def _pull(args: argparse.Namespace) -> int:
-    from service.cli import CommandError
-
     base = PULLABLE[args.name]
     repo_id = args.repo_id or base.repo_id
     output: Path | None = args.output
@@ -107,8 +107,6 @@ def download(repo_id: str, allow_patterns: tuple[str, ...], *, cache_dir: Path |
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
-
-    from service.cli import CommandError
 
     where = cache_dir or constants.HF_HUB_CACHE
     try:
@@ -142,7 +140,6 @@ def prepare_model_directory(preset: str, snapshot: Path, repo_id: str, output: P
     """
     from model import TADMPipeline
     from model.backbones import BaseModelNotFoundError
-    from service.cli import CommandError
 
     try:
         pipe = TADMPipeline.from_preset(preset, scale=scale, base=str(snapshot))

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 from redis.asyncio import Redis
 
-from .rkeys import RedisKeys, text
+from ..redis_keys import RedisKeys, as_str
 
 RANDOM_WEIGHTS_WARNING = (
     "the model is the untrained `tiny` preset with RANDOM weights: thumbnails and reconstructions are noise; "
@@ -18,6 +18,8 @@ RANDOM_WEIGHTS_WARNING = (
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """The model a worker serves, as it registers it (the API never loads a model)."""
+
     model_id: str
     preset: str
     scale: int
@@ -26,20 +28,31 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class WorkerInfo:
+    """A worker's registration: its name, its model and when it started."""
+
     name: str
     model: ModelInfo
     started_at: float
 
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "model": asdict(self.model), "started_at": self.started_at})
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> WorkerInfo:
+        data = json.loads(raw)
+        return cls(data["name"], ModelInfo(**data["model"]), data["started_at"])
+
 
 class Registry:
+    """Registrations and heartbeats in Redis: workers write them, the API and the dev server read them."""
+
     def __init__(self, redis: Redis, keys: RedisKeys) -> None:
         self.redis, self.keys = redis, keys
 
     async def heartbeat(self, worker: WorkerInfo, ttl_seconds: float) -> None:
         """Register or renew ``worker``; it counts as live for ``ttl_seconds``."""
-        payload = json.dumps({"name": worker.name, "model": asdict(worker.model), "started_at": worker.started_at})
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.keys.worker(worker.name), payload, px=int(ttl_seconds * 1000))
+            pipe.set(self.keys.worker(worker.name), worker.to_json(), px=int(ttl_seconds * 1000))
             pipe.sadd(self.keys.workers, worker.name)
             pipe.hset(self.keys.models, worker.model.model_id, json.dumps(asdict(worker.model)))
             await pipe.execute()
@@ -54,7 +67,7 @@ class Registry:
         return bool(await self.redis.exists(self.keys.worker(name)))
 
     async def live_workers(self) -> list[WorkerInfo]:
-        names = sorted(text(n) for n in await self.redis.smembers(self.keys.workers))
+        names = sorted(as_str(name) for name in await self.redis.smembers(self.keys.workers))
         if not names:
             return []
         raws = await self.redis.mget([self.keys.worker(n) for n in names])
@@ -63,8 +76,7 @@ class Registry:
             if raw is None:
                 dead.append(name)
                 continue
-            data = json.loads(raw)
-            live.append(WorkerInfo(data["name"], ModelInfo(**data["model"]), data["started_at"]))
+            live.append(WorkerInfo.from_json(raw))
         if dead:
             await self.redis.srem(self.keys.workers, *dead)
         return live
@@ -72,7 +84,7 @@ class Registry:
     async def known_models(self) -> dict[str, ModelInfo]:
         """Every model a worker ever served (a thumbnail of one of them can wait for its worker to return)."""
         raw = await self.redis.hgetall(self.keys.models)
-        return {text(k): ModelInfo(**json.loads(v)) for k, v in raw.items()}
+        return {as_str(model_id): ModelInfo(**json.loads(info)) for model_id, info in raw.items()}
 
     async def model_for_scale(self, scale: int) -> ModelInfo | None:
         """The model that makes new thumbnails at ``scale``: a live worker's, the most recently started one's

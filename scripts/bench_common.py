@@ -1,0 +1,36 @@
+"""What the benchmark scripts share: the source photograph, the sizes they are asked for, and how a photograph
+is cut to a size. Imported by ``bench_upscale.py`` and ``bench_gpu.py`` from beside them (no torch here: the
+upscale benchmark's parent process stays light)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "kodak" / "kodak__kodim01.png"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
+    if not match or min(int(match[1]), int(match[2])) < 32:
+        raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT with both at least 32, e.g. 2048x2048; got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """A comma-separated list of WIDTHxHEIGHT."""
+    return [parse_size(part) for part in text.split(",") if part.strip()]
+
+
+def cover_crop(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Scale ``image`` to cover ``size`` and crop its centre: real photographic content at any size."""
+    w, h = size
+    factor = max(w / image.width, h / image.height)
+    scaled = image.resize((max(w, round(image.width * factor)), max(h, round(image.height * factor))),
+                          Image.Resampling.LANCZOS)
+    left, top = (scaled.width - w) // 2, (scaled.height - h) // 2
+    return scaled.crop((left, top, left + w, top + h))

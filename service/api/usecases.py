@@ -1,0 +1,187 @@
+"""What the API's requests do, apart from HTTP: one function per use case, over the process's
+:class:`~service.wiring.Services`. Routes parse and check the request, call one of these and turn its result
+into a response; the functions raise the problems of :mod:`service.errors`.
+
+A use case that starts a job waits for it up to ``wait`` seconds and returns what it has then: the result, or
+the job (queued, running, failed or cancelled) for the route to answer 202 or with the job's problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from model.thumbnail import Thumbnail, ThumbnailError
+
+from ..errors import (
+    CorruptImage,
+    InvalidRequest,
+    NotFound,
+    NotReady,
+    QueueFull,
+    ThumbnailMismatch,
+    UnsupportedMediaType,
+)
+from ..media import MEDIA_TYPES, decode_image, inspect_image, sniff_format
+from ..queue.jobs import DownscaleParams, Job, UpscaleParams, downscale_job, upscale_job
+from ..queue.registry import ModelInfo
+from ..storage import original_key, reconstruction_key, sha256_hex, uploaded_thumbnail_key
+from ..storage.records import ImageRecord, image_id_for
+from ..wiring import Services
+
+_IMAGE_ID = re.compile(r"^[0-9a-f]{20}$")
+_JOB_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+# -- images ---------------------------------------------------------------------------------------------------
+async def find_image(services: Services, image_id: str) -> ImageRecord:
+    record = await services.records.get(image_id) if _IMAGE_ID.match(image_id) else None
+    if record is None:
+        raise NotFound(f"no image with id {image_id!r}")
+    return record
+
+
+async def newest_images(services: Services, limit: int) -> list[ImageRecord]:
+    return await services.records.newest(min(limit, services.settings.list_limit_max))
+
+
+async def upload_image(services: Services, data: bytes, *, scale: int, priority: str,
+                       wait: float) -> ImageRecord | Job:
+    """Check an upload, store it and enqueue its downscale; the record once the thumbnail is stored (at once
+    for a duplicate upload), else the job."""
+    settings = services.settings
+    inspect_image(data, max_pixels=settings.max_image_pixels, min_side=scale)  # header only: 413/415/422 first
+    await asyncio.to_thread(decode_image, data)  # a truncated or corrupt file is refused now, not in a job
+    model = await _model_for_scale(services, scale)
+    sha = sha256_hex(data)
+    image_id = image_id_for(sha, model.model_id, scale)
+    record = await services.records.get(image_id)
+    if record is not None:  # a duplicate upload: the same image, no second job
+        return record
+    key = original_key(image_id)
+    await asyncio.to_thread(services.storage.put, key, data)
+    job = downscale_job(DownscaleParams(image_id=image_id, input_key=key, original_bytes=len(data)),
+                        original_sha=sha, model_id=model.model_id, scale=scale, priority=priority)
+    try:
+        # rerun_succeeded: the record is missing, so a succeeded job of a since-deleted image must run again
+        job, _ = await services.queue.enqueue(job, rerun_succeeded=True, retry_after=settings.retry_after_seconds)
+    except QueueFull:
+        if await services.queue.get(job.id) is None:  # no job will read the original: a refusal stores nothing
+            await asyncio.to_thread(services.storage.delete, key)
+        raise
+    job = await services.queue.wait(job.id, wait) or job  # (None only if the job expired meanwhile)
+    if job.status == "succeeded":
+        return await find_image(services, image_id)
+    return job
+
+
+async def _model_for_scale(services: Services, scale: int) -> ModelInfo:
+    """The model that makes new thumbnails at ``scale``; 503 when no worker is live, 422 when none serves it."""
+    model = await services.registry.model_for_scale(scale)
+    if model is not None:
+        return model
+    live = await services.registry.live_workers()
+    if not live:
+        raise NotReady("no live worker: the image cannot be downscaled now",
+                       retry_after=services.settings.retry_after_seconds)
+    served = sorted({worker.model.scale for worker in live})
+    raise InvalidRequest(f"no live worker serves scale {scale}; served scales: {served}")
+
+
+async def read_thumbnail(services: Services, record: ImageRecord) -> bytes:
+    data = await asyncio.to_thread(services.storage.get, record.thumbnail_key)
+    if data is None:
+        raise NotFound(f"the thumbnail of image {record.id} is missing from storage")
+    return data
+
+
+async def delete_image(services: Services, image_id: str) -> None:
+    """Delete the image's record, its thumbnail (unless another image shares it) and its reconstructions."""
+    record = await find_image(services, image_id)
+    remaining = await services.records.delete(record)
+    if remaining == 0:
+        await asyncio.to_thread(services.storage.delete, record.thumbnail_key)
+    for fmt in MEDIA_TYPES:
+        await services.cache.remove(reconstruction_key(record.model_id, record.thumbnail_sha, fmt))
+    await asyncio.to_thread(services.storage.delete, original_key(record.id))
+
+
+# -- reconstructions ------------------------------------------------------------------------------------------
+async def reconstruct_image(services: Services, image_id: str, *, fmt: str, priority: str,
+                            wait: float) -> bytes | Job:
+    """The reconstruction of a stored image, from the cache or by a job."""
+    record = await find_image(services, image_id)
+    params = UpscaleParams(thumbnail_key=record.thumbnail_key, thumbnail_sha=record.thumbnail_sha, format=fmt,
+                           image_id=record.id)
+    return await _cached_or_enqueued(services, upscale_job(params, model_id=record.model_id, priority=priority),
+                                     wait)
+
+
+async def reconstruct_thumbnail(services: Services, data: bytes, *, fmt: str, priority: str,
+                                wait: float) -> bytes | Job:
+    """The reconstruction of a thumbnail PNG the client stored itself, made by one of the served models."""
+    if not data:
+        raise InvalidRequest("the request has no body: send the thumbnail PNG as multipart field `file` or raw")
+    if sniff_format(data) != "png":
+        raise UnsupportedMediaType("a thumbnail must be a PNG (lossy formats destroy what the rescaler hid in it)")
+    try:
+        thumb = await asyncio.to_thread(Thumbnail.from_png, data)
+    except ThumbnailError as exc:
+        raise CorruptImage(f"not a usable thumbnail: {exc}") from exc
+    known = await services.registry.known_models()
+    model = known.get(thumb.model_id or "")
+    if model is None or model.scale != thumb.scale:
+        served = ", ".join(f"{m.model_id} ({m.scale}x)" for m in known.values()) or "none yet"
+        raise ThumbnailMismatch(f"the thumbnail was made at {thumb.scale}x by model {thumb.model_id}, which no "
+                                f"worker serves; served models: {served}", model_id=thumb.model_id,
+                                scale=thumb.scale)
+    sha = sha256_hex(data)
+    key = uploaded_thumbnail_key(sha)
+    if not await asyncio.to_thread(services.storage.exists, key):
+        await asyncio.to_thread(services.storage.put, key, data)
+    params = UpscaleParams(thumbnail_key=key, thumbnail_sha=sha, format=fmt)
+    return await _cached_or_enqueued(services, upscale_job(params, model_id=model.model_id, priority=priority),
+                                     wait)
+
+
+async def _cached_or_enqueued(services: Services, job: Job, wait: float) -> bytes | Job:
+    """The cached reconstruction the upscale ``job`` would make, else the job, enqueued and waited for."""
+    params = job.params
+    assert isinstance(params, UpscaleParams)
+    key = reconstruction_key(job.model_id, params.thumbnail_sha, params.format)
+    data = await services.cache.get(key)
+    if data is not None:
+        return data
+    # rerun_succeeded: the result is not in the cache (evicted), so a succeeded job must run again
+    job, _ = await services.queue.enqueue(job, rerun_succeeded=True,
+                                          retry_after=services.settings.retry_after_seconds)
+    job = await services.queue.wait(job.id, wait) or job
+    if job.status != "succeeded":
+        return job
+    data = await services.cache.get(key)
+    return job if data is None else data  # evicted between the job's end and this read: the client polls again
+
+
+async def cached_reconstruction(services: Services, model_id: str, thumbnail_sha: str, fmt: str) -> bytes:
+    """A finished reconstruction, while the cache holds it."""
+    data = await services.cache.get(reconstruction_key(model_id, thumbnail_sha, fmt))
+    if data is None:
+        raise NotFound(f"reconstruction {model_id}/{thumbnail_sha}.{fmt} is not cached (evicted or never made)")
+    return data
+
+
+# -- jobs -----------------------------------------------------------------------------------------------------
+async def find_job(services: Services, job_id: str) -> Job:
+    job = await services.queue.get(job_id) if _JOB_ID.match(job_id) else None
+    if job is None:
+        raise NotFound(f"no job with id {job_id!r} (unknown, or expired)")
+    return job
+
+
+async def cancel_job(services: Services, job_id: str) -> Job:
+    """Cancel a queued or running job (a finished job is returned unchanged)."""
+    await find_job(services, job_id)
+    job = await services.queue.cancel(job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} expired")
+    return job

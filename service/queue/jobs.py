@@ -1,0 +1,113 @@
+"""The job record: what a job is, its typed parameters, how its deterministic id is made, and its
+(de)serialisation to a Redis hash, in one place.
+
+Two operations, each with its parameters as a dataclass: ``downscale`` (:class:`DownscaleParams`: an uploaded
+original becomes a thumbnail and an image record) and ``upscale`` (:class:`UpscaleParams`: a thumbnail becomes a
+reconstruction in a format). Build jobs with :func:`downscale_job` and :func:`upscale_job`, which make the id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class DownscaleParams:
+    """Turn the stored original ``input_key`` into the thumbnail and record of image ``image_id``."""
+
+    image_id: str
+    input_key: str  # storage key of the uploaded original (deleted once the thumbnail is stored)
+    original_bytes: int  # the upload's size, kept in the record (the storage saving)
+
+
+@dataclass(frozen=True)
+class UpscaleParams:
+    """Reconstruct the stored thumbnail ``thumbnail_key`` (hash ``thumbnail_sha``) and encode it as ``format``."""
+
+    thumbnail_key: str
+    thumbnail_sha: str
+    format: str  # png, webp or jpeg
+    image_id: str | None = None  # the image it belongs to; None for a thumbnail the client sent itself
+
+
+JobParams = DownscaleParams | UpscaleParams
+KINDS: dict[str, type[DownscaleParams] | type[UpscaleParams]] = {"downscale": DownscaleParams,
+                                                                 "upscale": UpscaleParams}
+
+
+def job_id_for(kind: str, input_sha: str, model_id: str, identity: dict) -> str:
+    """Same operation, input, model and output-deciding parameters -> same id, so a duplicate request finds the
+    existing job."""
+    canonical = json.dumps([kind, input_sha, model_id, identity], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+@dataclass
+class Job:
+    id: str
+    model_id: str
+    priority: str
+    params: JobParams
+    status: str = "queued"
+    progress: float = 0.0
+    attempts: int = 0
+    error: dict | None = None
+    image_id: str | None = None  # set when a downscale succeeds
+    result_key: str | None = None  # set when an upscale succeeds
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def kind(self) -> str:
+        return "downscale" if isinstance(self.params, DownscaleParams) else "upscale"
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def to_hash(self) -> dict[str, str]:
+        """Flat string fields for HSET."""
+        return {
+            "id": self.id, "kind": self.kind, "model_id": self.model_id, "priority": self.priority,
+            "params": json.dumps(asdict(self.params)), "status": self.status, "progress": str(self.progress),
+            "attempts": str(self.attempts), "error": json.dumps(self.error), "image_id": self.image_id or "",
+            "result_key": self.result_key or "", "created_at": str(self.created_at),
+            "updated_at": str(self.updated_at),
+        }
+
+    @classmethod
+    def from_hash(cls, raw: dict) -> Job:
+        h = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+             for k, v in raw.items()}
+        return cls(
+            id=h["id"], model_id=h["model_id"], priority=h["priority"],
+            params=_params(h["kind"], json.loads(h["params"])), status=h["status"],
+            progress=float(h.get("progress") or 0), attempts=int(h.get("attempts") or 0),
+            error=json.loads(h.get("error") or "null"), image_id=h.get("image_id") or None,
+            result_key=h.get("result_key") or None, created_at=float(h["created_at"]),
+            updated_at=float(h.get("updated_at") or h["created_at"]),
+        )
+
+
+def _params(kind: str, data: dict) -> JobParams:
+    params_type = KINDS[kind]
+    # Only the fields this version knows: a job written by an earlier version (its downscale carried an unread
+    # `scale`) still loads during a rolling upgrade.
+    known = {f.name for f in fields(params_type)}
+    return params_type(**{name: value for name, value in data.items() if name in known})
+
+
+def downscale_job(params: DownscaleParams, *, original_sha: str, model_id: str, scale: int, priority: str) -> Job:
+    """The job that makes the thumbnail of an upload: one per (original bytes, model, scale)."""
+    return Job(id=job_id_for("downscale", original_sha, model_id, {"scale": scale}), model_id=model_id,
+               priority=priority, params=params)
+
+
+def upscale_job(params: UpscaleParams, *, model_id: str, priority: str) -> Job:
+    """The job that reconstructs a thumbnail: one per (thumbnail bytes, model, format)."""
+    return Job(id=job_id_for("upscale", params.thumbnail_sha, model_id, {"format": params.format}),
+               model_id=model_id, priority=priority, params=params)

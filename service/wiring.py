@@ -1,0 +1,46 @@
+"""The shared wiring of the API and the worker: one Redis connection pool, and the queue, registry, image
+records, storage and reconstruction cache built on it from the settings, once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from .config import Settings
+from .queue.job_queue import JobQueue
+from .queue.registry import Registry
+from .redis_keys import RedisKeys
+from .storage import Storage, open_storage
+from .storage.cache import ReconstructionCache
+from .storage.records import ImageRecords
+
+
+@dataclass
+class Services:
+    """What a process talks to. ``close()`` releases the Redis connections."""
+
+    settings: Settings
+    redis: Redis
+    keys: RedisKeys
+    queue: JobQueue
+    registry: Registry
+    records: ImageRecords
+    storage: Storage
+    cache: ReconstructionCache
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def build_services(settings: Settings) -> Services:
+    redis = Redis.from_url(settings.redis_url)
+    keys = RedisKeys(settings.key_prefix)
+    storage = open_storage(settings)
+    return Services(
+        settings=settings, redis=redis, keys=keys,
+        queue=JobQueue(redis, keys, max_length=settings.queue_max_length, job_ttl=settings.job_ttl_seconds,
+                       max_attempts=settings.max_attempts, backoff_seconds=settings.retry_backoff_seconds),
+        registry=Registry(redis, keys), records=ImageRecords(redis, keys), storage=storage,
+        cache=ReconstructionCache(storage, redis, keys, settings.reconstruction_cache_bytes),
+    )

@@ -1,0 +1,189 @@
+"""What a worker does with a batch of started jobs: the downscale and upscale stages, around the pipeline.
+
+Model calls run in a thread (``asyncio.to_thread``) so that the worker's event loop keeps its heartbeat,
+progress and cancellation checks going while torch computes. Upscale jobs of one batch are micro-batched:
+their latent tiles go through the UNet together (``pipe.denoise([z1, z2, …], tiling)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from model.thumbnail import Thumbnail, ThumbnailMismatchError
+from model.tiling import Tiling
+
+from ..errors import CorruptImage, NotFound, ThumbnailMismatch
+from ..media import decode_image, encode_image
+from ..queue.job_queue import Entry, JobQueue
+from ..queue.jobs import DownscaleParams, Job, UpscaleParams
+from ..storage import Storage, reconstruction_key, sha256_hex, thumbnail_key
+from ..storage.cache import ReconstructionCache
+from ..storage.records import ImageRecord, ImageRecords, now
+from . import metrics
+from .failures import Failures
+from .in_flight import InFlight
+
+logger = logging.getLogger(__name__)
+
+
+class JobCancelled(Exception):
+    """Every job of the running batch was cancelled: stop computing."""
+
+
+@dataclass
+class Started:
+    """A delivery whose job this worker has marked running."""
+
+    entry: Entry
+    job: Job
+
+
+@dataclass
+class Upscale:
+    """An upscale job whose thumbnail is loaded and fits the model: ready for the shared tile loop."""
+
+    item: Started
+    params: UpscaleParams
+    thumbnail: Thumbnail
+    result_key: str
+
+
+class BatchRunner:
+    """Runs started jobs on one pipeline, with the collaborators it is given; the worker's loop
+    (:mod:`service.worker.process`) reads the batches and owns what happens around them."""
+
+    def __init__(self, pipe, *, queue: JobQueue, records: ImageRecords, storage: Storage,
+                 cache: ReconstructionCache, failures: Failures, in_flight: InFlight, tiling: Tiling,
+                 keep_originals: bool) -> None:
+        self.pipe = pipe
+        self.queue, self.records, self.storage, self.cache = queue, records, storage, cache
+        self.failures, self.in_flight = failures, in_flight
+        self.tiling, self.keep_originals = tiling, keep_originals
+
+    async def fail(self, item: Started, exc: BaseException) -> None:
+        await self.failures.handle(item.entry, item.job, exc)
+
+    # -- downscale -------------------------------------------------------------------------------------------
+    async def downscale(self, item: Started) -> None:
+        params = item.job.params
+        assert isinstance(params, DownscaleParams)
+        if await self.records.get(params.image_id) is None:  # a re-delivery after a crash may find it done
+            data = await asyncio.to_thread(self.storage.get, params.input_key)
+            if data is None:
+                raise NotFound(f"the original of image {params.image_id} is no longer stored")
+            t0 = time.perf_counter()
+            thumb = await asyncio.to_thread(self._downscale_sync, data)
+            metrics.STAGE_SECONDS.labels("downscale").observe(time.perf_counter() - t0)
+            png = thumb.to_png()
+            sha = sha256_hex(png)
+            await asyncio.to_thread(self.storage.put, thumbnail_key(sha), png)
+            width, height = thumb.original_size
+            record = ImageRecord(id=params.image_id, width=width, height=height, scale=thumb.scale,
+                                 model_id=thumb.model_id or "", thumbnail_key=thumbnail_key(sha),
+                                 thumbnail_sha=sha, original_bytes=params.original_bytes,
+                                 thumbnail_bytes=len(png), created_at=now())
+            await self.records.save(record)
+        if not self.keep_originals:  # the thumbnail and its record are stored: the original can go
+            await asyncio.to_thread(self.storage.delete, params.input_key)
+        await self.queue.succeed(item.entry, image_id=params.image_id)
+        metrics.JOBS.labels("downscale", "succeeded").inc()
+
+    def _downscale_sync(self, data: bytes) -> Thumbnail:
+        image = decode_image(data)
+        try:
+            return self.pipe.downscale(image)
+        except ValueError as exc:  # the pipeline's own input checks (too small, …)
+            raise CorruptImage(str(exc)) from exc
+
+    # -- upscale ---------------------------------------------------------------------------------------------
+    async def upscale(self, items: list[Started]) -> None:
+        """Reconstruct several thumbnails with shared UNet calls; per-job errors fail only their job."""
+        ready: list[Upscale] = []
+        for item in items:
+            upscale = await self._prepare(item)
+            if upscale is not None:
+                ready.append(upscale)
+        if not ready:
+            return
+        try:
+            images = await asyncio.to_thread(self._upscale_sync, ready)
+        except JobCancelled:
+            for upscale in ready:
+                await self._drop_cancelled(upscale.item)
+            return
+        except Exception as exc:
+            for upscale in ready:
+                await self.fail(upscale.item, exc)
+            return
+        for upscale, image in zip(ready, images, strict=True):
+            if image is None or self.in_flight.is_cancelled(upscale.item.job.id):
+                await self._drop_cancelled(upscale.item)
+                continue
+            try:
+                data = await asyncio.to_thread(encode_image, image, upscale.params.format)
+                await self.cache.put(upscale.result_key, data)
+                await self.queue.succeed(upscale.item.entry, result_key=upscale.result_key)
+                metrics.JOBS.labels("upscale", "succeeded").inc()
+            except Exception as exc:
+                await self.fail(upscale.item, exc)
+
+    async def _prepare(self, item: Started) -> Upscale | None:
+        """The job's thumbnail, checked against the model; None when the job is done or failed here."""
+        params = item.job.params
+        assert isinstance(params, UpscaleParams)
+        key = reconstruction_key(item.job.model_id, params.thumbnail_sha, params.format)
+        if await asyncio.to_thread(self.storage.exists, key):  # done before (or by a reclaimed twin)
+            await self.queue.succeed(item.entry, result_key=key)
+            return None
+        try:
+            data = await asyncio.to_thread(self.storage.get, params.thumbnail_key)
+            if data is None:
+                raise NotFound("the thumbnail to reconstruct is no longer stored")
+            thumb = Thumbnail.from_png(data)
+            thumb.check_compatible(self.pipe.model_id, self.pipe.scale)
+        except ThumbnailMismatchError as exc:
+            await self.fail(item, ThumbnailMismatch(str(exc)))
+            return None
+        except Exception as exc:
+            await self.fail(item, exc)
+            return None
+        return Upscale(item, params, thumb, key)
+
+    async def _drop_cancelled(self, item: Started) -> None:
+        await self.queue.ack(item.entry)
+        metrics.JOBS.labels("upscale", "cancelled").inc()
+
+    def _upscale_sync(self, ready: list[Upscale]) -> list:
+        """In the compute thread: latents, the shared tile loop, decoding. PIL images; None for a job cancelled
+        meanwhile."""
+        pipe, tiling = self.pipe, self.tiling
+        job_ids = [upscale.item.job.id for upscale in ready]
+        t0 = time.perf_counter()
+        latents = [pipe.thumbnail_to_latent(upscale.thumbnail) for upscale in ready]
+        t1 = time.perf_counter()
+        metrics.STAGE_SECONDS.labels("thumbnail_to_latent").observe(t1 - t0)
+
+        def progress(done: int, total: int) -> None:
+            # Tiles of all jobs share batches, so every job of the batch advances together.
+            if all(self.in_flight.is_cancelled(job_id) for job_id in job_ids):
+                raise JobCancelled
+            for job_id in job_ids:
+                self.in_flight.report(job_id, 0.1 + 0.8 * done / total)
+
+        results = pipe.denoise(latents, tiling, progress)
+        t2 = time.perf_counter()
+        metrics.STAGE_SECONDS.labels("denoise").observe(t2 - t1)
+        tiles = sum(len(result.tiles) for result in results)
+        metrics.TILES.inc(tiles)
+        metrics.UNET_BATCH.observe(min(tiles, tiling.tile_batch_size))
+        images: list = []
+        for job_id, upscale, result in zip(job_ids, ready, results, strict=True):
+            if self.in_flight.is_cancelled(job_id):
+                images.append(None)
+                continue
+            images.append(pipe.latent_to_image(result.latent, upscale.thumbnail.original_size))
+        metrics.STAGE_SECONDS.labels("decode").observe(time.perf_counter() - t2)
+        return images
