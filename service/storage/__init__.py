@@ -5,11 +5,16 @@ Redis (:mod:`.records`)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .base import Storage, StorageError
 from .keys import original_key, reconstruction_key, sha256_hex, thumbnail_key, uploaded_thumbnail_key
 
+if TYPE_CHECKING:
+    from ..config import Settings
 
-def open_storage(settings) -> Storage:
+
+def open_storage(settings: Settings) -> Storage:
     """The backend the settings name (``local`` or ``s3``)."""
     if settings.storage_backend == "local":
         from .local import LocalStorage

@@ -42,7 +42,7 @@ class Started:
 
 
 @dataclass
-class Upscale:
+class PreparedUpscale:
     """An upscale job whose thumbnail is loaded and fits the model: ready for the shared tile loop."""
 
     item: Started
@@ -101,36 +101,36 @@ class BatchRunner:
     # -- upscale ---------------------------------------------------------------------------------------------
     async def upscale(self, items: list[Started]) -> None:
         """Reconstruct several thumbnails with shared UNet calls; per-job errors fail only their job."""
-        ready: list[Upscale] = []
+        ready: list[PreparedUpscale] = []
         for item in items:
-            upscale = await self._prepare(item)
-            if upscale is not None:
-                ready.append(upscale)
+            prepared = await self._prepare(item)
+            if prepared is not None:
+                ready.append(prepared)
         if not ready:
             return
         try:
             images = await asyncio.to_thread(self._upscale_sync, ready)
         except JobCancelled:
-            for upscale in ready:
-                await self._drop_cancelled(upscale.item)
+            for prepared in ready:
+                await self._drop_cancelled(prepared.item)
             return
         except Exception as exc:
-            for upscale in ready:
-                await self.fail(upscale.item, exc)
+            for prepared in ready:
+                await self.fail(prepared.item, exc)
             return
-        for upscale, image in zip(ready, images, strict=True):
-            if image is None or self.in_flight.is_cancelled(upscale.item.job.id):
-                await self._drop_cancelled(upscale.item)
+        for prepared, image in zip(ready, images, strict=True):
+            if image is None or self.in_flight.is_cancelled(prepared.item.job.id):
+                await self._drop_cancelled(prepared.item)
                 continue
             try:
-                data = await asyncio.to_thread(encode_image, image, upscale.params.format)
-                await self.cache.put(upscale.result_key, data)
-                await self.queue.succeed(upscale.item.entry, result_key=upscale.result_key)
+                data = await asyncio.to_thread(encode_image, image, prepared.params.format)
+                await self.cache.put(prepared.result_key, data)
+                await self.queue.succeed(prepared.item.entry, result_key=prepared.result_key)
                 metrics.JOBS.labels("upscale", "succeeded").inc()
             except Exception as exc:
-                await self.fail(upscale.item, exc)
+                await self.fail(prepared.item, exc)
 
-    async def _prepare(self, item: Started) -> Upscale | None:
+    async def _prepare(self, item: Started) -> PreparedUpscale | None:
         """The job's thumbnail, checked against the model; None when the job is done or failed here."""
         params = item.job.params
         assert isinstance(params, UpscaleParams)
@@ -150,19 +150,19 @@ class BatchRunner:
         except Exception as exc:
             await self.fail(item, exc)
             return None
-        return Upscale(item, params, thumb, key)
+        return PreparedUpscale(item, params, thumb, key)
 
     async def _drop_cancelled(self, item: Started) -> None:
         await self.queue.ack(item.entry)
         metrics.JOBS.labels("upscale", "cancelled").inc()
 
-    def _upscale_sync(self, ready: list[Upscale]) -> list:
+    def _upscale_sync(self, ready: list[PreparedUpscale]) -> list:
         """In the compute thread: latents, the shared tile loop, decoding. PIL images; None for a job cancelled
         meanwhile."""
         pipe, tiling = self.pipe, self.tiling
-        job_ids = [upscale.item.job.id for upscale in ready]
+        job_ids = [prepared.item.job.id for prepared in ready]
         t0 = time.perf_counter()
-        latents = [pipe.thumbnail_to_latent(upscale.thumbnail) for upscale in ready]
+        latents = [pipe.thumbnail_to_latent(prepared.thumbnail) for prepared in ready]
         t1 = time.perf_counter()
         metrics.STAGE_SECONDS.labels("thumbnail_to_latent").observe(t1 - t0)
 
@@ -180,10 +180,10 @@ class BatchRunner:
         metrics.TILES.inc(tiles)
         metrics.UNET_BATCH.observe(min(tiles, tiling.tile_batch_size))
         images: list = []
-        for job_id, upscale, result in zip(job_ids, ready, results, strict=True):
+        for job_id, prepared, result in zip(job_ids, ready, results, strict=True):
             if self.in_flight.is_cancelled(job_id):
                 images.append(None)
                 continue
-            images.append(pipe.latent_to_image(result.latent, upscale.thumbnail.original_size))
+            images.append(pipe.latent_to_image(result.latent, prepared.thumbnail.original_size))
         metrics.STAGE_SECONDS.labels("decode").observe(time.perf_counter() - t2)
         return images

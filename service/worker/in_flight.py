@@ -12,6 +12,8 @@ from ..queue.job_queue import Entry
 
 
 class InFlight:
+    """Held deliveries, cancellations and unpublished progress, by job id."""
+
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}  # job id -> the delivery this worker holds (renewed while held)
         self.cancelled: set[str] = set()  # job ids cancelled while held
