@@ -20,7 +20,7 @@ HISTORY_NAME = "training.json"
 class MeasuredQuality:
     """The model's and bicubic's scores on one evaluation set, and whether the model is a preview."""
 
-    set: str
+    evaluation_set: str
     images: int
     psnr_y: float
     bicubic_psnr_y: float
@@ -31,7 +31,7 @@ class MeasuredQuality:
 
     def summary(self) -> str:
         label = "preview model" if self.preview else "model"
-        return (f"{label}: {self.psnr_y:.2f} dB PSNR-Y on {self.set} ({self.images} photos) against bicubic's "
+        return (f"{label}: {self.psnr_y:.2f} dB PSNR-Y on {self.evaluation_set} ({self.images} photos) against bicubic's "
                 f"{self.bicubic_psnr_y:.2f} dB; the release bar is {self.release_psnr_y:.2f} dB")
 
     def to_dict(self) -> dict:
@@ -55,7 +55,7 @@ def measured_quality(model_dir: str | Path, model_id: str, scale: int) -> Measur
         ms_ssim, bicubic_ms_ssim = ours.get("ms_ssim_y"), bicubic.get("ms_ssim_y")
         structure_ok = ms_ssim is not None and bicubic_ms_ssim is not None and ms_ssim > bicubic_ms_ssim
         return MeasuredQuality(
-            set=str(record.get("set", "?")), images=int(ours.get("images", 0)), psnr_y=ours["psnr_y"],
+            evaluation_set=str(record.get("set", "?")), images=int(ours.get("images", 0)), psnr_y=ours["psnr_y"],
             bicubic_psnr_y=bicubic["psnr_y"], ms_ssim_y=ms_ssim, bicubic_ms_ssim_y=bicubic_ms_ssim,
             release_psnr_y=round(release, 2), preview=not (ours["psnr_y"] >= release and structure_ok),
         )

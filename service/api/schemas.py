@@ -48,17 +48,34 @@ class Job(BaseModel):
     updated_at: float
 
 
+class ModelQuality(BaseModel):
+    """What a model measured on an evaluation set against bicubic at the same thumbnail size; ``preview`` until
+    it reaches the release bar (PSNR-Y >= bicubic + 1.5 dB at 16x, + 1.0 dB at 32x, MS-SSIM-Y above bicubic)."""
+
+    evaluation_set: str
+    images: int
+    psnr_y: float
+    bicubic_psnr_y: float
+    ms_ssim_y: float | None
+    bicubic_ms_ssim_y: float | None
+    release_psnr_y: float
+    preview: bool
+    summary: str
+
+
 class ModelSummary(BaseModel):
     model_id: str
     preset: str
     scale: int
     trained: bool
+    quality: ModelQuality | None = None
 
 
 class ModelInfo(BaseModel):
     workers: int
     models: list[ModelSummary]
     warning: str | None
+    notice: str | None = None  # "preview model: …" while a live worker serves a model below the release bar
 
 
 class Health(BaseModel):
@@ -70,3 +87,4 @@ class Readiness(BaseModel):
     redis: bool
     workers: int
     warning: str | None
+    notice: str | None = None

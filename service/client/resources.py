@@ -93,28 +93,58 @@ class Job:
 
 
 @dataclass(frozen=True)
+class ModelQuality:
+    """What a model measured against bicubic; ``preview`` until it reaches the release bar."""
+
+    evaluation_set: str
+    images: int
+    psnr_y: float
+    bicubic_psnr_y: float
+    ms_ssim_y: float | None
+    bicubic_ms_ssim_y: float | None
+    release_psnr_y: float
+    preview: bool
+    summary: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelQuality:
+        def optional(key: str) -> float | None:
+            return None if data.get(key) is None else float(data[key])
+
+        return cls(str(data["evaluation_set"]), int(data["images"]), float(data["psnr_y"]),
+                   float(data["bicubic_psnr_y"]), optional("ms_ssim_y"), optional("bicubic_ms_ssim_y"),
+                   float(data["release_psnr_y"]), bool(data["preview"]), str(data["summary"]))
+
+
+@dataclass(frozen=True)
 class ModelSummary:
-    """One model a live worker serves. ``trained`` is False for random weights (the ``tiny`` test preset)."""
+    """One model a live worker serves. ``trained`` is False for random weights (the ``tiny`` test preset);
+    ``quality`` is what the model measured, when that was recorded for its weights."""
 
     model_id: str
     preset: str
     scale: int
     trained: bool
+    quality: ModelQuality | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ModelSummary:
-        return cls(data["model_id"], data["preset"], int(data["scale"]), bool(data["trained"]))
+        quality = ModelQuality.from_json(data["quality"]) if data.get("quality") else None
+        return cls(data["model_id"], data["preset"], int(data["scale"]), bool(data["trained"]), quality)
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the live workers serve (``GET /v1/info``); ``warning`` is set e.g. when a model is untrained."""
+    """What the live workers serve (``GET /v1/info``); ``warning`` is set e.g. when a model is untrained,
+    ``notice`` while a model is a preview (below the release bar), with its measured PSNR-Y against bicubic."""
 
     workers: int
     models: list[ModelSummary]
     warning: str | None
+    notice: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ModelInfo:
         models = [ModelSummary.from_json(model) for model in data.get("models", [])]
-        return cls(workers=int(data.get("workers", 0)), models=models, warning=data.get("warning"))
+        return cls(workers=int(data.get("workers", 0)), models=models, warning=data.get("warning"),
+                   notice=data.get("notice"))

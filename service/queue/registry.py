@@ -24,6 +24,12 @@ class ModelInfo:
     preset: str
     scale: int
     trained: bool
+    # what it measured (model.quality.MeasuredQuality.to_dict()); None when no evaluation of these weights exists
+    quality: dict | None = None
+
+    @property
+    def preview(self) -> bool:
+        return bool(self.quality and self.quality["preview"])
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,16 @@ class Registry:
         if candidates:
             return max(candidates, key=lambda w: w.started_at).model
         return None
+
+
+def preview_notice(workers: list[WorkerInfo]) -> str | None:
+    """What ``/readyz``, ``/v1/info`` and the page say while a live worker serves a preview model: its measured
+    PSNR-Y against bicubic (a trained model that has not reached the release bar yet)."""
+    previews = {w.model.model_id: w.model for w in workers if w.model.preview}
+    if not previews:
+        return None
+    return "; ".join(f"{m.quality['summary']} (model {m.model_id}, {m.scale}x)"  # type: ignore[index]
+                     for _, m in sorted(previews.items()))
 
 
 def untrained_warning(workers: list[WorkerInfo]) -> str | None:

@@ -26,7 +26,7 @@ function describeError(error) {
   return error.message || String(error);
 }
 
-// ---- the model labels and the untrained-model warning ------------------------------------------------------
+// ---- the model labels, the untrained-model warning and the preview notice ----------------------------------
 
 async function showModelInfo() {
   let info;
@@ -38,13 +38,14 @@ async function showModelInfo() {
   }
   const models = info.models || [];
   const labels = models.map((m) => `model ${m.model_id} · preset ${m.preset} · ${m.scale}×` +
-    (m.trained ? "" : " · untrained"));
+    (m.trained ? "" : " · untrained") + (m.quality && m.quality.preview ? " · preview" : ""));
   $("model-label").textContent =
     `${labels.join("; ") || "no model registered"} — ${info.workers} live worker${info.workers === 1 ? "" : "s"}`;
 
   const untrained = models.filter((m) => m.preset === "tiny" || !m.trained);
   const notes = [];
   if (info.warning) notes.push(info.warning);
+  if (info.notice) notes.push(`${info.notice}.`);
   if (untrained.length && !info.warning) {
     notes.push(`The ${untrained.map((m) => m.preset).join(", ")} model has random, untrained weights: ` +
       "reconstructions will be noise. Only the plumbing is real on this server.");

@@ -33,7 +33,9 @@ def load_model(settings: Settings):  # -> (TADMPipeline, ModelInfo)
             logger.warning("%s (%s)", exc, "falling back")
             pipe = TADMPipeline.from_preset("tiny", scale=settings.model_scale, pretrained=False, device=device)
             trained = False
-    info = ModelInfo(pipe.model_id, str(pipe.config["preset"]), pipe.scale, trained)  # id of the weights as loaded
+    quality = model_quality(settings, pipe) if trained else None
+    # the id of the weights as loaded, before the serving switches below
+    info = ModelInfo(pipe.model_id, str(pipe.config["preset"]), pipe.scale, trained, quality)
     # Serving switches that change speed, not results (model.performance): LoRA folded into the weights, SDPA
     # attention; NHWC only on CUDA (PyTorch's CPU group norm loses precision in NHWC).
     from model.performance import optimize_for_inference
@@ -42,4 +44,17 @@ def load_model(settings: Settings):  # -> (TADMPipeline, ModelInfo)
     if not trained:
         banner = "!" * 100
         logger.warning("\n%s\n!!! WARNING: %s\n%s", banner, RANDOM_WEIGHTS_WARNING, banner)
+    elif quality is not None:
+        logger.log(logging.WARNING if quality["preview"] else logging.INFO, "%s", quality["summary"])
     return pipe, info
+
+
+def model_quality(settings: Settings, pipe) -> dict | None:
+    """What the loaded weights measured, from their directory's training.json (the shipped nano model's
+    directory for the preset); None when nothing was recorded for exactly these weights."""
+    from model.backbones import SHIPPED_WEIGHTS_DIR
+    from model.quality import measured_quality
+
+    directory = settings.model or SHIPPED_WEIGHTS_DIR / f"{settings.model_preset}-{settings.model_scale}x"
+    measured = measured_quality(directory, pipe.model_id, pipe.scale)
+    return measured.to_dict() if measured else None

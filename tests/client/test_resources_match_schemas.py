@@ -18,6 +18,7 @@ PAIRS = [
     (client.Problem, schemas.Problem),
     (client.Image, schemas.Image),
     (client.Job, schemas.Job),
+    (client.ModelQuality, schemas.ModelQuality),
     (client.ModelSummary, schemas.ModelSummary),
     (client.ModelInfo, schemas.ModelInfo),
 ]
@@ -26,6 +27,8 @@ CLIENT_ONLY = {client.Problem: {"extensions"}}
 
 PROBLEM = {"type": "urn:tadm:problem:corrupt-image", "title": "Corrupt image", "status": 422,
            "detail": "the PNG header cannot be read", "instance": "/v1/images"}
+QUALITY = {"evaluation_set": "kodak", "images": 24, "psnr_y": 23.4, "bicubic_psnr_y": 23.01, "ms_ssim_y": 0.75,
+           "bicubic_ms_ssim_y": None, "release_psnr_y": 24.51, "preview": True, "summary": "preview model: 23.40 dB"}
 # One example body per schema, as the API sends it, with every field set (None where a field can be).
 EXAMPLES: dict[type, dict[str, Any]] = {
     schemas.Problem: PROBLEM,
@@ -35,9 +38,12 @@ EXAMPLES: dict[type, dict[str, Any]] = {
     schemas.Job: {"id": "0123456789abcdef01234567", "kind": "upscale", "status": "failed", "progress": 0.5,
                   "attempts": 2, "error": PROBLEM, "image_id": "ab" * 10, "result_url": None,
                   "created_at": 1.7e9, "updated_at": 1.7e9 + 3.5},
-    schemas.ModelSummary: {"model_id": "0123456789abcdef", "preset": "nano", "scale": 32, "trained": True},
+    schemas.ModelQuality: QUALITY,
+    schemas.ModelSummary: {"model_id": "0123456789abcdef", "preset": "nano", "scale": 32, "trained": True,
+                           "quality": QUALITY},
     schemas.ModelInfo: {"workers": 2, "models": [{"model_id": "0123456789abcdef", "preset": "tiny", "scale": 16,
-                                                 "trained": False}], "warning": "untrained"},
+                                                 "trained": False, "quality": None}], "warning": "untrained",
+                        "notice": "preview model: 23.40 dB"},
 }
 
 

@@ -42,7 +42,7 @@ async def test_health_and_readiness_without_workers(api):
     assert (await api.get("/healthz")).json() == {"status": "ok"}
     ready = await api.get("/readyz")
     assert ready.status_code == 503 and ready.json()["redis"] is True and ready.json()["workers"] == 0
-    assert (await api.get("/v1/info")).json() == {"workers": 0, "models": [], "warning": None}
+    assert (await api.get("/v1/info")).json() == {"workers": 0, "models": [], "warning": None, "notice": None}
 
 
 async def test_upload_without_a_worker_is_not_ready(api, photos):
@@ -63,6 +63,23 @@ async def test_upload_at_a_scale_no_worker_serves(api, settings, photos):
     assert r.status_code == 422 and "scale 32" in r.json()["detail"]
     ready = (await api.get("/readyz")).json()
     assert ready["status"] == "ready" and "RANDOM weights" in ready["warning"]
+
+
+async def test_a_preview_model_is_labelled_with_what_it_measured(api, settings):
+    quality = {"evaluation_set": "kodak", "images": 24, "psnr_y": 23.4, "bicubic_psnr_y": 23.01,
+               "ms_ssim_y": 0.75, "bicubic_ms_ssim_y": 0.72, "release_psnr_y": 24.51, "preview": True,
+               "summary": "preview model: 23.40 dB PSNR-Y on kodak (24 photos) against bicubic's 23.01 dB"}
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        info = WorkerInfo("w", ModelInfo("abcdef0123456789", "nano", 16, True, quality), time.time())
+        await Registry(redis, RedisKeys(settings.key_prefix)).heartbeat(info, 30)
+    finally:
+        await redis.aclose()
+    ready = (await api.get("/readyz")).json()
+    assert ready["warning"] is None  # a trained model: no untrained-model warning
+    assert ready["notice"] == f"{quality['summary']} (model abcdef0123456789, 16x)"
+    body = (await api.get("/v1/info")).json()
+    assert body["notice"] == ready["notice"] and body["models"][0]["quality"] == quality
 
 
 async def test_problem_responses_for_unknown_things(api):

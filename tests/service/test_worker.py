@@ -79,6 +79,24 @@ async def test_upscale_jobs_are_micro_batched(pipe, settings, photos):
         await services.close()
 
 
+def test_the_worker_registers_what_its_weights_measured(pipe, settings, tmp_path):
+    import json
+
+    from service.worker.loading import load_model
+
+    model_dir = pipe.save_pretrained(tmp_path / "model")
+    record = {"model_id": pipe.model_id, "set": "kodak", "methods": {
+        "tadm-tiny": {"images": 24, "psnr_y": 23.2, "ms_ssim_y": 0.74},
+        "bicubic": {"images": 24, "psnr_y": 23.0, "ms_ssim_y": 0.72}}}
+    stale = {**record, "model_id": "0000000000000000", "methods": {**record["methods"],
+                                                                  "tadm-tiny": {"images": 24, "psnr_y": 30.0}}}
+    (model_dir / "training.json").write_text(json.dumps({"stages": [], "evaluations": [record, stale]}))
+    _, info = load_model(settings.model_copy(update={"model": model_dir, "device": "cpu"}))
+    assert info.trained and info.preview  # 23.2 dB: above bicubic, below its + 1.5 dB bar
+    assert info.quality["psnr_y"] == 23.2 and info.quality["release_psnr_y"] == 24.5  # not the other weights' 30
+    assert info.quality["summary"].startswith("preview model: 23.20 dB PSNR-Y on kodak (24 photos)")
+
+
 def test_worker_without_its_model_is_a_one_line_error(settings):
     # nano ships for 16x only: at 32x its weights are missing.
     env = {"TADM_REDIS_URL": settings.redis_url, "TADM_KEY_PREFIX": settings.key_prefix, "TADM_MODEL_SCALE": "32",

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from ...errors import NotFound
-from ...queue.registry import untrained_warning
+from ...queue.registry import preview_notice, untrained_warning
 from .. import metrics, schemas
 from ..deps import ServicesDep
 
@@ -27,7 +27,8 @@ async def healthz() -> schemas.Health:
 
 @router.get("/readyz", response_model=schemas.Readiness, responses={503: {"model": schemas.Readiness}})
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """Ready when Redis answers and at least one worker is live; says so when a model is untrained."""
+    """Ready when Redis answers and at least one worker is live; says so when a model is untrained (warning) or
+    a preview (notice)."""
     try:
         await services.redis.ping()
         workers = await services.registry.live_workers()
@@ -36,7 +37,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         workers, redis_ok = [], False
     ready = redis_ok and bool(workers)
     body = schemas.Readiness(status="ready" if ready else "not-ready", redis=redis_ok, workers=len(workers),
-                             warning=untrained_warning(workers))
+                             warning=untrained_warning(workers), notice=preview_notice(workers))
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
@@ -49,6 +50,7 @@ async def info(services: ServicesDep) -> schemas.ModelInfo:
         workers=len(workers),
         models=[schemas.ModelSummary(**vars(model)) for model in sorted(models.values(), key=lambda m: m.model_id)],
         warning=untrained_warning(workers),
+        notice=preview_notice(workers),
     )
 
 
