@@ -11,23 +11,14 @@ from __future__ import annotations
 import asyncio
 import re
 
-from model.thumbnail import Thumbnail, ThumbnailError
-
-from ..errors import (
-    CorruptImage,
-    InvalidRequest,
-    NotFound,
-    NotReady,
-    QueueFull,
-    ThumbnailMismatch,
-    UnsupportedMediaType,
-)
+from ..errors import InvalidRequest, NotFound, NotReady, QueueFull, UnsupportedMediaType
 from ..media import MEDIA_TYPES, decode_image, inspect_image, sniff_format
 from ..queue.jobs import DownscaleParams, Job, UpscaleParams, downscale_job, upscale_job
 from ..queue.registry import ModelInfo
 from ..storage import original_key, reconstruction_key, sha256_hex, uploaded_thumbnail_key
 from ..storage.records import ImageRecord, image_id_for
 from ..wiring import Services
+from .thumbnails import GivenMetadata, accept_thumbnail
 
 _IMAGE_ID = re.compile(r"^[0-9a-f]{20}$")
 _JOB_ID = re.compile(r"^[0-9a-f]{24}$")
@@ -117,31 +108,22 @@ async def reconstruct_image(services: Services, image_id: str, *, fmt: str, prio
                                      wait)
 
 
-async def reconstruct_thumbnail(services: Services, data: bytes, *, fmt: str, priority: str,
+async def reconstruct_thumbnail(services: Services, data: bytes, given: GivenMetadata, *, fmt: str, priority: str,
                                 wait: float) -> bytes | Job:
-    """The reconstruction of a thumbnail PNG the client stored itself, made by one of the served models."""
+    """The reconstruction of a thumbnail PNG the client stored itself, made by one of the served models (checked
+    by :func:`~service.api.thumbnails.accept_thumbnail` before anything is stored or queued)."""
     if not data:
         raise InvalidRequest("the request has no body: send the thumbnail PNG as multipart field `file` or raw")
     if sniff_format(data) != "png":
         raise UnsupportedMediaType("a thumbnail must be a PNG (lossy formats destroy what the rescaler hid in it)")
-    try:
-        thumb = await asyncio.to_thread(Thumbnail.from_png, data)
-    except ThumbnailError as exc:
-        raise CorruptImage(f"not a usable thumbnail: {exc}") from exc
-    known = await services.registry.known_models()
-    model = known.get(thumb.model_id or "")
-    if model is None or model.scale != thumb.scale:
-        served = ", ".join(f"{m.model_id} ({m.scale}x)" for m in known.values()) or "none yet"
-        raise ThumbnailMismatch(f"the thumbnail was made at {thumb.scale}x by model {thumb.model_id}, which no "
-                                f"worker serves; served models: {served}", model_id=thumb.model_id,
-                                scale=thumb.scale)
-    sha = sha256_hex(data)
+    accepted = await accept_thumbnail(services, data, given)
+    sha = sha256_hex(accepted.png)
     key = uploaded_thumbnail_key(sha)
     if not await asyncio.to_thread(services.storage.exists, key):
-        await asyncio.to_thread(services.storage.put, key, data)
+        await asyncio.to_thread(services.storage.put, key, accepted.png)
     params = UpscaleParams(thumbnail_key=key, thumbnail_sha=sha, format=fmt)
-    return await _cached_or_enqueued(services, upscale_job(params, model_id=model.model_id, priority=priority),
-                                     wait)
+    return await _cached_or_enqueued(services, upscale_job(params, model_id=accepted.model.model_id,
+                                                           priority=priority), wait)
 
 
 async def _cached_or_enqueued(services: Services, job: Job, wait: float) -> bytes | Job:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from model.thumbnail import Thumbnail, ThumbnailMismatchError
 from model.tiling import Tiling
 
-from ..errors import CorruptImage, NotFound, ThumbnailMismatch
+from ..errors import CorruptImage, NotFound, ThumbnailMismatch, TooManyPixels
 from ..media import decode_image, encode_image
 from ..queue.job_queue import Entry, JobQueue
 from ..queue.jobs import DownscaleParams, Job, UpscaleParams
@@ -57,11 +57,11 @@ class BatchRunner:
 
     def __init__(self, pipe, *, queue: JobQueue, records: ImageRecords, storage: Storage,
                  cache: ReconstructionCache, failures: Failures, in_flight: InFlight, tiling: Tiling,
-                 keep_originals: bool) -> None:
+                 keep_originals: bool, max_pixels: int) -> None:
         self.pipe = pipe
         self.queue, self.records, self.storage, self.cache = queue, records, storage, cache
         self.failures, self.in_flight = failures, in_flight
-        self.tiling, self.keep_originals = tiling, keep_originals
+        self.tiling, self.keep_originals, self.max_pixels = tiling, keep_originals, max_pixels
 
     async def fail(self, item: Started, exc: BaseException) -> None:
         await self.failures.handle(item.entry, item.job, exc)
@@ -144,6 +144,10 @@ class BatchRunner:
                 raise NotFound("the thumbnail to reconstruct is no longer stored")
             thumb = Thumbnail.from_png(data)
             thumb.check_compatible(self.pipe.model_id, self.pipe.scale)
+            width, height = thumb.original_size
+            if width * height > self.max_pixels:  # the API refuses these; a job queued before it did is refused here
+                raise TooManyPixels(f"the thumbnail reconstructs {width}x{height} pixels; the limit is "
+                                    f"{self.max_pixels}")
         except ThumbnailMismatchError as exc:
             await self.fail(item, ThumbnailMismatch(str(exc)))
             return None

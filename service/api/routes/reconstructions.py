@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from ...errors import NotFound
+from ...errors import InvalidRequest, NotFound
 from ...media import MEDIA_TYPES
 from .. import schemas, usecases
 from ..deps import ReadAccess, ServicesDep, WriteAccess
 from ..responses import PROBLEMS, Priority, ResultFormat, content_response, result_response
+from ..thumbnails import GivenMetadata
 from ..uploads import OPENAPI_UPLOAD_BODY, read_upload, requested_wait
 
 router = APIRouter(prefix="/v1/reconstructions", tags=["reconstructions"])
@@ -22,11 +23,21 @@ _MODEL = re.compile(r"^[0-9a-f]{8,64}$")
              responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}, 202: {"model": schemas.Job},
                         **PROBLEMS})
 async def reconstruct(request: Request, services: ServicesDep, format: ResultFormat = "png",
-                      priority: Priority = "interactive") -> Response:
+                      priority: Priority = "interactive",
+                      scale: int | None = Query(None, description="the thumbnail's scale, where its PNG has no "
+                                                "`tadm` metadata (a tool stripped it)", json_schema_extra={"enum": [16, 32]}),
+                      width: int | None = Query(None, ge=1, description="the original's width, without metadata"),
+                      height: int | None = Query(None, ge=1, description="the original's height, without metadata"),
+                      model: str | None = Query(None, pattern="^[0-9a-f]{8,64}$",
+                                                description="the id of the model that made the thumbnail, without "
+                                                "metadata (default: the one known model of that scale)")) -> Response:
     """Reconstruct the HR image from a thumbnail PNG made by one of the served models."""
+    if scale is not None and scale not in (16, 32):
+        raise InvalidRequest(f"`scale` must be 16 or 32 but is {scale}")
     data = await read_upload(request, services.settings.max_upload_bytes)
     wait = requested_wait(request, 0.0, services.settings.max_wait_seconds)
-    result = await usecases.reconstruct_thumbnail(services, data, fmt=format, priority=priority, wait=wait)
+    given = GivenMetadata(scale=scale, width=width, height=height, model_id=model)
+    result = await usecases.reconstruct_thumbnail(services, data, given, fmt=format, priority=priority, wait=wait)
     return result_response(result, format, request, services.settings)
 
 
