@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     # -- Serving --------------------------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address `tadm serve` binds.")
     port: int = Field(default=8000, description="Port `tadm serve` binds.")
+    api_workers: int = Field(
+        default=1, description="API processes `tadm serve` runs on its port (`--workers`); each has its own Redis "
+        "pool and in-memory cache. In Kubernetes, prefer replicas."
+    )
 
     @property
     def tiling(self) -> Tiling:

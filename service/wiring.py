@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from .config import Settings
 from .queue.job_queue import JobQueue
-from .queue.registry import Registry
+from .queue.registry import Registry, server_time
 from .redis_keys import RedisKeys
 from .storage import Storage, open_storage
 from .storage.cache import ReconstructionCache
@@ -28,6 +28,14 @@ class Services:
     records: ImageRecords
     storage: Storage
     cache: ReconstructionCache
+    started_at: float | None = None  # Redis time when this process first reached Redis
+
+    async def started(self) -> float:
+        """When this process started, by the Redis clock (read when Redis first answers): readiness counts only
+        workers that renewed their heartbeat since."""
+        if self.started_at is None:
+            self.started_at = await server_time(self.redis)
+        return self.started_at
 
     async def close(self) -> None:
         await self.redis.aclose()

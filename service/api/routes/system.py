@@ -27,11 +27,12 @@ async def healthz() -> schemas.Health:
 
 @router.get("/readyz", response_model=schemas.Readiness, responses={503: {"model": schemas.Readiness}})
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """Ready when Redis answers and at least one worker is live; says so when a model is untrained (warning) or
-    a preview (notice)."""
+    """Ready when Redis answers and at least one worker renewed its heartbeat since this process started (not a
+    heartbeat restored from the AOF or left by a dead worker); says so when a model is untrained (warning) or a
+    preview (notice)."""
     try:
         await services.redis.ping()
-        workers = await services.registry.live_workers()
+        workers = await services.registry.live_workers(since=await services.started())
         redis_ok = True
     except (RedisError, OSError):
         workers, redis_ok = [], False
@@ -44,7 +45,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 @router.get("/v1/info", response_model=schemas.ModelInfo, tags=["info"])
 async def info(services: ServicesDep) -> schemas.ModelInfo:
     """What the live workers serve (read from their registrations; the API never loads a model)."""
-    workers = await services.registry.live_workers()
+    workers = await services.registry.live_workers(since=await services.started())
     models = {w.model.model_id: w.model for w in workers}
     return schemas.ModelInfo(
         workers=len(workers),
