@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         default=2 * 1024**3,
         description="Byte budget for cached reconstructions; the least recently used are evicted beyond it.",
     )
+    posted_thumbnail_retention_seconds: float = Field(
+        default=86400.0, gt=0,
+        description="How long a thumbnail posted to `POST /v1/reconstructions` is kept after its last post (the "
+        "client keeps its own copy); workers delete older ones.",
+    )
     keep_originals: bool = Field(
         default=False, description="Keep uploaded originals after their thumbnail is stored (default: delete them)."
     )
@@ -54,6 +59,12 @@ class Settings(BaseSettings):
     )
     max_wait_seconds: float = Field(default=60.0, description="Upper bound on `Prefer: wait=N` for any request.")
     retry_after_seconds: int = Field(default=2, description="`Retry-After` sent with 202 (job pending) and 503 (queue full).")
+    variant_widths: str = Field(
+        default="160,320,480,640,960,1280,1920,2560",
+        description="Comma-separated widths `?w=` may ask of a reconstruction (each variant is derived once from "
+        "the cached reconstruction and cached under its own key); other widths get 422, which bounds what a "
+        "client can make the origin compute and store.",
+    )
     list_limit_max: int = Field(default=100, description="Largest `limit` of `GET /v1/images`.")
     api_keys: str = Field(
         default="", description="Comma-separated API keys; when set, writes need `Authorization: Bearer <key>`. Empty: off."
@@ -116,6 +127,10 @@ class Settings(BaseSettings):
         # than failing every reconstruction later.
         _ = self.tiling
         return self
+
+    @property
+    def variant_width_list(self) -> list[int]:
+        return sorted({int(w) for w in self.variant_widths.split(",") if w.strip()})
 
     @property
     def api_key_list(self) -> list[str]:

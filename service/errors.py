@@ -12,6 +12,7 @@ Hierarchy (slug, HTTP status)::
     │   └── CorruptImage                corrupt-image           422
     ├── ThumbnailMismatch               thumbnail-mismatch      409
     ├── NotFound                        not-found               404
+    ├── RangeNotSatisfiable             range-not-satisfiable   416  (+ Content-Range: bytes */size)
     ├── Unauthorized                    unauthorized            401
     ├── Forbidden                       forbidden               403
     ├── QueueFull                       queue-full              503  (+ Retry-After)
@@ -100,3 +101,7 @@ class NotReady(ProblemError):
 class JobFailed(ProblemError):
     slug, status, title = "job-failed", 500, "Job failed"
 
+
+
+class RangeNotSatisfiable(ProblemError):
+    slug, status, title = "range-not-satisfiable", 416, "Range not satisfiable"

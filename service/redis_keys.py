@@ -51,6 +51,15 @@ class RedisKeys:
         """Sorted set of image ids by creation time (for listing, newest first)."""
         return f"{self.prefix}:images"
 
+    def upload_job(self, image_id: str) -> str:
+        """The id of the downscale job making the image (so that deleting the image can cancel it)."""
+        return f"{self.prefix}:upload:{image_id}"
+
+    @property
+    def posted_thumbnails(self) -> str:
+        """Sorted set of the storage keys of thumbnails posted to /v1/reconstructions, by when last posted."""
+        return f"{self.prefix}:posted"
+
     def thumbnail_refs(self, thumbnail_sha: str) -> str:
         """Set of image ids whose thumbnail has this hash (deleted with the last of them)."""
         return f"{self.prefix}:thumbrefs:{thumbnail_sha}"

@@ -1,5 +1,5 @@
 """The shared wiring of the API and the worker: one Redis connection pool, and the queue, registry, image
-records, storage and reconstruction cache built on it from the settings, once per process."""
+records, storage, reconstruction cache and posted thumbnails built on it from the settings, once per process."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .queue.registry import Registry, server_time
 from .redis_keys import RedisKeys
 from .storage import Storage, open_storage
 from .storage.cache import ReconstructionCache
+from .storage.posted import PostedThumbnails
 from .storage.records import ImageRecords
 
 
@@ -28,6 +29,7 @@ class Services:
     records: ImageRecords
     storage: Storage
     cache: ReconstructionCache
+    posted: PostedThumbnails
     started_at: float | None = None  # Redis time when this process first reached Redis
 
     async def started(self) -> float:
@@ -51,4 +53,5 @@ def build_services(settings: Settings) -> Services:
                        max_attempts=settings.max_attempts, backoff_seconds=settings.retry_backoff_seconds),
         registry=Registry(redis, keys), records=ImageRecords(redis, keys), storage=storage,
         cache=ReconstructionCache(storage, redis, keys, settings.reconstruction_cache_bytes),
+        posted=PostedThumbnails(storage, redis, keys, settings.posted_thumbnail_retention_seconds),
     )

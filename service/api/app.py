@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from ..config import Settings, get_settings
 from ..wiring import build_services
 from . import problems
+from .head import HeadBodyMiddleware
 from .metrics import MetricsMiddleware
 from .routes import images, jobs, reconstructions, system
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    app.add_middleware(HeadBodyMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.include_router(images.router)
     app.include_router(reconstructions.router)

@@ -1,5 +1,5 @@
-"""Shared response helpers: content-addressed bytes with strong ETags, pending jobs, failed jobs; and the query
-parameter types the routes share."""
+"""Shared response helpers: content-addressed bytes with strong ETags, revalidation and byte ranges, pending
+jobs, failed jobs; and the query parameter types the routes share."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from ..config import Settings
+from ..errors import RangeNotSatisfiable
 from ..media import MEDIA_TYPES
 from ..queue.jobs import Job
 from . import schemas
+from .http_caching import Unsatisfiable, negotiated_format, none_match, requested_range
 from .problems import PROBLEM_MEDIA_TYPE
 from .views import job_view
 
@@ -20,28 +22,55 @@ Priority = Literal["interactive", "background"]
 ResultFormat = Literal["png", "webp", "jpeg"]  # the keys of MEDIA_TYPES
 IMMUTABLE = "public, max-age=31536000, immutable"
 # Problem responses documented in the OpenAPI document of the routes that can produce them.
-PROBLEMS: dict = {s: {"model": schemas.Problem} for s in (401, 403, 404, 409, 413, 415, 422, 503)}
+PROBLEMS: dict = {s: {"model": schemas.Problem} for s in (401, 403, 404, 409, 413, 415, 416, 422, 503)}
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    return header.strip() == "*" or etag in [t.strip() for t in header.split(",")]
+def etag_for(data: bytes, digest: str | None = None) -> str:
+    return '"' + (digest or hashlib.sha256(data).hexdigest())[:32] + '"'
 
 
-def content_response(request: Request, data: bytes, media_type: str, digest: str | None = None) -> Response:
-    """200 with the bytes, a strong ETag and an immutable cache lifetime; 304 on a matching If-None-Match."""
-    etag = '"' + (digest or hashlib.sha256(data).hexdigest())[:32] + '"'
-    headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
-    if _etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
-    return Response(data, media_type=media_type, headers=headers)
+def not_modified(request: Request, etag: str, vary: str | None = None) -> Response | None:
+    """304 when ``If-None-Match`` names ``etag`` (weak comparison), else None."""
+    if not none_match(request.headers.get("if-none-match"), etag):
+        return None
+    return Response(status_code=304, headers=_content_headers(etag, vary))
 
 
-def pending_response(job: Job, settings: Settings) -> JSONResponse:
+def _content_headers(etag: str, vary: str | None) -> dict[str, str]:
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
+    if vary:
+        headers["Vary"] = vary
+    return headers
+
+
+def content_response(request: Request, data: bytes, media_type: str, digest: str | None = None,
+                     vary: str | None = None) -> Response:
+    """200 with the bytes, a strong ETag and an immutable cache lifetime; 304 on a matching If-None-Match; 206
+    with one byte range (``Range``, honoured while ``If-Range`` names this ETag), 416 for one past the end."""
+    etag = etag_for(data, digest)
+    unchanged = not_modified(request, etag, vary)
+    if unchanged is not None:
+        return unchanged
+    headers = _content_headers(etag, vary)
+    try:
+        part = requested_range(request.headers.get("range"), request.headers.get("if-range"), etag, len(data))
+    except Unsatisfiable:
+        problem = RangeNotSatisfiable(f"the range {request.headers.get('range')!r} starts past the end of the "
+                                      f"{len(data)} bytes", size=len(data))
+        return JSONResponse(problem.to_problem(instance=request.url.path), status_code=416,
+                            headers={"Content-Range": f"bytes */{len(data)}"}, media_type=PROBLEM_MEDIA_TYPE)
+    if part is None:
+        return Response(data, media_type=media_type, headers=headers)
+    headers["Content-Range"] = part.content_range(len(data))
+    return Response(data[part.start:part.end + 1], status_code=206, media_type=media_type, headers=headers)
+
+
+def pending_response(job: Job, settings: Settings, vary: str | None = None) -> JSONResponse:
     """202 + Job, ``Location`` to poll and ``Retry-After``."""
-    return JSONResponse(job_view(job, settings).model_dump(mode="json"), status_code=202,
-                        headers={"Location": f"/v1/jobs/{job.id}", "Retry-After": str(settings.retry_after_seconds)})
+    headers = {"Location": f"/v1/jobs/{job.id}", "Retry-After": str(settings.retry_after_seconds)}
+    if vary:
+        headers["Vary"] = vary
+    return JSONResponse(job_view(job, settings).model_dump(mode="json"), status_code=202, headers=headers)
 
 
 def failed_response(job: Job, request: Request) -> JSONResponse:
@@ -54,15 +83,25 @@ def failed_response(job: Job, request: Request) -> JSONResponse:
     return JSONResponse(problem, status_code=int(problem.get("status") or 500), media_type=PROBLEM_MEDIA_TYPE)
 
 
-def job_response(job: Job, request: Request, settings: Settings) -> JSONResponse:
+def job_response(job: Job, request: Request, settings: Settings, vary: str | None = None) -> JSONResponse:
     """A job a use case returned instead of its result: its problem if it ended without one, else 202."""
     if job.status in ("failed", "cancelled"):
         return failed_response(job, request)
-    return pending_response(job, settings)
+    return pending_response(job, settings, vary)
 
 
-def result_response(result: bytes | Job, fmt: str, request: Request, settings: Settings) -> Response:
-    """A reconstruction (200, immutable) or the job still making it."""
+def result_response(result: bytes | Job, fmt: str, request: Request, settings: Settings,
+                    vary: str | None = None) -> Response:
+    """A reconstruction (200, immutable) or the job still making it; ``vary`` names the request headers that
+    chose it (``Accept`` when the format was negotiated)."""
     if isinstance(result, bytes):
-        return content_response(request, result, MEDIA_TYPES[fmt])
-    return job_response(result, request, settings)
+        return content_response(request, result, MEDIA_TYPES[fmt], vary=vary)
+    return job_response(result, request, settings, vary)
+
+
+def chosen_format(request: Request, fmt: str | None) -> tuple[str, str | None]:
+    """The reconstruction format: ``format`` when given, else the one ``Accept`` prefers; and the ``Vary`` value
+    its responses need (a cache must key them by Accept when Accept chose)."""
+    if fmt is not None:
+        return fmt, None
+    return negotiated_format(request.headers.get("accept")), "Accept"

@@ -12,21 +12,22 @@ import asyncio
 import re
 
 from ..errors import InvalidRequest, NotFound, NotReady, QueueFull, UnsupportedMediaType
-from ..media import MEDIA_TYPES, decode_image, inspect_image, sniff_format
+from ..media import decode_image, inspect_image, sniff_format
 from ..queue.jobs import DownscaleParams, Job, UpscaleParams, downscale_job, upscale_job
 from ..queue.registry import ModelInfo
 from ..storage import original_key, reconstruction_key, sha256_hex, uploaded_thumbnail_key
 from ..storage.records import ImageRecord, image_id_for
 from ..wiring import Services
+from .deletion import IMAGE_ID
 from .thumbnails import GivenMetadata, accept_thumbnail
+from .variants import width_variant
 
-_IMAGE_ID = re.compile(r"^[0-9a-f]{20}$")
 _JOB_ID = re.compile(r"^[0-9a-f]{24}$")
 
 
 # -- images ---------------------------------------------------------------------------------------------------
 async def find_image(services: Services, image_id: str) -> ImageRecord:
-    record = await services.records.get(image_id) if _IMAGE_ID.match(image_id) else None
+    record = await services.records.get(image_id) if IMAGE_ID.match(image_id) else None
     if record is None:
         raise NotFound(f"no image with id {image_id!r}")
     return record
@@ -60,6 +61,7 @@ async def upload_image(services: Services, data: bytes, *, scale: int, priority:
         if await services.queue.get(job.id) is None:  # no job will read the original: a refusal stores nothing
             await asyncio.to_thread(services.storage.delete, key)
         raise
+    await services.records.set_upload_job(image_id, job.id, settings.job_ttl_seconds)
     job = await services.queue.wait(job.id, wait) or job  # (None only if the job expired meanwhile)
     if job.status == "succeeded":
         return await find_image(services, image_id)
@@ -86,26 +88,18 @@ async def read_thumbnail(services: Services, record: ImageRecord) -> bytes:
     return data
 
 
-async def delete_image(services: Services, image_id: str) -> None:
-    """Delete the image's record, its thumbnail (unless another image shares it) and its reconstructions."""
-    record = await find_image(services, image_id)
-    remaining = await services.records.delete(record)
-    if remaining == 0:
-        await asyncio.to_thread(services.storage.delete, record.thumbnail_key)
-    for fmt in MEDIA_TYPES:
-        await services.cache.remove(reconstruction_key(record.model_id, record.thumbnail_sha, fmt))
-    await asyncio.to_thread(services.storage.delete, original_key(record.id))
-
-
 # -- reconstructions ------------------------------------------------------------------------------------------
-async def reconstruct_image(services: Services, image_id: str, *, fmt: str, priority: str,
-                            wait: float) -> bytes | Job:
-    """The reconstruction of a stored image, from the cache or by a job."""
+async def reconstruct_image(services: Services, image_id: str, *, fmt: str, priority: str, wait: float,
+                            width: int | None = None) -> bytes | Job:
+    """The reconstruction of a stored image (its ``width`` variant when given), from the cache or by a job."""
     record = await find_image(services, image_id)
     params = UpscaleParams(thumbnail_key=record.thumbnail_key, thumbnail_sha=record.thumbnail_sha, format=fmt,
                            image_id=record.id)
-    return await _cached_or_enqueued(services, upscale_job(params, model_id=record.model_id, priority=priority),
-                                     wait)
+    result = await _cached_or_enqueued(services, upscale_job(params, model_id=record.model_id, priority=priority),
+                                       wait)
+    if isinstance(result, bytes) and width is not None:
+        return await width_variant(services, record.model_id, record.thumbnail_sha, fmt, width, result)
+    return result
 
 
 async def reconstruct_thumbnail(services: Services, data: bytes, given: GivenMetadata, *, fmt: str, priority: str,
@@ -119,8 +113,7 @@ async def reconstruct_thumbnail(services: Services, data: bytes, given: GivenMet
     accepted = await accept_thumbnail(services, data, given)
     sha = sha256_hex(accepted.png)
     key = uploaded_thumbnail_key(sha)
-    if not await asyncio.to_thread(services.storage.exists, key):
-        await asyncio.to_thread(services.storage.put, key, accepted.png)
+    await services.posted.store(key, accepted.png)  # kept for TADM_POSTED_THUMBNAIL_RETENTION_SECONDS after this
     params = UpscaleParams(thumbnail_key=key, thumbnail_sha=sha, format=fmt)
     return await _cached_or_enqueued(services, upscale_job(params, model_id=accepted.model.model_id,
                                                            priority=priority), wait)
@@ -144,11 +137,14 @@ async def _cached_or_enqueued(services: Services, job: Job, wait: float) -> byte
     return job if data is None else data  # evicted between the job's end and this read: the client polls again
 
 
-async def cached_reconstruction(services: Services, model_id: str, thumbnail_sha: str, fmt: str) -> bytes:
-    """A finished reconstruction, while the cache holds it."""
+async def cached_reconstruction(services: Services, model_id: str, thumbnail_sha: str, fmt: str,
+                                width: int | None = None) -> bytes:
+    """A finished reconstruction (its ``width`` variant when given), while the cache holds it."""
     data = await services.cache.get(reconstruction_key(model_id, thumbnail_sha, fmt))
     if data is None:
         raise NotFound(f"reconstruction {model_id}/{thumbnail_sha}.{fmt} is not cached (evicted or never made)")
+    if width is not None:
+        return await width_variant(services, model_id, thumbnail_sha, fmt, width, data)
     return data
 
 

@@ -91,6 +91,7 @@ _ERRORS_BY_SLUG: dict[str, type[APIError]] = {
     "image-too-small": InvalidInputError,
     "corrupt-image": InvalidInputError,
     "invalid-request": InvalidInputError,
+    "range-not-satisfiable": InvalidInputError,
     "not-found": NotFoundError,
     "thumbnail-mismatch": MismatchError,
     "unauthorized": AuthError,
@@ -101,7 +102,7 @@ _ERRORS_BY_SLUG: dict[str, type[APIError]] = {
 # For error responses without a problem body (a proxy in front of the service, say).
 _ERRORS_BY_STATUS: dict[int, type[APIError]] = {
     401: AuthError, 403: AuthError, 404: NotFoundError, 409: MismatchError, 413: InvalidInputError,
-    415: InvalidInputError, 422: InvalidInputError, 503: UnavailableError,
+    415: InvalidInputError, 416: InvalidInputError, 422: InvalidInputError, 503: UnavailableError,
 }
 
 

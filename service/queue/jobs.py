@@ -107,7 +107,12 @@ def downscale_job(params: DownscaleParams, *, original_sha: str, model_id: str, 
                priority=priority, params=params)
 
 
+def upscale_job_id(thumbnail_sha: str, model_id: str, fmt: str) -> str:
+    """The id of the job reconstructing a thumbnail: one per (thumbnail bytes, model, format)."""
+    return job_id_for("upscale", thumbnail_sha, model_id, {"format": fmt})
+
+
 def upscale_job(params: UpscaleParams, *, model_id: str, priority: str) -> Job:
     """The job that reconstructs a thumbnail: one per (thumbnail bytes, model, format)."""
-    return Job(id=job_id_for("upscale", params.thumbnail_sha, model_id, {"format": params.format}),
-               model_id=model_id, priority=priority, params=params)
+    return Job(id=upscale_job_id(params.thumbnail_sha, model_id, params.format), model_id=model_id,
+               priority=priority, params=params)

@@ -8,7 +8,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .base import Storage, StorageError
-from .keys import original_key, reconstruction_key, sha256_hex, thumbnail_key, uploaded_thumbnail_key
+from .keys import (
+    original_key,
+    reconstruction_key,
+    sha256_hex,
+    thumbnail_key,
+    uploaded_thumbnail_key,
+    variant_key,
+    variants_prefix,
+)
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -29,4 +37,4 @@ def open_storage(settings: Settings) -> Storage:
 
 
 __all__ = ["Storage", "StorageError", "open_storage", "original_key", "reconstruction_key", "sha256_hex",
-           "thumbnail_key", "uploaded_thumbnail_key"]
+           "thumbnail_key", "uploaded_thumbnail_key", "variant_key", "variants_prefix"]

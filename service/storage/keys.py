@@ -40,3 +40,15 @@ def reconstruction_key(model_id: str, png_sha: str, fmt: str) -> str:
     if fmt not in ("png", "webp", "jpeg"):
         raise ValueError(f"`fmt` must be png, webp or jpeg but is {fmt!r}")
     return f"reconstructions/{_check(model_id)}/{_check(png_sha)}.{fmt}"
+
+
+def variants_prefix(model_id: str, png_sha: str) -> str:
+    """Where the width variants of one thumbnail's reconstructions live (removed together with the image)."""
+    return f"variants/{_check(model_id)}/{_check(png_sha)}/"
+
+
+def variant_key(model_id: str, png_sha: str, width: int, fmt: str) -> str:
+    """A reconstruction scaled down to ``width`` pixels, derived from the cached reconstruction in ``fmt``."""
+    if fmt not in ("png", "webp", "jpeg") or width < 1:
+        raise ValueError(f"a variant needs a positive width and png, webp or jpeg, not {width!r}, {fmt!r}")
+    return f"{variants_prefix(model_id, png_sha)}w{int(width)}.{fmt}"

@@ -70,6 +70,18 @@ class ImageRecords:
         return int(remaining)
 
 
+    async def set_upload_job(self, image_id: str, job_id: str, ttl_seconds: int) -> None:
+        """Remember the downscale job making ``image_id`` (as long as the job's own state lives)."""
+        await self.redis.set(self.keys.upload_job(image_id), job_id, ex=ttl_seconds)
+
+    async def upload_job(self, image_id: str) -> str | None:
+        raw = await self.redis.get(self.keys.upload_job(image_id))
+        return as_str(raw) if raw else None
+
+    async def forget_upload_job(self, image_id: str) -> None:
+        await self.redis.delete(self.keys.upload_job(image_id))
+
+
 def image_id_for(original_sha: str, model_id: str, scale: int) -> str:
     """The same original, model and scale -> the same image (a duplicate upload finds the stored one)."""
     return hashlib.sha256(f"{original_sha}:{model_id}:{scale}".encode()).hexdigest()[:20]

@@ -70,6 +70,7 @@ class BatchRunner:
     async def downscale(self, item: Started) -> None:
         params = item.job.params
         assert isinstance(params, DownscaleParams)
+        made: ImageRecord | None = None
         if await self.records.get(params.image_id) is None:  # a re-delivery after a crash may find it done
             data = await asyncio.to_thread(self.storage.get, params.input_key)
             if data is None:
@@ -81,15 +82,27 @@ class BatchRunner:
             sha = sha256_hex(png)
             await asyncio.to_thread(self.storage.put, thumbnail_key(sha), png)
             width, height = thumb.original_size
-            record = ImageRecord(id=params.image_id, width=width, height=height, scale=thumb.scale,
-                                 model_id=thumb.model_id or "", thumbnail_key=thumbnail_key(sha),
-                                 thumbnail_sha=sha, original_bytes=params.original_bytes,
-                                 thumbnail_bytes=len(png), created_at=now())
-            await self.records.save(record)
+            made = ImageRecord(id=params.image_id, width=width, height=height, scale=thumb.scale,
+                               model_id=thumb.model_id or "", thumbnail_key=thumbnail_key(sha),
+                               thumbnail_sha=sha, original_bytes=params.original_bytes,
+                               thumbnail_bytes=len(png), created_at=now())
+            await self.records.save(made)
         if not self.keep_originals:  # the thumbnail and its record are stored: the original can go
             await asyncio.to_thread(self.storage.delete, params.input_key)
-        await self.queue.succeed(item.entry, image_id=params.image_id)
+        # "cancelled": its image was deleted while it ran. (A twin that finished first, after a reclaim, leaves
+        # "succeeded": its image is the same one and stays.)
+        if await self.queue.succeed(item.entry, image_id=params.image_id) == "cancelled":
+            await self._take_back_image(item, params, made)
+            return
         metrics.JOBS.labels("downscale", "succeeded").inc()
+
+    async def _take_back_image(self, item: Started, params: DownscaleParams, made: ImageRecord | None) -> None:
+        """The job was cancelled while it ran (its image deleted): remove what it stored."""
+        logger.info("job %s was cancelled while it ran: removing the image it stored", item.job.id)
+        await asyncio.to_thread(self.storage.delete, params.input_key)
+        if made is not None and await self.records.delete(made) == 0:
+            await asyncio.to_thread(self.storage.delete, made.thumbnail_key)
+        metrics.JOBS.labels("downscale", "cancelled").inc()
 
     def _downscale_sync(self, data: bytes) -> Thumbnail:
         image = decode_image(data)
@@ -125,7 +138,13 @@ class BatchRunner:
             try:
                 data = await asyncio.to_thread(encode_image, image, prepared.params.format)
                 await self.cache.put(prepared.result_key, data)
-                await self.queue.succeed(prepared.item.entry, result_key=prepared.result_key)
+                status = await self.queue.succeed(prepared.item.entry, result_key=prepared.result_key)
+                if status == "cancelled":
+                    # Cancelled after the last check (its image deleted): the result must not stay servable.
+                    logger.info("job %s was cancelled while it ran: removing its result", prepared.item.job.id)
+                    await self.cache.remove(prepared.result_key)
+                    metrics.JOBS.labels("upscale", "cancelled").inc()
+                    continue
                 metrics.JOBS.labels("upscale", "succeeded").inc()
             except Exception as exc:
                 await self.fail(prepared.item, exc)

@@ -30,6 +30,7 @@ from .in_flight import InFlight
 logger = logging.getLogger(__name__)
 
 MONITOR_TICK_SECONDS = 0.5  # how often progress is published and cancellations are noticed
+SWEEP_INTERVAL_SECONDS = 60.0  # how often a worker deletes posted thumbnails past their retention
 
 
 class Worker:
@@ -37,7 +38,8 @@ class Worker:
 
     def __init__(self, settings: Settings, pipe, model: ModelInfo, services: Services) -> None:
         self.settings, self.model = settings, model
-        self.queue, self.registry = services.queue, services.registry
+        self.queue, self.registry, self.posted = services.queue, services.registry, services.posted
+        self._last_sweep = float("-inf")
         self.name = settings.worker_name or f"{socket.gethostname()}-{os.getpid()}"
         self.streams = self.queue.streams_for(model.model_id)
         self.stopping = asyncio.Event()
@@ -81,6 +83,9 @@ class Worker:
 
     async def _step(self) -> None:
         await self.queue.release_due()
+        if time.monotonic() - self._last_sweep >= SWEEP_INTERVAL_SECONDS:
+            self._last_sweep = time.monotonic()
+            await self.posted.sweep()
         entries = await self.queue.reclaim(self.name, self.streams, self.settings.heartbeat_timeout_seconds,
                                            self.settings.worker_batch_size)
         if entries:

@@ -8,10 +8,22 @@ from fastapi.responses import JSONResponse
 from ...errors import InvalidRequest
 from ...media import MEDIA_TYPES
 from ...storage.records import ImageRecord
-from .. import schemas, usecases
+from .. import deletion, schemas, usecases
 from ..deps import ReadAccess, ServicesDep, WriteAccess
-from ..responses import PROBLEMS, Priority, ResultFormat, content_response, job_response, result_response
+from ..head import get_route
+from ..responses import (
+    PROBLEMS,
+    Priority,
+    ResultFormat,
+    chosen_format,
+    content_response,
+    etag_for,
+    job_response,
+    not_modified,
+    result_response,
+)
 from ..uploads import OPENAPI_UPLOAD_BODY, read_upload, requested_wait
+from ..variants import check_width
 from ..views import image_view
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
@@ -30,48 +42,54 @@ async def upload_image(request: Request, services: ServicesDep,
     wait = requested_wait(request, settings.upload_wait_seconds, settings.max_wait_seconds)
     result = await usecases.upload_image(services, data, scale=scale, priority=priority, wait=wait)
     if isinstance(result, ImageRecord):
-        return JSONResponse(image_view(result, settings).model_dump(mode="json"), status_code=201)
+        return JSONResponse(image_view(result, settings).model_dump(mode="json"), status_code=201,
+                            headers={"Location": f"/v1/images/{result.id}"})
     return job_response(result, request, settings)
 
 
-@router.get("", response_model=schemas.ImageList, dependencies=[ReadAccess])
+@get_route(router, "", response_model=schemas.ImageList, dependencies=[ReadAccess])
 async def list_images(services: ServicesDep, limit: int = Query(20, ge=1, le=1000)) -> schemas.ImageList:
     """The newest images first."""
     records = await usecases.newest_images(services, limit)
     return schemas.ImageList(items=[image_view(r, services.settings) for r in records])
 
 
-@router.get("/{image_id}", response_model=schemas.Image, dependencies=[ReadAccess], responses=PROBLEMS)
+@get_route(router, "/{image_id}", response_model=schemas.Image, dependencies=[ReadAccess], responses=PROBLEMS)
 async def get_image(image_id: str, services: ServicesDep) -> schemas.Image:
     return image_view(await usecases.find_image(services, image_id), services.settings)
 
 
 @router.delete("/{image_id}", status_code=204, dependencies=[WriteAccess], responses=PROBLEMS)
 async def delete_image(image_id: str, services: ServicesDep) -> Response:
-    """Delete the image's record, its thumbnail (unless another image shares it) and its reconstructions."""
-    await usecases.delete_image(services, image_id)
+    """Delete the image: cancel its queued and running jobs, remove its record, its thumbnail and reconstructions
+    (unless another image shares that thumbnail) and anything those jobs still store."""
+    await deletion.delete_image(services, image_id)
     return Response(status_code=204)
 
 
-@router.get("/{image_id}/thumbnail", dependencies=[ReadAccess],
+@get_route(router, "/{image_id}/thumbnail", dependencies=[ReadAccess],
             responses={200: {"content": {"image/png": {}}}, 304: {"description": "Not modified"}, **PROBLEMS})
 async def get_thumbnail(image_id: str, request: Request, services: ServicesDep) -> Response:
     """The thumbnail PNG: immutable, strong ETag."""
     record = await usecases.find_image(services, image_id)
-    if request.headers.get("if-none-match"):  # answer 304 without reading the bytes
-        probe = content_response(request, b"", "image/png", digest=record.thumbnail_sha)
-        if probe.status_code == 304:
-            return probe
+    unchanged = not_modified(request, etag_for(b"", record.thumbnail_sha))  # 304 without reading the bytes
+    if unchanged is not None:
+        return unchanged
     data = await usecases.read_thumbnail(services, record)
     return content_response(request, data, "image/png", digest=record.thumbnail_sha)
 
 
-@router.get("/{image_id}/full", dependencies=[ReadAccess],
-            responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}, 202: {"model": schemas.Job},
-                       **PROBLEMS})
-async def get_full(image_id: str, request: Request, services: ServicesDep, format: ResultFormat = "png",
+@get_route(router, "/{image_id}/full", dependencies=[ReadAccess],
+           responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}, 202: {"model": schemas.Job},
+                      206: {"description": "Partial content (Range)"}, **PROBLEMS})
+async def get_full(image_id: str, request: Request, services: ServicesDep, format: ResultFormat | None = None,
+                   w: int | None = Query(None, description="at most this many pixels wide (one of "
+                                         "TADM_VARIANT_WIDTHS), derived from the cached reconstruction"),
                    priority: Priority = "interactive") -> Response:
-    """The reconstruction: 200 from the cache, else 202 + job (or wait with ``Prefer: wait=N``)."""
+    """The reconstruction: 200 from the cache, else 202 + job (or wait with ``Prefer: wait=N``). Without
+    ``format``, the format ``Accept`` prefers (``Vary: Accept``)."""
+    fmt, vary = chosen_format(request, format)
+    check_width(services, w)
     wait = requested_wait(request, 0.0, services.settings.max_wait_seconds)
-    result = await usecases.reconstruct_image(services, image_id, fmt=format, priority=priority, wait=wait)
-    return result_response(result, format, request, services.settings)
+    result = await usecases.reconstruct_image(services, image_id, fmt=fmt, priority=priority, wait=wait, width=w)
+    return result_response(result, fmt, request, services.settings, vary)

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from .. import schemas, usecases
 from ..deps import ReadAccess, ServicesDep, WriteAccess
+from ..head import get_route
 from ..responses import PROBLEMS
 from ..views import job_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-@router.get("/{job_id}", response_model=schemas.Job, dependencies=[ReadAccess], responses=PROBLEMS)
+@get_route(router, "/{job_id}", response_model=schemas.Job, dependencies=[ReadAccess], responses=PROBLEMS)
 async def get_job(job_id: str, services: ServicesDep) -> schemas.Job:
     return job_view(await usecases.find_job(services, job_id), services.settings)
 
@@ -28,11 +29,14 @@ async def cancel_job(job_id: str, services: ServicesDep) -> JSONResponse:
     return JSONResponse(job_view(job, services.settings).model_dump(mode="json"), status_code=202)
 
 
-@router.get("/{job_id}/events", dependencies=[ReadAccess],
-            responses={200: {"content": {"text/event-stream": {}}}, **PROBLEMS})
-async def job_events(job_id: str, services: ServicesDep) -> StreamingResponse:
+@get_route(router, "/{job_id}/events", dependencies=[ReadAccess],
+           responses={200: {"content": {"text/event-stream": {}}}, **PROBLEMS})
+async def job_events(job_id: str, request: Request, services: ServicesDep) -> Response:
     """Server-Sent Events: ``event: job`` with the Job JSON on every change; closed after a terminal status."""
     await usecases.find_job(services, job_id)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if request.method == "HEAD":  # the stream's headers, without holding the connection open for its events
+        return Response(media_type="text/event-stream", headers=headers)
 
     async def stream():
         async for job in services.queue.events(job_id):
@@ -42,5 +46,4 @@ async def job_events(job_id: str, services: ServicesDep) -> StreamingResponse:
             payload = json.dumps(job_view(job, services.settings).model_dump(mode="json"))
             yield f"event: job\ndata: {payload}\n\n"
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

@@ -10,9 +10,11 @@ from ...errors import InvalidRequest, NotFound
 from ...media import MEDIA_TYPES
 from .. import schemas, usecases
 from ..deps import ReadAccess, ServicesDep, WriteAccess
-from ..responses import PROBLEMS, Priority, ResultFormat, content_response, result_response
+from ..head import get_route
+from ..responses import PROBLEMS, Priority, ResultFormat, chosen_format, content_response, result_response
 from ..thumbnails import GivenMetadata
 from ..uploads import OPENAPI_UPLOAD_BODY, read_upload, requested_wait
+from ..variants import check_width
 
 router = APIRouter(prefix="/v1/reconstructions", tags=["reconstructions"])
 _RESULT = re.compile(r"^([0-9a-f]{64})\.(png|webp|jpeg)$")
@@ -22,7 +24,7 @@ _MODEL = re.compile(r"^[0-9a-f]{8,64}$")
 @router.post("", dependencies=[WriteAccess], openapi_extra=OPENAPI_UPLOAD_BODY,
              responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}, 202: {"model": schemas.Job},
                         **PROBLEMS})
-async def reconstruct(request: Request, services: ServicesDep, format: ResultFormat = "png",
+async def reconstruct(request: Request, services: ServicesDep, format: ResultFormat | None = None,
                       priority: Priority = "interactive",
                       scale: int | None = Query(None, description="the thumbnail's scale, where its PNG has no "
                                                 "`tadm` metadata (a tool stripped it)", json_schema_extra={"enum": [16, 32]}),
@@ -31,23 +33,29 @@ async def reconstruct(request: Request, services: ServicesDep, format: ResultFor
                       model: str | None = Query(None, pattern="^[0-9a-f]{8,64}$",
                                                 description="the id of the model that made the thumbnail, without "
                                                 "metadata (default: the one known model of that scale)")) -> Response:
-    """Reconstruct the HR image from a thumbnail PNG made by one of the served models."""
+    """Reconstruct the HR image from a thumbnail PNG made by one of the served models. Without ``format``, the
+    format ``Accept`` prefers (``Vary: Accept``)."""
+    fmt, vary = chosen_format(request, format)
     if scale is not None and scale not in (16, 32):
         raise InvalidRequest(f"`scale` must be 16 or 32 but is {scale}")
     data = await read_upload(request, services.settings.max_upload_bytes)
     wait = requested_wait(request, 0.0, services.settings.max_wait_seconds)
     given = GivenMetadata(scale=scale, width=width, height=height, model_id=model)
-    result = await usecases.reconstruct_thumbnail(services, data, given, fmt=format, priority=priority, wait=wait)
-    return result_response(result, format, request, services.settings)
+    result = await usecases.reconstruct_thumbnail(services, data, given, fmt=fmt, priority=priority, wait=wait)
+    return result_response(result, fmt, request, services.settings, vary)
 
 
-@router.get("/{model_id}/{filename}", dependencies=[ReadAccess],
-            responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}, **PROBLEMS})
-async def get_result(model_id: str, filename: str, request: Request, services: ServicesDep) -> Response:
+@get_route(router, "/{model_id}/{filename}", dependencies=[ReadAccess],
+           responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}},
+                      206: {"description": "Partial content (Range)"}, **PROBLEMS})
+async def get_result(model_id: str, filename: str, request: Request, services: ServicesDep,
+                     w: int | None = Query(None, description="at most this many pixels wide (one of "
+                                           "TADM_VARIANT_WIDTHS)")) -> Response:
     """A finished reconstruction (a job's ``result_url``); 404 once evicted from the cache."""
     match = _RESULT.match(filename)
     if not match or not _MODEL.match(model_id):
         raise NotFound(f"no reconstruction {model_id}/{filename}")
+    check_width(services, w)
     sha, fmt = match.groups()
-    data = await usecases.cached_reconstruction(services, model_id, sha, fmt)
+    data = await usecases.cached_reconstruction(services, model_id, sha, fmt, width=w)
     return content_response(request, data, MEDIA_TYPES[fmt])
