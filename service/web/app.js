@@ -3,11 +3,13 @@ import * as api from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 const RECENT_LIMIT = 12;
+const INFO_REFRESH_MS = 5000; // workers come and go (a restart, a scale-up): the banner follows them
 
 // Originals exist only in this tab: the service keeps the thumbnail, never the uploaded file.
 const originals = new Map(); // image id → object URL of the file uploaded from this tab
 let current = null; // the Image shown
 let reconstructionUrl = null;
+let liveWorkers = null; // from the last /v1/info; null until known
 
 function formatBytes(n) {
   if (n < 1024) return `${n} B`;
@@ -36,6 +38,7 @@ async function showModelInfo() {
     setStatus("model-label", `Could not read /v1/info: ${describeError(error)}`, true);
     return;
   }
+  liveWorkers = info.workers;
   const models = info.models || [];
   const labels = models.map((m) => `model ${m.model_id} · preset ${m.preset} · ${m.scale}×` +
     (m.trained ? "" : " · untrained") + (m.quality && m.quality.preview ? " · preview" : ""));
@@ -50,12 +53,20 @@ async function showModelInfo() {
     notes.push(`The ${untrained.map((m) => m.preset).join(", ")} model has random, untrained weights: ` +
       "reconstructions will be noise. Only the plumbing is real on this server.");
   }
-  if (info.workers === 0) notes.push("No live worker: uploads and reconstructions wait in the queue.");
+  // What the API does meanwhile: an upload needs a live worker's model (503 not-ready without one), while a
+  // reconstruction of a stored image is queued and runs when a worker is back.
+  if (info.workers === 0) {
+    notes.push("No live worker right now: new uploads are refused until one is back; reconstructions of stored " +
+      "images wait in the queue and run then.");
+  }
   $("model-warning").textContent = notes.join(" ");
   $("model-warning").hidden = notes.length === 0;
 
   const scales = [...new Set(models.map((m) => m.scale))].sort((a, b) => a - b);
-  $("scale-select").replaceChildren(...(scales.length ? scales : [16, 32]).map((s) => new Option(`${s}×`, s)));
+  const select = $("scale-select");
+  const chosen = select.value; // kept across refreshes while it is still offered
+  select.replaceChildren(...(scales.length ? scales : [16, 32]).map((s) => new Option(`${s}×`, s)));
+  if ([...select.options].some((option) => option.value === chosen)) select.value = chosen;
 }
 
 // ---- upload ----------------------------------------------------------------------------------------------------
@@ -80,7 +91,9 @@ async function upload(file) {
     showImage(image);
     refreshRecent();
   } catch (error) {
+    $("upload-progress").value = 0; // the bar shows what was stored, and nothing was
     setStatus("upload-status", `Upload failed: ${describeError(error)}`, true);
+    if (error instanceof api.ProblemError && error.slug === "not-ready") showModelInfo();
   }
 }
 
@@ -152,13 +165,15 @@ async function reconstructCurrent() {
   try {
     const blob = await api.reconstruct(image, (job) => {
       $("reconstruct-progress").value = job.progress;
-      setStatus("reconstruct-status", `${job.status} ${Math.round(job.progress * 100)} %`);
+      const waiting = liveWorkers === 0 ? " (no live worker: it runs when one is back)" : "";
+      setStatus("reconstruct-status", `${job.status} ${Math.round(job.progress * 100)} %${waiting}`);
     });
     if (current !== image) return; // the user moved on to another image meanwhile
     $("reconstruct-progress").value = 1;
     setStatus("reconstruct-status", `Done: ${formatBytes(blob.size)} PNG.`);
     showComparison(image, blob);
   } catch (error) {
+    $("reconstruct-progress").value = 0;
     setStatus("reconstruct-status", `Reconstruction failed: ${describeError(error)}`, true);
   } finally {
     $("reconstruct-button").disabled = false;
@@ -273,4 +288,5 @@ window.addEventListener("resize", applyZoom);
 wireDropZone();
 wireStageDrag();
 showModelInfo();
+setInterval(showModelInfo, INFO_REFRESH_MS);
 refreshRecent();
