@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         description="How long a thumbnail posted to `POST /v1/reconstructions` is kept after its last post (the "
         "client keeps its own copy); workers delete older ones.",
     )
+    api_memory_cache_bytes: int = Field(
+        default=64 * 1024**2, ge=0,
+        description="Bytes of thumbnails and reconstructions each API process keeps in memory (content-addressed, "
+        "so never stale; whether one still exists is checked in Redis on every read). 0 turns it off.",
+    )
     keep_originals: bool = Field(
         default=False, description="Keep uploaded originals after their thumbnail is stored (default: delete them)."
     )

@@ -13,6 +13,7 @@ from .queue.registry import Registry, server_time
 from .redis_keys import RedisKeys
 from .storage import Storage, open_storage
 from .storage.cache import ReconstructionCache
+from .storage.memory import BytesLRU
 from .storage.posted import PostedThumbnails
 from .storage.records import ImageRecords
 
@@ -30,6 +31,7 @@ class Services:
     storage: Storage
     cache: ReconstructionCache
     posted: PostedThumbnails
+    memory: BytesLRU
     started_at: float | None = None  # Redis time when this process first reached Redis
 
     async def started(self) -> float:
@@ -43,15 +45,19 @@ class Services:
         await self.redis.aclose()
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, *, memory_bytes: int = 0) -> Services:
+    """The services of one process; ``memory_bytes`` of content-addressed bytes kept in memory (the API's)."""
     redis = Redis.from_url(settings.redis_url)
     keys = RedisKeys(settings.key_prefix)
     storage = open_storage(settings)
+    memory = BytesLRU(memory_bytes)
     return Services(
         settings=settings, redis=redis, keys=keys,
         queue=JobQueue(redis, keys, max_length=settings.queue_max_length, job_ttl=settings.job_ttl_seconds,
                        max_attempts=settings.max_attempts, backoff_seconds=settings.retry_backoff_seconds),
         registry=Registry(redis, keys), records=ImageRecords(redis, keys), storage=storage,
-        cache=ReconstructionCache(storage, redis, keys, settings.reconstruction_cache_bytes),
+        cache=ReconstructionCache(storage, redis, keys, settings.reconstruction_cache_bytes,
+                                  memory if memory_bytes else None),
         posted=PostedThumbnails(storage, redis, keys, settings.posted_thumbnail_retention_seconds),
+        memory=memory,
     )

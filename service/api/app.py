@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from ..config import Settings, get_settings
 from ..wiring import build_services
 from . import problems
-from .head import HeadBodyMiddleware
+from .head import HeadAsGet
 from .metrics import MetricsMiddleware
 from .routes import images, jobs, reconstructions, system
 
@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.services = build_services(settings)
+        app.state.services = build_services(settings, memory_bytes=settings.api_memory_cache_bytes)
         try:
             await app.state.services.started()
         except (RedisError, OSError):
@@ -40,10 +40,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    app.add_middleware(HeadBodyMiddleware)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(MetricsMiddleware)
     app.include_router(images.router)
     app.include_router(reconstructions.router)
     app.include_router(jobs.router)
+    _documentation_after_the_api(app)
     app.include_router(system.router)  # last: its `/{asset}` route must not shadow the API
     return app
+
+
+def _documentation_after_the_api(app: FastAPI) -> None:
+    """Routes are tried in order on every request, so FastAPI's documentation pages (added first, when the app is
+    made) move behind the API's routes: a cached read then matches a few routes fewer (still before the page's
+    catch-all ``/{asset}``)."""
+    docs = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    routes = app.router.routes
+    routes[:] = [r for r in routes if getattr(r, "path", None) not in docs] + \
+        [r for r in routes if getattr(r, "path", None) in docs]

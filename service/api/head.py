@@ -1,32 +1,26 @@
 """``HEAD`` wherever ``GET`` is (RFC 9110 §9.3.2): the same status and headers, ``Content-Length`` included,
 without the body. CDNs, caches and link checkers probe with it; FastAPI routes answer only the methods they list.
 
-:func:`get_route` registers an endpoint for both methods (HEAD is left out of the OpenAPI document, where it would
-repeat GET's operation), and :class:`HeadBodyMiddleware` drops the body of every HEAD response, so no route (and
-no server in front of the app) has to remember to.
+:class:`HeadAsGet` runs a HEAD request as the GET it mirrors and drops the body on the way out, so every GET
+route answers HEAD by construction, with no second route to register (or to match on every request) and no
+second operation in the OpenAPI document. A route that must not produce its body at all (an event stream that
+would stay open) asks :func:`is_head`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from fastapi import APIRouter
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-def get_route(router: APIRouter, path: str, **kwargs: Any) -> Callable:
-    """Like ``@router.get(path, ...)``, and the same endpoint for HEAD."""
-
-    def decorate(endpoint: Callable) -> Callable:
-        router.add_api_route(path, endpoint, methods=["GET"], **kwargs)
-        router.add_api_route(path, endpoint, methods=["HEAD"], **{**kwargs, "include_in_schema": False})
-        return endpoint
-
-    return decorate
+_HEAD = "tadm.head"
 
 
-class HeadBodyMiddleware:
+def is_head(request: Request) -> bool:
+    """The request is a HEAD that :class:`HeadAsGet` passes on as GET."""
+    return bool(request.scope.get(_HEAD))
+
+
+class HeadAsGet:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -40,4 +34,4 @@ class HeadBodyMiddleware:
                 message = {**message, "body": b""}
             await send(message)
 
-        await self.app(scope, receive, without_body)
+        await self.app({**scope, "method": "GET", _HEAD: True}, receive, without_body)

@@ -48,9 +48,10 @@ def content_response(request: Request, data: bytes, media_type: str, digest: str
     """200 with the bytes, a strong ETag and an immutable cache lifetime; 304 on a matching If-None-Match; 206
     with one byte range (``Range``, honoured while ``If-Range`` names this ETag), 416 for one past the end."""
     etag = etag_for(data, digest)
-    unchanged = not_modified(request, etag, vary)
-    if unchanged is not None:
-        return unchanged
+    if "if-none-match" in request.headers:
+        unchanged = not_modified(request, etag, vary)
+        if unchanged is not None:
+            return unchanged
     headers = _content_headers(etag, vary)
     try:
         part = requested_range(request.headers.get("range"), request.headers.get("if-range"), etag, len(data))

@@ -82,9 +82,13 @@ async def _model_for_scale(services: Services, scale: int) -> ModelInfo:
 
 
 async def read_thumbnail(services: Services, record: ImageRecord) -> bytes:
-    data = await asyncio.to_thread(services.storage.get, record.thumbnail_key)
+    """The thumbnail's bytes: from this process's memory (its key is its content's hash), else from storage."""
+    data = services.memory.get(record.thumbnail_key)
     if data is None:
-        raise NotFound(f"the thumbnail of image {record.id} is missing from storage")
+        data = await asyncio.to_thread(services.storage.get, record.thumbnail_key)
+        if data is None:
+            raise NotFound(f"the thumbnail of image {record.id} is missing from storage")
+        services.memory.put(record.thumbnail_key, data)
     return data
 
 

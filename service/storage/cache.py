@@ -13,13 +13,16 @@ from redis.asyncio import Redis
 
 from ..redis_keys import RedisKeys, as_str
 from .base import Storage
+from .memory import BytesLRU
 
 logger = logging.getLogger(__name__)
 
 
 class ReconstructionCache:
-    def __init__(self, storage: Storage, redis: Redis, keys: RedisKeys, budget_bytes: int) -> None:
+    def __init__(self, storage: Storage, redis: Redis, keys: RedisKeys, budget_bytes: int,
+                 memory: BytesLRU | None = None) -> None:
         self.storage, self.redis, self.keys, self.budget = storage, redis, keys, budget_bytes
+        self.memory = memory  # an API process's copies (service.storage.memory); None in workers
 
     async def put(self, key: str, data: bytes) -> list[str]:
         """Store ``data`` under ``key``, then evict least recently used entries beyond the budget.
@@ -34,10 +37,21 @@ class ReconstructionCache:
         return await self.evict(keep=key)
 
     async def get(self, key: str) -> bytes | None:
-        """The bytes (and the entry becomes most recently used), or ``None``."""
-        data = await asyncio.to_thread(self.storage.get, key)
-        if data is not None:
-            await self.redis.zadd(self.keys.recon_lru, {key: time.time()}, xx=True)
+        """The bytes (and the entry becomes most recently used), or ``None``. One Redis round trip says whether
+        the entry is still in the cache (evicted or removed by any process: not served) and touches it."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.recon_lru, {key: time.time()}, xx=True)
+            pipe.zscore(self.keys.recon_lru, key)
+            _, score = await pipe.execute()
+        if score is None:
+            if self.memory is not None:
+                self.memory.discard(key)
+            return None
+        data = self.memory.get(key) if self.memory is not None else None
+        if data is None:
+            data = await asyncio.to_thread(self.storage.get, key)
+            if data is not None and self.memory is not None:
+                self.memory.put(key, data)
         return data
 
     async def evict(self, keep: str | None = None) -> list[str]:
@@ -57,6 +71,8 @@ class ReconstructionCache:
         return evicted
 
     async def remove(self, key: str, *, already_popped: bool = False) -> None:
+        if self.memory is not None:
+            self.memory.discard(key)
         await asyncio.to_thread(self.storage.delete, key)
         async with self.redis.pipeline(transaction=True) as pipe:
             if not already_popped:

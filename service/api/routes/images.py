@@ -9,8 +9,7 @@ from ...errors import InvalidRequest
 from ...media import MEDIA_TYPES
 from ...storage.records import ImageRecord
 from .. import deletion, schemas, usecases
-from ..deps import ReadAccess, ServicesDep, WriteAccess
-from ..head import get_route
+from ..deps import ReadServices, WriteServices, readable
 from ..responses import (
     PROBLEMS,
     Priority,
@@ -29,9 +28,41 @@ from ..views import image_view
 router = APIRouter(prefix="/v1/images", tags=["images"])
 
 
-@router.post("", status_code=201, response_model=schemas.Image, dependencies=[WriteAccess],
+# The CDN's hot reads first: routes are matched in order on every request.
+@router.get("/{image_id}/thumbnail",
+            responses={200: {"content": {"image/png": {}}}, 304: {"description": "Not modified"}, **PROBLEMS})
+async def get_thumbnail(image_id: str, request: Request) -> Response:
+    """The thumbnail PNG: immutable, strong ETag."""
+    services = readable(request)  # not a dependency: see service.api.deps.readable
+    record = await usecases.find_image(services, image_id)
+    if "if-none-match" in request.headers:  # 304 without reading the bytes
+        unchanged = not_modified(request, etag_for(b"", record.thumbnail_sha))
+        if unchanged is not None:
+            return unchanged
+    data = await usecases.read_thumbnail(services, record)
+    return content_response(request, data, "image/png", digest=record.thumbnail_sha)
+
+
+@router.get("/{image_id}/full",
+            responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}, 202: {"model": schemas.Job},
+                       206: {"description": "Partial content (Range)"}, **PROBLEMS})
+async def get_full(image_id: str, request: Request, format: ResultFormat | None = None,
+                   w: int | None = Query(None, description="at most this many pixels wide (one of "
+                                         "TADM_VARIANT_WIDTHS), derived from the cached reconstruction"),
+                   priority: Priority = "interactive") -> Response:
+    """The reconstruction: 200 from the cache, else 202 + job (or wait with ``Prefer: wait=N``). Without
+    ``format``, the format ``Accept`` prefers (``Vary: Accept``)."""
+    services = readable(request)  # not a dependency: see service.api.deps.readable
+    fmt, vary = chosen_format(request, format)
+    check_width(services, w)
+    wait = requested_wait(request, 0.0, services.settings.max_wait_seconds)
+    result = await usecases.reconstruct_image(services, image_id, fmt=fmt, priority=priority, wait=wait, width=w)
+    return result_response(result, fmt, request, services.settings, vary)
+
+
+@router.post("", status_code=201, response_model=schemas.Image,
              responses={202: {"model": schemas.Job}, **PROBLEMS}, openapi_extra=OPENAPI_UPLOAD_BODY)
-async def upload_image(request: Request, services: ServicesDep,
+async def upload_image(request: Request, services: WriteServices,
                        scale: int = Query(16, description="16 or 32", json_schema_extra={"enum": [16, 32]}),
                        priority: Priority = "interactive") -> Response:
     """Upload an HR image (JPEG, PNG, WebP); 201 with the image once its thumbnail is stored, else 202 + job."""
@@ -47,49 +78,21 @@ async def upload_image(request: Request, services: ServicesDep,
     return job_response(result, request, settings)
 
 
-@get_route(router, "", response_model=schemas.ImageList, dependencies=[ReadAccess])
-async def list_images(services: ServicesDep, limit: int = Query(20, ge=1, le=1000)) -> schemas.ImageList:
+@router.get("", response_model=schemas.ImageList)
+async def list_images(services: ReadServices, limit: int = Query(20, ge=1, le=1000)) -> schemas.ImageList:
     """The newest images first."""
     records = await usecases.newest_images(services, limit)
     return schemas.ImageList(items=[image_view(r, services.settings) for r in records])
 
 
-@get_route(router, "/{image_id}", response_model=schemas.Image, dependencies=[ReadAccess], responses=PROBLEMS)
-async def get_image(image_id: str, services: ServicesDep) -> schemas.Image:
+@router.get("/{image_id}", response_model=schemas.Image, responses=PROBLEMS)
+async def get_image(image_id: str, services: ReadServices) -> schemas.Image:
     return image_view(await usecases.find_image(services, image_id), services.settings)
 
 
-@router.delete("/{image_id}", status_code=204, dependencies=[WriteAccess], responses=PROBLEMS)
-async def delete_image(image_id: str, services: ServicesDep) -> Response:
+@router.delete("/{image_id}", status_code=204, responses=PROBLEMS)
+async def delete_image(image_id: str, services: WriteServices) -> Response:
     """Delete the image: cancel its queued and running jobs, remove its record, its thumbnail and reconstructions
     (unless another image shares that thumbnail) and anything those jobs still store."""
     await deletion.delete_image(services, image_id)
     return Response(status_code=204)
-
-
-@get_route(router, "/{image_id}/thumbnail", dependencies=[ReadAccess],
-            responses={200: {"content": {"image/png": {}}}, 304: {"description": "Not modified"}, **PROBLEMS})
-async def get_thumbnail(image_id: str, request: Request, services: ServicesDep) -> Response:
-    """The thumbnail PNG: immutable, strong ETag."""
-    record = await usecases.find_image(services, image_id)
-    unchanged = not_modified(request, etag_for(b"", record.thumbnail_sha))  # 304 without reading the bytes
-    if unchanged is not None:
-        return unchanged
-    data = await usecases.read_thumbnail(services, record)
-    return content_response(request, data, "image/png", digest=record.thumbnail_sha)
-
-
-@get_route(router, "/{image_id}/full", dependencies=[ReadAccess],
-           responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}, 202: {"model": schemas.Job},
-                      206: {"description": "Partial content (Range)"}, **PROBLEMS})
-async def get_full(image_id: str, request: Request, services: ServicesDep, format: ResultFormat | None = None,
-                   w: int | None = Query(None, description="at most this many pixels wide (one of "
-                                         "TADM_VARIANT_WIDTHS), derived from the cached reconstruction"),
-                   priority: Priority = "interactive") -> Response:
-    """The reconstruction: 200 from the cache, else 202 + job (or wait with ``Prefer: wait=N``). Without
-    ``format``, the format ``Accept`` prefers (``Vary: Accept``)."""
-    fmt, vary = chosen_format(request, format)
-    check_width(services, w)
-    wait = requested_wait(request, 0.0, services.settings.max_wait_seconds)
-    result = await usecases.reconstruct_image(services, image_id, fmt=fmt, priority=priority, wait=wait, width=w)
-    return result_response(result, fmt, request, services.settings, vary)

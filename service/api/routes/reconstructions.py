@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from ...errors import InvalidRequest, NotFound
 from ...media import MEDIA_TYPES
 from .. import schemas, usecases
-from ..deps import ReadAccess, ServicesDep, WriteAccess
-from ..head import get_route
+from ..deps import WriteServices, readable
 from ..responses import PROBLEMS, Priority, ResultFormat, chosen_format, content_response, result_response
 from ..thumbnails import GivenMetadata
 from ..uploads import OPENAPI_UPLOAD_BODY, read_upload, requested_wait
@@ -21,10 +20,10 @@ _RESULT = re.compile(r"^([0-9a-f]{64})\.(png|webp|jpeg)$")
 _MODEL = re.compile(r"^[0-9a-f]{8,64}$")
 
 
-@router.post("", dependencies=[WriteAccess], openapi_extra=OPENAPI_UPLOAD_BODY,
+@router.post("", openapi_extra=OPENAPI_UPLOAD_BODY,
              responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}, 202: {"model": schemas.Job},
                         **PROBLEMS})
-async def reconstruct(request: Request, services: ServicesDep, format: ResultFormat | None = None,
+async def reconstruct(request: Request, services: WriteServices, format: ResultFormat | None = None,
                       priority: Priority = "interactive",
                       scale: int | None = Query(None, description="the thumbnail's scale, where its PNG has no "
                                                 "`tadm` metadata (a tool stripped it)", json_schema_extra={"enum": [16, 32]}),
@@ -45,13 +44,14 @@ async def reconstruct(request: Request, services: ServicesDep, format: ResultFor
     return result_response(result, fmt, request, services.settings, vary)
 
 
-@get_route(router, "/{model_id}/{filename}", dependencies=[ReadAccess],
-           responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}},
-                      206: {"description": "Partial content (Range)"}, **PROBLEMS})
-async def get_result(model_id: str, filename: str, request: Request, services: ServicesDep,
+@router.get("/{model_id}/{filename}",
+            responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}},
+                       206: {"description": "Partial content (Range)"}, **PROBLEMS})
+async def get_result(model_id: str, filename: str, request: Request,
                      w: int | None = Query(None, description="at most this many pixels wide (one of "
                                            "TADM_VARIANT_WIDTHS)")) -> Response:
     """A finished reconstruction (a job's ``result_url``); 404 once evicted from the cache."""
+    services = readable(request)  # not a dependency: see service.api.deps.readable
     match = _RESULT.match(filename)
     if not match or not _MODEL.match(model_id):
         raise NotFound(f"no reconstruction {model_id}/{filename}")

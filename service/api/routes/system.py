@@ -13,20 +13,19 @@ from ...errors import NotFound
 from ...queue.registry import preview_notice, untrained_warning
 from .. import metrics, schemas
 from ..deps import ServicesDep
-from ..head import get_route
 
 router = APIRouter(tags=["system"])
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 _WEB_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
 
-@get_route(router, "/healthz", response_model=schemas.Health)
+@router.get("/healthz", response_model=schemas.Health)
 async def healthz() -> schemas.Health:
     """The process is up (cheap: no Redis call)."""
     return schemas.Health(status="ok")
 
 
-@get_route(router, "/readyz", response_model=schemas.Readiness, responses={503: {"model": schemas.Readiness}})
+@router.get("/readyz", response_model=schemas.Readiness, responses={503: {"model": schemas.Readiness}})
 async def readyz(services: ServicesDep) -> JSONResponse:
     """Ready when Redis answers and at least one worker renewed its heartbeat since this process started (not a
     heartbeat restored from the AOF or left by a dead worker); says so when a model is untrained (warning) or a
@@ -43,7 +42,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
-@get_route(router, "/v1/info", response_model=schemas.ModelInfo, tags=["info"])
+@router.get("/v1/info", response_model=schemas.ModelInfo, tags=["info"])
 async def info(services: ServicesDep) -> schemas.ModelInfo:
     """What the live workers serve (read from their registrations; the API never loads a model)."""
     workers = await services.registry.live_workers(since=await services.started())
@@ -56,7 +55,7 @@ async def info(services: ServicesDep) -> schemas.ModelInfo:
     )
 
 
-@get_route(router, "/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False)
 async def prometheus(services: ServicesDep) -> Response:
     try:
         for stream, length in (await services.queue.lengths()).items():
@@ -67,12 +66,12 @@ async def prometheus(services: ServicesDep) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-@get_route(router, "/", include_in_schema=False)
+@router.get("/", include_in_schema=False)
 async def web_page() -> Response:
     return await web_asset("index.html")
 
 
-@get_route(router, "/{asset}", include_in_schema=False)
+@router.get("/{asset}", include_in_schema=False)
 async def web_asset(asset: str) -> Response:
     """The web page's static files (``service/web/``), by exact name only."""
     path = WEB_DIR / asset
