@@ -156,3 +156,36 @@ async def test_width_variants_are_derived_once_and_cached_under_their_own_key(ap
     assert (await api.delete(f"/v1/images/{record.id}")).status_code == 204
     assert services.storage.list("variants/") == [] and services.storage.list("reconstructions/") == []
     assert await services.cache.total_bytes() == 0
+
+
+async def test_a_replica_never_serves_from_memory_what_another_deleted(api, stored, settings):
+    """Two API processes on one Redis and storage: what one keeps in memory, the other's delete still removes."""
+    from service.api.app import create_app
+
+    record, _, results = stored
+    result_url = f"/v1/reconstructions/{MODEL_ID}/{record.thumbnail_sha}.webp"
+    other = create_app(settings)
+    async with other.router.lifespan_context(other):
+        import httpx
+
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://b") as replica:
+            assert (await replica.get(result_url)).content == results["webp"]
+            assert (await replica.get(f"/v1/images/{record.id}/thumbnail")).status_code == 200
+            memory = other.state.services.memory
+            assert len(memory) == 2  # the thumbnail and the reconstruction, kept by this replica
+            assert (await api.delete(f"/v1/images/{record.id}")).status_code == 204  # on the first process
+            assert (await replica.get(result_url)).status_code == 404
+            assert (await replica.get(f"/v1/images/{record.id}/thumbnail")).status_code == 404
+
+
+def test_memory_keeps_recent_bytes_within_its_budget():
+    from service.storage.memory import BytesLRU
+
+    memory = BytesLRU(400)
+    for key in "abcd":
+        memory.put(key, key.encode() * 100)
+    memory.get("a")  # a is now the most recently used
+    memory.put("e", b"e" * 100)
+    assert memory.size == 400 and [k for k in "abcde" if memory.get(k)] == ["a", "c", "d", "e"]
+    memory.put("big", b"x" * 101)  # over a quarter of the budget: not kept
+    assert memory.get("big") is None and len(memory) == 4
