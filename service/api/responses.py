@@ -13,6 +13,7 @@ from ..config import Settings
 from ..errors import RangeNotSatisfiable
 from ..media import MEDIA_TYPES
 from ..queue.jobs import Job
+from ..storage.memory import Blob
 from . import schemas
 from .http_caching import Unsatisfiable, negotiated_format, none_match, requested_range
 from .problems import PROBLEM_MEDIA_TYPE
@@ -26,7 +27,11 @@ PROBLEMS: dict = {s: {"model": schemas.Problem} for s in (401, 403, 404, 409, 41
 
 
 def etag_for(data: bytes, digest: str | None = None) -> str:
-    return '"' + (digest or hashlib.sha256(data).hexdigest())[:32] + '"'
+    """The strong ETag: the content's SHA-256 (``digest`` when the caller knows it; computed once per copy kept
+    in memory)."""
+    if digest is None:
+        digest = data.sha256 if isinstance(data, Blob) else hashlib.sha256(data).hexdigest()
+    return '"' + digest[:32] + '"'
 
 
 def not_modified(request: Request, etag: str, vary: str | None = None) -> Response | None:

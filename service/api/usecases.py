@@ -83,7 +83,7 @@ async def _model_for_scale(services: Services, scale: int) -> ModelInfo:
 
 async def read_thumbnail(services: Services, record: ImageRecord) -> bytes:
     """The thumbnail's bytes: from this process's memory (its key is its content's hash), else from storage."""
-    data = services.memory.get(record.thumbnail_key)
+    data: bytes | None = services.memory.get(record.thumbnail_key)
     if data is None:
         data = await asyncio.to_thread(services.storage.get, record.thumbnail_key)
         if data is None:
@@ -97,10 +97,18 @@ async def reconstruct_image(services: Services, image_id: str, *, fmt: str, prio
                             width: int | None = None) -> bytes | Job:
     """The reconstruction of a stored image (its ``width`` variant when given), from the cache or by a job."""
     record = await find_image(services, image_id)
-    params = UpscaleParams(thumbnail_key=record.thumbnail_key, thumbnail_sha=record.thumbnail_sha, format=fmt,
-                           image_id=record.id)
-    result = await _cached_or_enqueued(services, upscale_job(params, model_id=record.model_id, priority=priority),
-                                       wait)
+    # The record proves the image exists: a copy in this process's memory may be served without asking Redis
+    # whether the cache still lists it (the common cached read then costs one round trip, the record's).
+    cached = await services.cache.get(reconstruction_key(record.model_id, record.thumbnail_sha, fmt),
+                                      owner_exists=True)
+    result: bytes | Job
+    if cached is not None:
+        result = cached
+    else:
+        params = UpscaleParams(thumbnail_key=record.thumbnail_key, thumbnail_sha=record.thumbnail_sha, format=fmt,
+                               image_id=record.id)
+        result = await _cached_or_enqueued(services, upscale_job(params, model_id=record.model_id,
+                                                                 priority=priority), wait)
     if isinstance(result, bytes) and width is not None:
         return await width_variant(services, record.model_id, record.thumbnail_sha, fmt, width, result)
     return result

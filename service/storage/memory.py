@@ -8,7 +8,21 @@ close to a bare route (``scripts/bench_cached_reads.py``)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
+
+
+class Blob(bytes):
+    """Bytes kept in memory, with their SHA-256 computed once: it is the strong ETag of every response serving
+    them, and hashing a reconstruction on each read would cost more than the rest of the read."""
+
+    _sha256: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self).hexdigest()
+        return self._sha256
 
 
 class BytesLRU:
@@ -18,9 +32,9 @@ class BytesLRU:
     def __init__(self, budget_bytes: int) -> None:
         self.budget = budget_bytes
         self.size = 0
-        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._items: OrderedDict[str, Blob] = OrderedDict()
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str) -> Blob | None:
         data = self._items.get(key)
         if data is not None:
             self._items.move_to_end(key)
@@ -30,7 +44,7 @@ class BytesLRU:
         if len(data) > self.budget // 4:  # one large object must not push out everything else
             return
         self.discard(key)
-        self._items[key] = data
+        self._items[key] = data if isinstance(data, Blob) else Blob(data)
         self.size += len(data)
         while self.size > self.budget:
             _, evicted = self._items.popitem(last=False)

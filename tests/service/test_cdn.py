@@ -189,3 +189,18 @@ def test_memory_keeps_recent_bytes_within_its_budget():
     assert memory.size == 400 and [k for k in "abcde" if memory.get(k)] == ["a", "c", "d", "e"]
     memory.put("big", b"x" * 101)  # over a quarter of the budget: not kept
     assert memory.get("big") is None and len(memory) == 4
+
+
+async def test_a_reconstruction_served_from_memory_stays_recently_used(api, stored):
+    import asyncio
+
+    record, _, results = stored
+    cache = api.app.state.services.cache
+    key = reconstruction_key(MODEL_ID, record.thumbnail_sha, "webp")
+    url = f"/v1/images/{record.id}/full?format=webp"
+    assert (await api.get(url)).content == results["webp"]  # read from storage, kept in memory
+    await cache.redis.zadd(cache.keys.recon_lru, {key: 1.0})  # as if unused since 1970
+    cache._touched.clear()
+    assert (await api.get(url)).content == results["webp"]  # from memory: the record proved the image exists
+    await asyncio.gather(*cache._touches)
+    assert await cache.redis.zscore(cache.keys.recon_lru, key) > time.time() - 60  # touched in the background
