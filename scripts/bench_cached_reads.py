@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -142,6 +144,7 @@ def main() -> None:
     parser.add_argument("--path", choices=("thumbnail", "full"), default="thumbnail")
     parser.add_argument("--access-log", action="store_true", help="keep uvicorn's access log (as its default)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--note", default="", help="what else ran on the machine (recorded in the JSON)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
@@ -182,8 +185,15 @@ def main() -> None:
               f"rounds, {args.workers} uvicorn process(es) each, {args.path}, access log "
               f"{'on' if args.access_log else 'off'}, {os.cpu_count()} CPUs)")
         if args.json:
-            args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs,
-                                             "medians": medians, "ratio": ratio}, indent=2) + "\n")
+            record = {
+                "command": shlex.join(["scripts/bench_cached_reads.py", *sys.argv[1:]]),
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "environment": {"cpus": os.cpu_count(), "load_average_after": os.getloadavg(),
+                                "python": sys.version.split()[0], "platform": platform.platform(),
+                                "note": args.note},
+                "runs": runs, "medians": medians, "ratio": ratio,
+            }
+            args.json.write_text(json.dumps(record, indent=2) + "\n")
     finally:
         for proc in procs:
             proc.terminate()
