@@ -137,8 +137,11 @@ NANO = Preset(
         "mid_block_add_attention": False,
     },
     noise_schedule=SD_NOISE_SCHEDULE,
-    dfrm={"latent_channels": NANO_LATENT_CHANNELS, "hidden_channels": 64, "num_res_blocks": 4, "num_inv_blocks": 8,
-          "inv_growth": 16, "shuffle_channels": 64},
+    # pixel_channels 8: the pixel branch doubles its width at every halving, so at 32x a width of 16 ends in a
+    # 512-channel Resblock (4.7 M of the 32x DFRM's 9.0 M parameters) at 1/32 of the resolution; 8 keeps both
+    # models within the 40 MB a session may commit (float16: 12 and 16 MB).
+    dfrm={"latent_channels": NANO_LATENT_CHANNELS, "pixel_channels": 8, "hidden_channels": 64, "num_res_blocks": 4,
+          "num_inv_blocks": 8, "inv_growth": 16, "shuffle_channels": 64},
     tpm={"latent_channels": NANO_LATENT_CHANNELS, "channels": 16, "num_res_blocks": 2, "mlp_hidden": 128,
          "mlp_depth": 2},
     refiner={"latent_channels": NANO_LATENT_CHANNELS, "channels": 32, "num_res_blocks": 3},
