@@ -1,8 +1,9 @@
 """``tadm serve --dev``: the whole service on one machine, the same code paths as production.
 
 An embedded Redis when ``TADM_REDIS_URL`` is unset, storage under ``./.tadm/``, one CPU worker subprocess, and
-the API on 127.0.0.1:8000 in this process. The worker runs the shipped ``nano`` model, or, until that exists,
-the ``tiny`` preset with random weights, which the log, ``/readyz`` and ``/v1/info`` say loudly.
+the API on 127.0.0.1:8000 in this process. The worker runs the shipped ``nano`` model (a preview until it reaches
+its quality bar, which the log, ``/readyz`` and ``/v1/info`` say with its measured PSNR-Y), or, where its weights
+are missing (e.g. a scale not shipped), the ``tiny`` preset with random weights, which they say loudly.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..queue.registry import WorkerInfo, untrained_warning
+from ..queue.registry import WorkerInfo, preview_notice, untrained_warning
 from ..redis_keys import RedisKeys, as_str
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,8 @@ TADM_COMMAND = [sys.executable, "-m", "service.cli"]
 
 
 def _announce_model(redis_url: str, keys: RedisKeys, stop: threading.Event) -> None:
-    """Once the worker registered, say which model serves, and shout when it is untrained."""
+    """Once the worker registered, say which model serves: shout when it is untrained, say what it measured
+    when it is a preview."""
     import redis
 
     client = redis.Redis.from_url(redis_url)
@@ -38,6 +40,8 @@ def _announce_model(redis_url: str, keys: RedisKeys, stop: threading.Event) -> N
                 if warning:
                     banner = "!" * 100
                     logger.warning("\n%s\n!!! %s\n%s", banner, warning, banner)
+                elif notice := preview_notice(workers):
+                    logger.warning("worker ready: %s", notice)
                 else:
                     logger.info("worker ready with trained model %s", workers[0].model.model_id)
                 return
