@@ -261,14 +261,16 @@ def load_pretrained_backbone(
 def load_vae(ref: str) -> AutoencoderKL:
     """An ``AutoencoderKL`` from a hub id or local directory that holds one at its root (as
     ``stabilityai/sd-vae-ft-mse``) or in a ``vae/`` folder (a whole diffusers pipeline)."""
-    local = Path(ref)
+    local = Path(ref).expanduser()
+    if ref.startswith(("/", ".", "~")) and not local.is_dir():  # a path, not a hub id
+        raise BaseModelNotFoundError(f"the VAE directory {ref!r} does not exist")
     subfolders: list[str | None] = [None, "vae"]  # a hub id: the root first
     if local.is_dir():
         subfolders = [None] if (local / "config.json").is_file() else ["vae"]
     failure: Exception | None = None
     for subfolder in subfolders:
         try:
-            return AutoencoderKL.from_pretrained(ref, subfolder=subfolder)
+            return AutoencoderKL.from_pretrained(str(local) if local.is_dir() else ref, subfolder=subfolder)
         except (OSError, ValueError) as exc:
             failure = exc
     raise BaseModelNotFoundError(

@@ -226,6 +226,47 @@ def is_tadm_checkpoint(obj: object) -> bool:
     return isinstance(obj, dict) and TADM_KEYS <= set(obj)
 
 
+CHECKPOINT_SUFFIXES = (".pkl", ".pth", ".pt", ".ckpt")
+
+
+def find_official_checkpoints(directory: str | Path, scale: int) -> tuple[Path, Path]:
+    """The DFRM and TADM checkpoints for ``scale`` among the files under ``directory`` (their Google Drive
+    folder as downloaded), recognised by content, not by name: a TADM checkpoint by its keys, a DFRM by its
+    module names, its scale by its number of pixel stages. A TADM checkpoint does not record its scale; when
+    there are several, the one whose file name holds the number ``scale`` (``model_sr_x16.pkl``) is taken."""
+    directory = Path(directory)
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES)
+    dfrms: dict[int, list[Path]] = {}
+    tadms: list[Path] = []
+    other: list[str] = []
+    for path in files:
+        try:
+            obj = load_pickle(path)
+        except OfficialCheckpointError:
+            other.append(f"{path.name} (unreadable)")
+            continue
+        state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+        if is_tadm_checkpoint(obj):
+            tadms.append(path)
+        elif isinstance(state, dict) and "down_module.0.conv_in.weight" in state:
+            dfrms.setdefault(2 ** _count(state, r"down_module\.(\d+)\.downsample\.1\.weight"), []).append(path)
+        else:
+            other.append(path.name)
+        del obj, state
+    found = (f"found DFRMs {({k: [p.name for p in v] for k, v in sorted(dfrms.items())})}, TADM checkpoints "
+             f"{[p.name for p in tadms]}, other files {other}")
+    if len(dfrms.get(scale, [])) != 1:
+        raise OfficialCheckpointError(f"{directory}: need exactly one {scale}x DFRM checkpoint; {found}")
+    named = [p for p in tadms if re.search(rf"(?<!\d){scale}(?!\d)", p.name)]
+    if len(tadms) == 1:
+        named = tadms
+    if len(named) != 1:
+        raise OfficialCheckpointError(
+            f"{directory}: need one TADM checkpoint, or one whose name holds {scale} among several; {found}"
+        )
+    return dfrms[scale][0], named[0]
+
+
 def _log_conv_in_distance(base: torch.Tensor, trained: torch.Tensor, base_info: dict) -> None:
     """The checkpoint's UNet conv_in was trained in full starting from the base's: a fine-tune stays near its
     start, so the distance is evidence of which base the checkpoint was trained on (import with each candidate

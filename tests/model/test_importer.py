@@ -13,7 +13,7 @@ import torch
 
 from model import TADMPipeline
 from model.checkpoints import ModelDirectoryError
-from model.importer import OfficialCheckpointError, build_official, import_official
+from model.importer import OfficialCheckpointError, build_official, find_official_checkpoints, import_official
 from tests.deploy.tiny_sd import write_tiny_sd_snapshot, write_tiny_vae_snapshot
 from tests.model.official_files import write_official_checkpoints
 
@@ -161,3 +161,33 @@ def test_not_a_checkpoint(official, tmp_path):
     torch.save({"something": torch.zeros(1)}, path)
     with pytest.raises(OfficialCheckpointError, match="not a TADM checkpoint"):
         run_import(official, tadm_path=path, out="junk2")
+
+
+def test_checkpoints_are_found_by_content_for_the_scale_asked(tmp_path):
+    folder = tmp_path / "drive"
+    x16 = write_official_checkpoints(folder, 16, dfrm_name="dfrm.ckpt", bare_dfrm=True)  # the bare state dict
+    x32 = write_official_checkpoints(folder / "x32", 32)  # a subfolder, as a Drive folder may have
+    (folder / "README.txt").write_text("not a checkpoint")
+    (folder / "notes.pkl").write_bytes(b"junk")
+    assert find_official_checkpoints(folder, 16) == (x16.dfrm_path, x16.tadm_path)
+    assert find_official_checkpoints(folder, 32) == (x32.dfrm_path, x32.tadm_path)
+    x16.tadm_path.rename(folder / "tadm_final.pkl")  # two TADM checkpoints, neither named for 16
+    with pytest.raises(OfficialCheckpointError,
+                       match="one whose name holds 16 among several.*tadm_final.pkl.*notes.pkl \\(unreadable\\)"):
+        find_official_checkpoints(folder, 16)
+    with pytest.raises(OfficialCheckpointError, match="exactly one 16x DFRM.*found DFRMs {32: \\['dfrm_x32.pth'\\]}"):
+        find_official_checkpoints(folder / "x32", 16)
+
+
+def test_the_command_line_imports_and_names_a_bad_vae_in_one_line(official, hub, tmp_path, capsys):
+    from service.cli import main
+
+    common = ["import-official", "--dfrm", str(official.dfrm_path), "--tadm", str(official.tadm_path),
+              "--base", str(hub["sd21"])]
+    assert main([*common, "--vae", str(hub["vae"]), "-o", str(tmp_path / "m"), "--tpm-input", "training"]) == 0
+    assert "imported 16x model" in capsys.readouterr().out
+    assert json.loads((tmp_path / "m" / "tadm.json").read_text())["tpm_input"] == "unscaled"
+    assert main([*common, "--vae", str(tmp_path / "nowhere"), "-o", str(tmp_path / "m2")]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tadm")]  # not tqdm's bars
+    assert err == [f"tadm import-official: error: the VAE directory '{tmp_path / 'nowhere'}' does not exist"]
+    assert not (tmp_path / "m2").exists()
