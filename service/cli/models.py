@@ -8,7 +8,7 @@ VAE, scheduler, text encoder and tokenizer, as safetensors; not the 5 GB single-
 Face cache. With ``--output DIR`` it then builds the ``sd21-base`` TADM on that backbone and writes a model
 directory that references the base by its hub id, so the directory (and its model id) does not depend on where
 the cache is mounted. The TADM modules in that directory are freshly initialised: it is the starting point for
-``tadm train``; the authors' trained weights come in with ``tadm import-official`` (see deploy/README.md).
+``tadm train``; the authors' trained weights come with ``tadm models pull tadm-official`` (see deploy/README.md).
 
 Offline (``HF_HUB_OFFLINE=1``, or no route to the hub) with nothing cached, the command fails with one line that
 says so, and writes nothing.
@@ -95,7 +95,7 @@ def _pull(args: argparse.Namespace) -> int:
     pipe = prepare_model_directory("sd21-base", Path(snapshot), repo_id, output, scale=args.scale)
     print(  # noqa: T201
         f"model directory {output} (model {pipe.model_id}, {pipe.scale}x, base {repo_id}); its TADM modules are "
-        "untrained: train it (tadm train) or import the authors' weights (tadm import-official)"
+        "untrained: train it (tadm train), or get the authors' model (tadm models pull tadm-official)"
     )
     return 0
 
