@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -149,7 +150,7 @@ def import_official(
     dfrm_path: str | Path,
     tadm_path: str | Path,
     output: str | Path,
-    **options,
+    **options: Any,
 ) -> TADMPipeline:
     """Convert the authors' checkpoints into a model directory at ``output`` and return the pipeline.
 
