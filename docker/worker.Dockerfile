@@ -33,7 +33,7 @@ ENV PATH=/opt/venv/bin:$PATH
 # torch first, pinned, from the CPU index: resolving `.[worker]` alone would fetch the multi-GB CUDA build.
 RUN --mount=type=cache,target=/root/.cache/pip pip install --index-url ${TORCH_CPU_INDEX} torch==${TORCH_VERSION}
 COPY --from=source /src /src
-RUN --mount=type=cache,target=/root/.cache/pip pip install "/src[worker,s3]" \
+RUN --mount=type=cache,target=/root/.cache/pip pip install "/src[worker,s3,official]" \
     && python -c "import torch; assert torch.__version__.startswith('${TORCH_VERSION}'), torch.__version__"
 
 FROM ${CPU_PYTHON_IMAGE} AS cpu
@@ -70,7 +70,7 @@ RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 RUN --mount=type=cache,target=/root/.cache/pip pip install --index-url ${TORCH_CUDA_INDEX} torch==${TORCH_VERSION}
 COPY --from=source /src /src
-RUN --mount=type=cache,target=/root/.cache/pip pip install "/src[worker,s3]" \
+RUN --mount=type=cache,target=/root/.cache/pip pip install "/src[worker,s3,official]" \
     && python -c "import torch; assert torch.__version__.startswith('${TORCH_VERSION}'), torch.__version__; assert torch.version.cuda, 'not a CUDA build'"
 
 FROM ${CUDA_RUNTIME_IMAGE} AS gpu

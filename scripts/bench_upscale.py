@@ -82,7 +82,6 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
     from PIL import Image
 
     from model import TADMPipeline
-    from model.tiling import plan_tiles
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -124,13 +123,11 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
                   "peak_mib": (peak - rss_before) / 1024 if reset and peak is not None and rss_before else None}
     seconds = [upscale() for _ in range(args.runs)]
     median = statistics.median(seconds)
-    s = pipe.scale
-    f = pipe.latent_factor
-    latent_h, latent_w = -(-size[1] // s) * s // f, -(-size[0] // s) * s // f
+    latent_h, latent_w = pipe.thumbnail_to_latent(thumbnail).shape[-2:]  # the padding is the model's layout's
     return {
         "size": list(size),
         "thumbnail": list(thumbnail.image.size),
-        "tiles": len(plan_tiles(latent_h, latent_w, tiling.tile_size, tiling.tile_stride)),
+        "tiles": len(pipe.layout.tiles.plan(latent_h, latent_w, tiling.tile_size, tiling.tile_stride)),
         "seconds_median": median,
         "seconds_runs": seconds,
         "megapixels_per_s": size[0] * size[1] / 1e6 / median,

@@ -9,7 +9,7 @@
 # so the shipped DFRM, TPM, refiner and adapters are continued too. training.json keeps each session's segments.
 #
 # 32x shares the 16x model's backbone: SCALE=32 runs stages 1-3 only, on the VAE and UNet of BACKBONE (default
-# ~/.cache/tadm/nano-16x/stage0/model, the 16x run's stage 0 of this session).
+# ~/.cache/tadm/nano-16x/stage0/model, the 16x run's stage 0 of this session, else the shipped 16x model).
 #
 # Every stage writes RUN_DIR/stageN/ (model/, checkpoints/, log.jsonl). Re-running the same command continues:
 # a finished stage (its model/ exists) is skipped, an interrupted one resumes from its latest checkpoint
@@ -37,7 +37,10 @@ if [[ "$SCALE" == 32 ]]; then STAGES="${STAGES:-1 2 3}"; else STAGES="${STAGES:-
 WARMUP="${WARMUP:-100}"
 SHIPPED="$REPO/model/weights/nano-${SCALE}x"
 BACKBONE="${BACKBONE:-}"
-[[ "$SCALE" == 32 && -z "$BACKBONE" ]] && BACKBONE="${HOME}/.cache/tadm/nano-16x/stage0/model"
+if [[ "$SCALE" == 32 && -z "$BACKBONE" ]]; then
+  BACKBONE="${HOME}/.cache/tadm/nano-16x/stage0/model"
+  [[ -f "$BACKBONE/tadm.json" ]] || BACKBONE="$REPO/model/weights/nano-16x"
+fi
 THREADS="${THREADS:-1}"
 NICE="${NICE:-10}"
 CROP="${CROP:-128}"

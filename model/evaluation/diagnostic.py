@@ -17,7 +17,7 @@ import torch
 
 from model.pipeline import load_rgb, pil_to_tensor
 from model.scheduler import alphas_cumprod
-from model.tiling import DEFAULT_TILING, Tiling, plan_tiles
+from model.tiling import DEFAULT_TILING, Tiling
 
 
 @dataclass
@@ -47,13 +47,13 @@ def timestep_maps(pipe, image, tiling: Tiling = DEFAULT_TILING) -> TimestepMaps:
     """Encode the HR image (clean latent z), rescale it (degraded ẑ), and compare t with t* on every tile
     (the tiles of ``tiling``'s size and stride, as the receiver cuts them)."""
     image = load_rgb(image)
-    x = pipe._pad(pil_to_tensor(image).to(pipe.device), pipe.scale)  # (1, 3, H', W')
+    x = pipe.pad_image(pil_to_tensor(image).to(pipe.device))  # (1, 3, H', W'), as downscale pads it
     z = pipe.encode_latent(x)  # (1, 4, H'/8, W'/8)
     z_hat = pipe.thumbnail_to_latent(pipe.downscale(image))
     schedule = pipe.config["noise_schedule"]
     acp = alphas_cumprod(schedule["beta_start"], schedule["beta_end"], schedule["num_train_timesteps"],
                          schedule["beta_schedule"])
-    tiles = plan_tiles(z.shape[-2], z.shape[-1], tiling.tile_size, tiling.tile_stride)
+    tiles = pipe.layout.tiles.plan(z.shape[-2], z.shape[-1], tiling.tile_size, tiling.tile_stride)
     rows, cols = sorted({t.y for t in tiles}), sorted({t.x for t in tiles})
     predicted, aligned = np.zeros((len(rows), len(cols))), np.zeros((len(rows), len(cols)))
     for tile in tiles:

@@ -1,7 +1,7 @@
 """Ship a trained nano model into the repository, and record what it measured.
 
     python -m model.training.ship weights RUN/stage3/model --scale 16     # -> model/weights/nano-16x/
-    python -m model.training.ship evaluation model/weights/nano-16x RESULTS.csv [--note TEXT]
+    python -m model.training.ship evaluation model/weights/nano-16x RESULTS.csv [--set NAME] [--note TEXT]
 
 ``weights`` writes the model directory with every tensor stored as float16: half the bytes in git (the two nano
 models fit the 40 MB a commit may add), loaded back as float32. The values are rounded here, once, so what is
@@ -31,7 +31,7 @@ from model.pipeline import TADMPipeline
 from . import history
 
 MAX_SHIPPED_BYTES = 40 * 1024 * 1024
-KEPT = {"README.md"}  # the model card and what it shows are not part of the weights
+KEPT = {"README.md", "evaluation"}  # the model card and its figures are not part of the weights
 SCORES = ("psnr_y", "ssim_y", "ms_ssim_y", "bpp")
 
 
@@ -100,10 +100,10 @@ def method_means(results_csv: Path) -> dict[str, dict[str, float]]:
     return means
 
 
-def record_evaluation(dest: Path, results_csv: Path, note: str = "") -> dict:
+def record_evaluation(dest: Path, results_csv: Path, note: str = "", set_name: str | None = None) -> dict:
     pipe = TADMPipeline.from_pretrained(dest)
     record = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model_id": pipe.model_id,
-              "scale": pipe.scale, "set": results_csv.parent.name, "methods": method_means(results_csv)}
+              "scale": pipe.scale, "set": set_name or results_csv.parent.name, "methods": method_means(results_csv)}
     if note:
         record["note"] = note
     updated = history.with_evaluation(history.read(dest), record)
@@ -122,12 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("dest", type=Path)
     e.add_argument("results_csv", type=Path)
     e.add_argument("--note", default="")
+    e.add_argument("--set", dest="set_name", help="the evaluation set's name (default: the CSV's folder name)")
     args = parser.parse_args(argv)
     try:
         if args.command == "weights":
             print(f"shipped: {ship_weights(args.model_dir, args.scale, args.dest)}")  # noqa: T201
         else:
-            print(json.dumps(record_evaluation(args.dest, args.results_csv, args.note), indent=2))  # noqa: T201
+            print(json.dumps(record_evaluation(args.dest, args.results_csv, args.note, args.set_name), indent=2))  # noqa: T201
     except (ShipError, FileNotFoundError) as exc:
         print(f"ship: error: {exc}", file=sys.stderr)  # noqa: T201
         return 2

@@ -1,9 +1,10 @@
 """``tadm serve --dev``: the whole service on one machine, the same code paths as production.
 
 An embedded Redis when ``TADM_REDIS_URL`` is unset, storage under ``./.tadm/``, one CPU worker subprocess kept
-running by a supervisor, and the API on 127.0.0.1:8000 in this process. The worker runs the shipped ``nano``
-model, or, until that exists, the ``tiny`` preset with random weights, which the log, ``/readyz`` and
-``/v1/info`` say loudly.
+running by a supervisor, and the API on 127.0.0.1:8000 in this process. The worker runs the shipped ``nano`` model
+(a preview until it reaches its quality bar, which the log, ``/readyz`` and ``/v1/info`` say with its measured
+PSNR-Y), or, where its weights are missing (e.g. a scale not shipped), the ``tiny`` preset with random weights,
+which they say loudly.
 
 Its children never outlive it: SIGTERM or Ctrl-C stop the worker (it drains its batch) and Redis (it flushes its
 append-only file) before the process exits, and on Linux the kernel sends them SIGTERM if it dies any other way
@@ -19,7 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..queue.registry import WorkerInfo, untrained_warning
+from ..queue.registry import WorkerInfo, preview_notice, untrained_warning
 from ..redis_keys import RedisKeys, as_str
 from .supervisor import WorkerSupervisor
 
@@ -38,8 +39,9 @@ def _raise_stopped(signum: int, frame: object) -> None:
 
 
 def _announce_model(redis_url: str, keys: RedisKeys, stop: threading.Event) -> None:
-    """Once the worker registered (a heartbeat written after this server started), say which model serves,
-    and shout when it is untrained. Runs again after every restart of the worker."""
+    """Once the worker registered (a heartbeat written after this server started), say which model serves:
+    shout when it is untrained, say what it measured when it is a preview. Runs again after every restart of the
+    worker."""
     import redis
 
     client = redis.Redis.from_url(redis_url)
@@ -55,6 +57,8 @@ def _announce_model(redis_url: str, keys: RedisKeys, stop: threading.Event) -> N
                 if warning:
                     banner = "!" * 100
                     logger.warning("\n%s\n!!! %s\n%s", banner, warning, banner)
+                elif notice := preview_notice(workers):
+                    logger.warning("worker ready: %s", notice)
                 else:
                     logger.info("worker ready with trained model %s", workers[0].model.model_id)
                 return

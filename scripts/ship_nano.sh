@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Ship a trained nano model into the repository and measure it: the end of every training session.
+#
+#   scripts/ship_nano.sh [RUN_DIR]      # default RUN_DIR: ~/.cache/tadm/nano-${SCALE}x (what train_nano.sh wrote)
+#
+# 1. model/weights/nano-${SCALE}x/ <- RUN_DIR/stage3/model, stored as float16 (python -m model.training.ship weights)
+# 2. Kodak-24 at the model's scale: the shipped weights, the stage-1 model alone (`direct`: no diffusion step),
+#    bicubic, and JPEG / WebP / AVIF at the bicubic thumbnail's bytes -> model/weights/nano-${SCALE}x/evaluation/
+#    (table, CSV, rate-distortion plot). Kodak is only ever evaluated on, never trained or tuned on.
+# 3. The means go into the shipped training.json (python -m model.training.ship evaluation): what the model card,
+#    /v1/info and /readyz quote, stamped with the cumulative steps per stage.
+# Then write the session's figures into model/weights/nano-${SCALE}x/README.md (the model card) and commit.
+#
+# Settings: SCALE [16]   KODAK [../shared/data/kodak]   THREADS [2]   NOTE [""] (recorded with the evaluation)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+SCALE="${SCALE:-16}"
+RUN="${1:-${HOME}/.cache/tadm/nano-${SCALE}x}"
+KODAK="${KODAK:-$REPO/../shared/data/kodak}"
+DEST="$REPO/model/weights/nano-${SCALE}x"
+PY="$REPO/.venv/bin/python"
+export OMP_NUM_THREADS="${THREADS:-2}"
+
+[[ -f "$RUN/stage3/model/tadm.json" ]] || { echo "no stage-3 model in $RUN (run scripts/train_nano.sh first)" >&2; exit 2; }
+[[ -d "$KODAK" ]] || { echo "Kodak photographs not found at $KODAK (set KODAK)" >&2; exit 2; }
+
+"$PY" -m model.training.ship weights "$RUN/stage3/model" --scale "$SCALE"
+rm -rf "$DEST/evaluation"
+"$REPO/.venv/bin/tadm" eval "$KODAK" --scale "$SCALE" --methods model,direct,bicubic,jpeg,webp,avif \
+  --model "$DEST" --direct-model "$RUN/stage1/model" --crops 0 --no-perceptual --device cpu -o "$DEST/evaluation"
+"$PY" -m model.training.ship evaluation "$DEST" "$DEST/evaluation/results-${SCALE}x.csv" --set kodak-24 \
+  --note "${NOTE:-}"
+du -sh "$DEST"
