@@ -1,9 +1,9 @@
 """Worker probe (Docker healthcheck, Kubernetes startup/readiness/liveness): is this container's worker live?
 
-A worker proves it is alive by renewing its heartbeat key in Redis (``<prefix>:worker:<name>``, with a TTL of
-``TADM_HEARTBEAT_TIMEOUT_SECONDS``) once its model is loaded; the probe checks that key for the worker named
-``TADM_WORKER_NAME``, or, when that is unset, for any worker named after this host (the default name is
-``<hostname>-<pid>``).
+A worker proves it is alive by renewing its heartbeat key in Redis (``<prefix>:worker:<name>``; on a Redis
+Cluster ``{<prefix>:registry}:worker:<name>``) with a TTL of ``TADM_HEARTBEAT_TIMEOUT_SECONDS`` once its
+model is loaded; the probe checks that key for the worker named ``TADM_WORKER_NAME``, or, when that is unset,
+for any worker named after this host (the default name is ``<hostname>-<pid>``).
 
 Exit 0: live. Exit 1: no live heartbeat. With ``--liveness`` an unreachable Redis counts as live: restarting a
 healthy GPU worker (and reloading its model) does not bring Redis back, and the worker reconnects by itself.
@@ -23,12 +23,12 @@ def main(argv: list[str]) -> int:
     import redis
 
     from service.config import get_settings
-    from service.redis_keys import RedisKeys
+    from service.redis_client import connect_sync, keys_for
 
     settings = get_settings()
-    keys = RedisKeys(settings.key_prefix)
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=args.timeout, socket_connect_timeout=args.timeout, decode_responses=True
+    keys = keys_for(settings)
+    client = connect_sync(
+        settings, socket_timeout=args.timeout, socket_connect_timeout=args.timeout, decode_responses=True
     )
     try:
         if settings.worker_name:

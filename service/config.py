@@ -26,6 +26,12 @@ class Settings(BaseSettings):
         description="Redis URL (queue, job state, image records). `tadm serve --dev` starts an embedded Redis "
         "when this variable is unset.",
     )
+    redis_cluster: bool = Field(
+        default=False,
+        description="`redis_url` names one node of a Redis Cluster: connect with the cluster client (it "
+        "finds the other nodes) and give keys the hash tags that keep each script and transaction in one "
+        "slot. The key names differ from a single Redis's (README: Redis Cluster).",
+    )
     key_prefix: str = Field(default="tadm", description="Prefix of every Redis key, so several services can share one Redis.")
     storage_backend: str = Field(default="local", description="Where bytes live: `local` (a directory) or `s3`.")
     storage_dir: Path = Field(default=Path(".tadm/storage"), description="Root directory of the `local` storage backend.")

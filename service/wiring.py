@@ -1,15 +1,15 @@
-"""The shared wiring of the API and the worker: one Redis connection pool, and the queue, registry, image
-records, storage, reconstruction cache and posted thumbnails built on it from the settings, once per process."""
+"""The shared wiring of the API and the worker: one Redis connection pool (a cluster's with
+``TADM_REDIS_CLUSTER``), and the queue, registry, image records, storage, reconstruction cache and posted
+thumbnails built on it from the settings, once per process."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from .config import Settings
 from .queue.job_queue import JobQueue
-from .queue.registry import Registry, server_time
+from .queue.registry import Registry
+from .redis_client import AsyncRedis, connect, keys_for, server_time
 from .redis_keys import RedisKeys
 from .storage import Storage, open_storage
 from .storage.cache import ReconstructionCache
@@ -23,7 +23,7 @@ class Services:
     """What a process talks to. ``close()`` releases the Redis connections."""
 
     settings: Settings
-    redis: Redis
+    redis: AsyncRedis
     keys: RedisKeys
     queue: JobQueue
     registry: Registry
@@ -38,7 +38,7 @@ class Services:
         """When this process started, by the Redis clock (read when Redis first answers): readiness counts only
         workers that renewed their heartbeat since."""
         if self.started_at is None:
-            self.started_at = await server_time(self.redis)
+            self.started_at = await server_time(self.redis, self.keys.workers)
         return self.started_at
 
     async def close(self) -> None:
@@ -47,8 +47,8 @@ class Services:
 
 def build_services(settings: Settings, *, memory_bytes: int = 0) -> Services:
     """The services of one process; ``memory_bytes`` of content-addressed bytes kept in memory (the API's)."""
-    redis = Redis.from_url(settings.redis_url)
-    keys = RedisKeys(settings.key_prefix)
+    redis = connect(settings)
+    keys = keys_for(settings)
     storage = open_storage(settings)
     memory = BytesLRU(memory_bytes)
     return Services(

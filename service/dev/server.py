@@ -20,8 +20,10 @@ import sys
 import threading
 from pathlib import Path
 
+from ..config import Settings
 from ..queue.registry import WorkerInfo, preview_notice, untrained_warning
-from ..redis_keys import RedisKeys, as_str
+from ..redis_client import connect_sync, keys_for, server_time_sync
+from ..redis_keys import as_str
 from .supervisor import WorkerSupervisor
 
 logger = logging.getLogger(__name__)
@@ -38,16 +40,16 @@ def _raise_stopped(signum: int, frame: object) -> None:
     raise Stopped(signal.Signals(signum).name)
 
 
-def _announce_model(redis_url: str, keys: RedisKeys, stop: threading.Event) -> None:
+def _announce_model(settings: Settings, stop: threading.Event) -> None:
     """Once the worker registered (a heartbeat written after this server started), say which model serves:
     shout when it is untrained, say what it measured when it is a preview. Runs again after every restart of the
     worker."""
     import redis
 
-    client = redis.Redis.from_url(redis_url)
+    keys = keys_for(settings)
+    client = connect_sync(settings)
     try:
-        seconds, micros = client.time()  # type: ignore[misc]
-        since = seconds + micros / 1e6
+        since = server_time_sync(client, keys.workers)
         while not stop.wait(1.0):
             names: set = client.smembers(keys.workers)  # type: ignore[assignment]
             raws = [client.get(keys.worker(as_str(name))) for name in names]
@@ -71,7 +73,6 @@ def _announce_model(redis_url: str, keys: RedisKeys, stop: threading.Event) -> N
 def run_dev_server(host: str, port: int, root: Path = Path(".tadm")) -> int:
     import uvicorn
 
-    from ..config import Settings
     from .embedded_redis import EmbeddedRedis
 
     root = root.resolve()
@@ -90,10 +91,9 @@ def run_dev_server(host: str, port: int, root: Path = Path(".tadm")) -> int:
         os.environ.setdefault("TADM_ALLOW_RANDOM_WEIGHTS", "true")  # dev only: run tiny until nano ships
         os.environ.setdefault("TADM_DEVICE", "cpu")
         settings = Settings()
-        keys = RedisKeys(settings.key_prefix)
 
         def announce(_restarts: int = 0) -> None:
-            threading.Thread(target=_announce_model, args=(settings.redis_url, keys, stop), daemon=True).start()
+            threading.Thread(target=_announce_model, args=(settings, stop), daemon=True).start()
 
         supervisor = WorkerSupervisor([*TADM_COMMAND, "worker"], os.environ.copy(), on_restart=announce).start()
         announce()

@@ -7,8 +7,10 @@
 - Job state lives in a hash with a TTL; every change is published on the job's channel (progress, SSE, waits).
 - Workers renew their in-flight entries (``XCLAIM … JUSTID``) with each heartbeat, so an entry idle longer
   than the heartbeat timeout belongs to a dead worker and ``XAUTOCLAIM`` hands it to a live one.
-- A transient failure is retried after an exponential backoff (a sorted set moves the job back when due);
-  after ``max_attempts`` deliveries the job goes to the dead-letter stream with status ``failed``.
+- A transient failure is retried after an exponential backoff (a sorted set per stream moves the job back
+  when due); after ``max_attempts`` deliveries the job goes to the dead-letter stream with status ``failed``.
+- Every script names all the keys it touches in ``KEYS`` (never a name built inside the script), and they
+  share one hash slot on a Redis Cluster (:mod:`service.redis_keys`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from ..errors import JobFailed, QueueFull
+from ..redis_client import AsyncRedis
 from ..redis_keys import PRIORITIES, RedisKeys, as_str
 from .jobs import Job
 
@@ -60,15 +62,33 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 'ok'
 """
 
-# KEYS: delayed zset. ARGV: now. Moves due retries back into their streams.
+# KEYS: a stream's retry set, the stream. ARGV: now. Moves the stream's due retries back into it.
 _RELEASE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
-for _, member in ipairs(due) do
-  local sep = string.find(member, '|', 1, true)
-  redis.call('XADD', string.sub(member, 1, sep - 1), '*', 'job', string.sub(member, sep + 1))
-  redis.call('ZREM', KEYS[1], member)
+for _, job_id in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'job', job_id)
 end
+if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
 return #due
+"""
+
+# KEYS: the legacy retry set (members '<stream>|<job id>'), then the retry sets of ARGV's streams, in order.
+# ARGV: stream names. Moves the legacy members of those streams into their own sets, keeping their due times.
+_ADOPT_LEGACY = """
+local moved = 0
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #members, 2 do
+  local member = members[i]
+  local sep = string.find(member, '|', 1, true)
+  for k, stream in ipairs(ARGV) do
+    if sep and string.sub(member, 1, sep - 1) == stream then
+      redis.call('ZADD', KEYS[k + 1], members[i + 1], string.sub(member, sep + 1))
+      redis.call('ZREM', KEYS[1], member)
+      moved = moved + 1
+    end
+  end
+end
+return moved
 """
 
 
@@ -84,8 +104,8 @@ class Entry:
 class JobQueue:
     """The queue of one service instance: the API side enqueues and follows jobs, the worker side consumes."""
 
-    def __init__(self, redis: Redis, keys: RedisKeys, *, max_length: int = 1000, job_ttl: int = 7 * 86400,
-                 max_attempts: int = 3, backoff_seconds: float = 2.0) -> None:
+    def __init__(self, redis: AsyncRedis, keys: RedisKeys, *, max_length: int = 1000,
+                 job_ttl: int = 7 * 86400, max_attempts: int = 3, backoff_seconds: float = 2.0) -> None:
         self.redis, self.keys = redis, keys
         self.max_length, self.job_ttl = max_length, job_ttl
         self.max_attempts, self.backoff_seconds = max_attempts, backoff_seconds
@@ -93,6 +113,7 @@ class JobQueue:
         self._start = redis.register_script(_START)
         self._finish = redis.register_script(_FINISH)
         self._release = redis.register_script(_RELEASE_DUE)
+        self._adopt_legacy = redis.register_script(_ADOPT_LEGACY)
 
     # -- API side --------------------------------------------------------------------------------------------
     async def enqueue(self, job: Job, *, rerun_succeeded: bool = False, retry_after: int = 2) -> tuple[Job, bool]:
@@ -168,7 +189,7 @@ class JobQueue:
     async def lengths(self) -> dict[str, int]:
         """Unfinished jobs per stream (for metrics and autoscaling)."""
         out = {}
-        async for key in self.redis.scan_iter(match=f"{self.keys.prefix}:jobs:*", _type="stream"):
+        async for key in self.redis.scan_iter(match=self.keys.stream("*", "*"), _type="stream"):
             out[as_str(key)] = await self.redis.xlen(key)
         return out
 
@@ -253,19 +274,35 @@ class JobQueue:
         await self.ack(entry)
         await self.publish(entry.job_id)
 
-    async def retry_later(self, entry: Entry, attempts: int, problem: dict) -> float:
+    async def retry_later(self, entry: Entry, job: Job, attempts: int, problem: dict) -> float:
         """Back to ``queued`` with the error kept; re-enters its stream after an exponential backoff."""
         delay = self.backoff_seconds * 2 ** max(attempts - 1, 0)
         await self._finish(keys=[self.keys.job(entry.job_id)], args=[
             self.job_ttl, "status", "queued", "error", json.dumps(problem), "updated_at", time.time()])
-        await self.redis.zadd(self.keys.delayed, {f"{entry.stream}|{entry.job_id}": time.time() + delay})
+        due = {entry.job_id: time.time() + delay}
+        await self.redis.zadd(self.keys.delayed(job.model_id, job.priority), due)
         await self.ack(entry)
         await self.publish(entry.job_id)
         return delay
 
-    async def release_due(self) -> int:
-        """Move retries whose backoff has passed back into their streams."""
-        return int(await self._release(keys=[self.keys.delayed], args=[time.time()]))
+    async def release_due(self, model_id: str, now: float | None = None) -> int:
+        """Move the model's retries whose backoff has passed by ``now`` (default: the present) back into their
+        streams."""
+        moved = 0
+        for priority in PRIORITIES:
+            moved += int(await self._release(
+                keys=[self.keys.delayed(model_id, priority), self.keys.stream(model_id, priority)],
+                args=[time.time() if now is None else now]))
+        return moved
+
+    async def adopt_legacy_retries(self, model_id: str) -> int:
+        """Move the model's retries left in the one retry set of earlier versions into its streams' sets (a
+        single Redis only: no cluster deployment ever had that set)."""
+        if self.keys.cluster:
+            return 0
+        return int(await self._adopt_legacy(
+            keys=[self.keys.legacy_delayed, *(self.keys.delayed(model_id, p) for p in PRIORITIES)],
+            args=self.streams_for(model_id)))
 
     async def ack(self, entry: Entry) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 
-from redis.asyncio import Redis
-
+from ..redis_client import AsyncRedis, server_time
 from ..redis_keys import RedisKeys, as_str
 
 RANDOM_WEIGHTS_WARNING = (
@@ -52,21 +51,15 @@ class WorkerInfo:
         return cls(data["name"], ModelInfo(**data["model"]), data["started_at"], data.get("beat_at", 0.0))
 
 
-async def server_time(redis: Redis) -> float:
-    """The Redis server's clock, in seconds."""
-    seconds, micros = await redis.time()
-    return seconds + micros / 1e6
-
-
 class Registry:
     """Registrations and heartbeats in Redis: workers write them, the API and the dev server read them."""
 
-    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+    def __init__(self, redis: AsyncRedis, keys: RedisKeys) -> None:
         self.redis, self.keys = redis, keys
 
     async def heartbeat(self, worker: WorkerInfo, ttl_seconds: float) -> None:
         """Register or renew ``worker``; it counts as live for ``ttl_seconds``."""
-        worker = replace(worker, beat_at=await server_time(self.redis))
+        worker = replace(worker, beat_at=await server_time(self.redis, self.keys.workers))
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.keys.worker(worker.name), worker.to_json(), px=int(ttl_seconds * 1000))
             pipe.sadd(self.keys.workers, worker.name)

@@ -9,8 +9,7 @@ import logging
 import time
 from typing import Any
 
-from redis.asyncio import Redis
-
+from ..redis_client import AsyncRedis
 from ..redis_keys import RedisKeys, as_str
 from .base import Storage
 from .memory import BytesLRU
@@ -19,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 class ReconstructionCache:
-    def __init__(self, storage: Storage, redis: Redis, keys: RedisKeys, budget_bytes: int,
+    def __init__(self, storage: Storage, redis: AsyncRedis, keys: RedisKeys, budget_bytes: int,
                  memory: BytesLRU | None = None) -> None:
         self.storage, self.redis, self.keys, self.budget = storage, redis, keys, budget_bytes
         self.memory = memory  # an API process's copies (service.storage.memory); None in workers

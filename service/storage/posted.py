@@ -9,8 +9,7 @@ import asyncio
 import logging
 import time
 
-from redis.asyncio import Redis
-
+from ..redis_client import AsyncRedis
 from ..redis_keys import RedisKeys, as_str
 from .base import Storage
 
@@ -26,7 +25,8 @@ return due
 
 
 class PostedThumbnails:
-    def __init__(self, storage: Storage, redis: Redis, keys: RedisKeys, retention_seconds: float) -> None:
+    def __init__(self, storage: Storage, redis: AsyncRedis, keys: RedisKeys,
+                 retention_seconds: float) -> None:
         self.storage, self.redis, self.keys = storage, redis, keys
         self.retention = retention_seconds
         self._pop_expired = redis.register_script(_POP_EXPIRED)

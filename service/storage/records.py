@@ -1,5 +1,11 @@
 """Image records: what the service knows about a stored image, kept in a Redis hash per image plus a sorted
-set for listing. Redis persistence (AOF) is what makes them durable."""
+set for listing. Redis persistence (AOF) is what makes them durable.
+
+An image's record, the listing and the set of images sharing its thumbnail are three slots on a Redis
+Cluster, so no transaction spans them: they are written one at a time, in an order whose every prefix is
+harmless (a listed id without a record is skipped; a reference without a record only keeps a thumbnail a
+little longer).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 
-from redis.asyncio import Redis
-
+from ..redis_client import AsyncRedis
 from ..redis_keys import RedisKeys, as_str
 
 
@@ -36,15 +41,15 @@ class ImageRecord:
 class ImageRecords:
     """The image records of one service instance: workers save them, the API reads and deletes them."""
 
-    def __init__(self, redis: Redis, keys: RedisKeys) -> None:
+    def __init__(self, redis: AsyncRedis, keys: RedisKeys) -> None:
         self.redis, self.keys = redis, keys
 
     async def save(self, record: ImageRecord) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.keys.image(record.id), json.dumps(asdict(record)))
-            pipe.zadd(self.keys.images, {record.id: record.created_at})
-            pipe.sadd(self.keys.thumbnail_refs(record.thumbnail_sha), record.id)
-            await pipe.execute()
+        # The reference first (the thumbnail is never deleted under an image that uses it), the record last
+        # (it makes the image exist).
+        await self.redis.sadd(self.keys.thumbnail_refs(record.thumbnail_sha), record.id)
+        await self.redis.zadd(self.keys.images, {record.id: record.created_at})
+        await self.redis.set(self.keys.image(record.id), json.dumps(asdict(record)))
 
     async def get(self, image_id: str) -> ImageRecord | None:
         raw = await self.redis.get(self.keys.image(image_id))
@@ -54,19 +59,24 @@ class ImageRecords:
         ids: list = await self.redis.zrevrange(self.keys.images, 0, limit - 1)
         if not ids:
             return []
-        raws = await self.redis.mget([self.keys.image(as_str(image_id)) for image_id in ids])
+        # One GET per record (records live in their own slots on a cluster: no MGET), in one round trip.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for image_id in ids:
+                pipe.get(self.keys.image(as_str(image_id)))
+            raws = await pipe.execute()
         return [ImageRecord(**json.loads(raw)) for raw in raws if raw]
 
     async def delete(self, record: ImageRecord) -> int:
         """Remove the record; returns how many other images still use its thumbnail (identical pixels from
         different uploads share one content-addressed thumbnail)."""
+        # The record first (the image stops existing), the reference last, as ``save`` in reverse.
+        await self.redis.delete(self.keys.image(record.id))
+        await self.redis.zrem(self.keys.images, record.id)
         refs = self.keys.thumbnail_refs(record.thumbnail_sha)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self.keys.image(record.id))
-            pipe.zrem(self.keys.images, record.id)
+        async with self.redis.pipeline(transaction=True) as pipe:  # one key: the count just after the removal
             pipe.srem(refs, record.id)
             pipe.scard(refs)
-            *_, remaining = await pipe.execute()
+            _, remaining = await pipe.execute()
         return int(remaining)
 
 

@@ -52,7 +52,7 @@ class Failures:
             await self.queue.fail(entry, problem, dead_letter=True)
             metrics.JOBS.labels(job.kind, "dead_lettered").inc()
             return
-        delay = await self.queue.retry_later(entry, attempts, problem)
+        delay = await self.queue.retry_later(entry, job, attempts, problem)
         logger.warning("job %s attempt %d failed (%s: %s); retry in %.1f s", job.id, attempts,
                        type(exc).__name__, exc, delay)
         metrics.JOBS.labels(job.kind, "retried").inc()

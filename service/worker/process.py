@@ -57,6 +57,8 @@ class Worker:
 
     async def run(self) -> None:
         await self.queue.ensure_groups(self.streams)  # (a restarted Redis replays them from its AOF)
+        if moved := await self.queue.adopt_legacy_retries(self.model.model_id):
+            logger.info("moved %d retries from the retry set of an earlier version", moved)
         info = WorkerInfo(self.name, self.model, time.time())
         await self.registry.heartbeat(info, self.settings.heartbeat_timeout_seconds)
         logger.info("worker %s ready: model %s (%s, %dx, trained=%s)", self.name, self.model.model_id,
@@ -82,7 +84,7 @@ class Worker:
             logger.info("worker %s stopped", self.name)
 
     async def _step(self) -> None:
-        await self.queue.release_due()
+        await self.queue.release_due(self.model.model_id)
         if time.monotonic() - self._last_sweep >= SWEEP_INTERVAL_SECONDS:
             self._last_sweep = time.monotonic()
             await self.posted.sweep()

@@ -1,6 +1,7 @@
-"""Fixtures of the service tests: one real Redis server per session (a fresh key prefix per test), real photo
-files cut from the Kodak set, the API in-process over httpx's ASGI transport, and (in ``stack.py``) a real
-uvicorn + worker subprocess stack for end-to-end runs."""
+"""Fixtures of the service tests: one real Redis server per session (a fresh key prefix per test), and one
+real three-node Redis Cluster for the tests that ask for it, real photo files cut from the Kodak set, the API
+in-process over httpx's ASGI transport, and (in ``stack.py``) a real uvicorn + worker subprocess stack for
+end-to-end runs, on either."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 from service.config import Settings
 from service.dev.embedded_redis import EmbeddedRedis
+from tests.service.redis_cluster import LocalRedisCluster, missing_binaries
 from tests.service.stack import Stack
 
 
@@ -23,6 +25,24 @@ def redis_server(tmp_path_factory) -> Iterator[EmbeddedRedis]:
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory) -> Iterator[LocalRedisCluster]:
+    """Three redis-server processes joined by redis-cli into one cluster, started once per session."""
+    if reason := missing_binaries():
+        pytest.skip(f"no Redis Cluster: {reason}")
+    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["single", "cluster"])
+def any_redis(request) -> tuple[str, bool]:
+    """(Redis URL, is a cluster): a test that takes it runs on the single server and on the cluster."""
+    if request.param == "cluster":
+        return request.getfixturevalue("redis_cluster").url, True
+    return request.getfixturevalue("redis_server").url, False
 
 
 @pytest.fixture
@@ -86,15 +106,32 @@ def photos(kodak_dir: Path, tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
+def _running_stack(stack: Stack) -> Iterator[Stack]:
+    try:
+        stack.start_api()
+        stack.start_worker()
+        stack.start_worker()
+        stack.wait_for_workers(2)
+        yield stack
+    finally:
+        stack.close()
+
+
 @pytest.fixture(scope="session")
 def stack(redis_server: EmbeddedRedis, tmp_path_factory) -> Iterator[Stack]:
     """uvicorn + two tiny-preset workers on one key prefix, shared by the end-to-end tests."""
-    s = Stack(redis_server, tmp_path_factory.mktemp("stack"))
-    try:
-        s.start_api()
-        s.start_worker()
-        s.start_worker()
-        s.wait_for_workers(2)
-        yield s
-    finally:
-        s.close()
+    workdir = tmp_path_factory.mktemp("stack")
+    yield from _running_stack(Stack(redis_server.url, workdir, redis_server=redis_server))
+
+
+@pytest.fixture(scope="session")
+def cluster_stack(redis_cluster: LocalRedisCluster, tmp_path_factory) -> Iterator[Stack]:
+    """The same on the Redis Cluster (``TADM_REDIS_CLUSTER=true``), for the tests that run on both."""
+    workdir = tmp_path_factory.mktemp("cluster-stack")
+    yield from _running_stack(Stack(redis_cluster.url, workdir, cluster=True))
+
+
+@pytest.fixture(params=["single", "cluster"])
+def any_stack(request) -> Stack:
+    """The end-to-end stack on the single Redis, then on the cluster."""
+    return request.getfixturevalue("stack" if request.param == "single" else "cluster_stack")

@@ -1,5 +1,6 @@
 """A real deployment in miniature for end-to-end tests: ``uvicorn`` serving ``create_app`` and ``tadm worker``
-subprocesses (the tiny preset, random weights), on the session's Redis under their own key prefix."""
+subprocesses (the tiny preset, random weights), on the session's Redis (or Redis Cluster) under their own key
+prefix."""
 
 from __future__ import annotations
 
@@ -12,26 +13,32 @@ import uuid
 from pathlib import Path
 
 import httpx
-import redis
 
+from service.config import Settings
 from service.dev.embedded_redis import EmbeddedRedis, free_port
 from service.dev.server import TADM_COMMAND
+from service.redis_client import SyncRedis, connect_sync, keys_for
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER_START_TIMEOUT = 240  # a worker imports torch and builds the tiny model; slow on 2 busy cores
 
 
 class Stack:
-    def __init__(self, redis_server: EmbeddedRedis, workdir: Path) -> None:
-        self.redis_server, self.workdir = redis_server, workdir
+    def __init__(self, redis_url: str, workdir: Path, *, cluster: bool = False,
+                 redis_server: EmbeddedRedis | None = None) -> None:
+        self.redis_url, self.cluster, self.workdir = redis_url, cluster, workdir
+        self.redis_server = redis_server  # the single server, for the tests that restart it
         self.prefix = f"e2e{uuid.uuid4().hex[:8]}"
+        self.settings = Settings(redis_url=redis_url, redis_cluster=cluster, key_prefix=self.prefix)
+        self.keys = keys_for(self.settings)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.storage_dir = workdir / "storage"
         self.env = {
             **os.environ,
             "PYTHONPATH": str(REPO),
-            "TADM_REDIS_URL": redis_server.url,
+            "TADM_REDIS_URL": redis_url,
+            "TADM_REDIS_CLUSTER": "true" if cluster else "false",
             "TADM_KEY_PREFIX": self.prefix,
             "TADM_STORAGE_DIR": str(self.storage_dir),
             "TADM_MODEL_PRESET": "tiny",
@@ -85,7 +92,7 @@ class Stack:
     def live_worker_names(self) -> list[str]:
         client = self.redis()
         try:
-            return sorted(n for n in self.workers if client.exists(f"{self.prefix}:worker:{n}"))
+            return sorted(n for n in self.workers if client.exists(self.keys.worker(n)))
         finally:
             client.close()
 
@@ -132,8 +139,8 @@ class Stack:
             log.close()
 
     # -- helpers -----------------------------------------------------------------------------------------
-    def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_server.url)
+    def redis(self) -> SyncRedis:
+        return connect_sync(self.settings)
 
     def client(self, timeout: float = 120) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)

@@ -1,4 +1,5 @@
-"""End to end through real processes: uvicorn + tiny-preset workers + Redis + local storage."""
+"""End to end through real processes: uvicorn + tiny-preset workers + Redis + local storage (the main flow
+also on a Redis Cluster)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ def _upload(client, path, wait=60, scale=16, **kw):
                        files={"file": (path.name, path.read_bytes())}, **kw)
 
 
-def test_upload_thumbnail_reconstruction(stack, photos):
-    with stack.client() as c:
+def test_upload_thumbnail_reconstruction(any_stack, photos):
+    with any_stack.client() as c:
         r = _upload(c, photos["small_png"])
         assert r.status_code == 201, r.text
         image = r.json()
@@ -112,7 +113,7 @@ def test_duplicate_upload_is_one_image_and_one_job(stack, photos):
         assert final.status_code == 201 and final.json()["id"] in image_ids
     client = stack.redis()
     try:
-        jobs = [json.loads(client.hget(k, "params")) for k in client.scan_iter(f"{stack.prefix}:job:*")]
+        jobs = [json.loads(client.hget(k, "params")) for k in client.scan_iter(stack.keys.job("*"))]
     finally:
         client.close()
     assert sum(1 for p in jobs if p.get("image_id") in image_ids) == 1

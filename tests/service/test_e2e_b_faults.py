@@ -1,5 +1,6 @@
-"""Faults through real processes: poison jobs, cancellation, a full queue, a Redis restart, kill -9 and
-SIGTERM of workers. Runs after the flow tests (file order); the last tests stop workers."""
+"""Faults through real processes: poison jobs, cancellation, a full queue, a Redis restart, kill -9 (on the
+single Redis and on the Redis Cluster) and SIGTERM of workers. Runs after the flow tests (file order); the
+last tests stop workers."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from PIL import Image
 from service.config import Settings
 from service.queue.job_queue import JobQueue
 from service.queue.jobs import DownscaleParams, Job
-from service.redis_keys import RedisKeys
+from service.redis_client import connect
 
 from .conftest import LARGE_SIZE
 
@@ -33,7 +34,7 @@ def _upload(c, path, wait=120):
 def _job_field(stack, job_id: str, field: str) -> str | None:
     client = stack.redis()
     try:
-        value = client.hget(f"{stack.prefix}:job:{job_id}", field)
+        value = client.hget(stack.keys.job(job_id), field)
         return value.decode() if value else None
     finally:
         client.close()
@@ -72,11 +73,9 @@ def test_poison_job_is_dead_lettered_after_max_attempts(stack):
               params=DownscaleParams(image_id=image_id, input_key=f"originals/{image_id}", original_bytes=1))
 
     async def enqueue():
-        from redis.asyncio import Redis
-
-        redis = Redis.from_url(stack.redis_server.url)
+        redis = connect(stack.settings)
         try:
-            await JobQueue(redis, RedisKeys(stack.prefix)).enqueue(job)
+            await JobQueue(redis, stack.keys).enqueue(job)
         finally:
             await redis.aclose()
 
@@ -89,7 +88,8 @@ def test_poison_job_is_dead_lettered_after_max_attempts(stack):
         assert c.get("/readyz").status_code == 200
     client = stack.redis()
     try:
-        dead = [{k.decode(): v.decode() for k, v in f.items()} for _, f in client.xrange(f"{stack.prefix}:dead")]
+        entries = client.xrange(stack.keys.dead_letter)
+        dead = [{k.decode(): v.decode() for k, v in f.items()} for _, f in entries]
     finally:
         client.close()
     assert [d["job"] for d in dead] == [job.id]
@@ -121,7 +121,7 @@ async def _queue_full_checks(stack, photos) -> tuple[str, int]:
     from service.api.app import create_app
 
     # A second API replica on the same Redis and storage, configured with a queue bound of one job.
-    settings = Settings(redis_url=stack.redis_server.url, key_prefix=stack.prefix, storage_dir=stack.storage_dir,
+    settings = Settings(redis_url=stack.redis_url, key_prefix=stack.prefix, storage_dir=stack.storage_dir,
                         queue_max_length=1, upload_wait_seconds=0, retry_after_seconds=7)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -169,7 +169,8 @@ def test_redis_restart_with_aof_loses_nothing(stack, photos, tmp_path):
         assert c.get(f"/v1/images/{done['image_id']}/thumbnail").status_code == 200
 
 
-def test_kill_9_mid_job_is_reclaimed_and_stored_once(stack, photos):
+def test_kill_9_mid_job_is_reclaimed_and_stored_once(any_stack, photos):
+    stack = any_stack  # on the single Redis, then on the Redis Cluster
     stack.ensure_workers(2)
     with stack.client() as c:
         image = _upload(c, photos["large_png"])
@@ -184,7 +185,11 @@ def test_kill_9_mid_job_is_reclaimed_and_stored_once(stack, photos):
         assert full.status_code == 200 and Image.open(io.BytesIO(full.content)).size == LARGE_SIZE
     model_id = image["model_id"]
     results = [p for p in (stack.storage_dir / "reconstructions" / model_id).iterdir() if p.suffix == ".png"]
-    thumb_sha = json.loads(stack.redis().get(f"{stack.prefix}:image:{image['id']}"))["thumbnail_sha"]
+    client = stack.redis()
+    try:
+        thumb_sha = json.loads(client.get(stack.keys.image(image["id"])))["thumbnail_sha"]
+    finally:
+        client.close()
     assert [p.name for p in results if p.name.startswith(thumb_sha)] == [f"{thumb_sha}.png"]
     assert not list((stack.storage_dir / "reconstructions").rglob(".tmp-*"))
 

@@ -1,26 +1,34 @@
-"""The job queue on a real Redis: dedupe, bound, cancel, reclaim of a dead consumer's entries, retries and
-the dead-letter path. (The same paths end to end, with real workers, are in test_e2e_b_faults.py.)"""
+"""The job queue on a real Redis and on a real Redis Cluster: dedupe, bound, cancel, reclaim of a dead
+consumer's entries, retries and the dead-letter path. (The same paths end to end, with real workers, are in
+test_e2e_b_faults.py.)
+
+No test waits for time to pass: an entry's idle time is set with ``XCLAIM … IDLE`` and retries are released at
+an explicit ``now``, so a loaded machine cannot change an outcome."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import RedisCluster
 
 from service.errors import QueueFull
-from service.queue.job_queue import JobQueue
+from service.queue.job_queue import Entry, JobQueue
 from service.queue.jobs import Job, UpscaleParams, upscale_job
-from service.redis_keys import RedisKeys
+from service.redis_client import connect, keys_for
 
 pytestmark = pytest.mark.anyio
 MODEL = "abcdef0123456789"
+BACKOFF = 30.0  # seconds; the tests release retries at an explicit time instead of waiting
 
 
 @pytest.fixture
-async def queue(settings):
-    redis = Redis.from_url(settings.redis_url)
-    q = JobQueue(redis, RedisKeys(settings.key_prefix), max_length=2, max_attempts=2, backoff_seconds=0.05)
+async def queue(settings, any_redis):
+    url, cluster = any_redis
+    settings = settings.model_copy(update={"redis_url": url, "redis_cluster": cluster})
+    redis = connect(settings)
+    q = JobQueue(redis, keys_for(settings), max_length=2, max_attempts=2, backoff_seconds=BACKOFF)
     await q.ensure_groups(q.streams_for(MODEL))
     yield q
     await redis.aclose()
@@ -29,6 +37,18 @@ async def queue(settings):
 def _job(n: int, priority: str = "interactive") -> Job:
     params = UpscaleParams(thumbnail_key="inputs/x.png", thumbnail_sha=f"{n:02d}" * 32, format="png")
     return upscale_job(params, model_id=MODEL, priority=priority)
+
+
+async def _set_idle(queue: JobQueue, entry: Entry, consumer: str, seconds: float) -> None:
+    """Make ``entry`` look untouched for ``seconds`` (its owner stays ``consumer``)."""
+    await queue.redis.xclaim(entry.stream, queue.keys.group, consumer, 0, [entry.entry_id],
+                             idle=int(seconds * 1000), justid=True)
+
+
+async def _idle_seconds(queue: JobQueue, entry: Entry) -> float:
+    (pending,) = await queue.redis.xpending_range(entry.stream, queue.keys.group, min=entry.entry_id,
+                                                  max=entry.entry_id, count=1)
+    return pending["time_since_delivered"] / 1000
 
 
 async def test_duplicate_collapses_and_bound_refuses(queue):
@@ -66,9 +86,13 @@ async def test_dead_consumer_is_reclaimed_and_live_one_is_not(queue):
     kept = await queue.read("alive", streams, count=1, block_ms=100)
     for entry in held + kept:
         assert await queue.start(entry, "x") == "running"
-    await asyncio.sleep(0.3)
+    # A minute passes: nobody touched either entry since.
+    await _set_idle(queue, held[0], "dead", 60)
+    await _set_idle(queue, kept[0], "alive", 60)
+    assert await _idle_seconds(queue, kept[0]) >= 60
     await queue.keep_alive("alive", kept)  # what a live worker's heartbeat does
-    reclaimed = await queue.reclaim("rescuer", streams, min_idle_seconds=0.2, count=10)
+    assert await _idle_seconds(queue, kept[0]) < 30
+    reclaimed = await queue.reclaim("rescuer", streams, min_idle_seconds=30, count=10)
     assert [e.job_id for e in reclaimed] == [held[0].job_id]
     assert await queue.start(reclaimed[0], "rescuer") == "running"
     assert (await queue.get(held[0].job_id)).attempts == 2
@@ -78,25 +102,39 @@ async def test_dead_consumer_is_reclaimed_and_live_one_is_not(queue):
 
 
 async def test_retry_backoff_then_dead_letter(queue):
-    await queue.enqueue(_job(1))
+    job = _job(1)
+    await queue.enqueue(job)
     streams = queue.streams_for(MODEL)
     (entry,) = await queue.read("w", streams, count=1, block_ms=100)
     assert await queue.start(entry, "w") == "running"
-    delay = await queue.retry_later(entry, attempts=1, problem={"type": "t", "status": 500})
-    assert delay == pytest.approx(0.05)
+    delay = await queue.retry_later(entry, job, attempts=1, problem={"type": "t", "status": 500})
+    assert delay == BACKOFF
     assert (await queue.get(entry.job_id)).status == "queued"
-    await asyncio.sleep(0.1)
-    assert await queue.release_due() == 1
+    assert await queue.release_due(MODEL) == 0  # not due before its backoff
+    assert await queue.read("w", streams, count=1, block_ms=1) == []
+    assert await queue.release_due(MODEL, now=time.time() + delay) == 1
     (again,) = await queue.read("w", streams, count=1, block_ms=100)
     assert await queue.start(again, "w") == "running"  # attempt 2 of 2
-    await queue.retry_later(again, attempts=2, problem={"type": "t", "status": 500})
-    await asyncio.sleep(0.2)
-    await queue.release_due()
+    delay = await queue.retry_later(again, job, attempts=2, problem={"type": "t", "status": 500})
+    assert delay == 2 * BACKOFF  # doubled
+    assert await queue.release_due(MODEL, now=time.time() + delay) == 1
     (third,) = await queue.read("w", streams, count=1, block_ms=100)
     assert await queue.start(third, "w") == "exhausted"
     await queue.fail(third, {"type": "urn:tadm:problem:job-failed", "status": 500}, dead_letter=True)
     assert (await queue.get(entry.job_id)).status == "failed"
     assert [d["job"] for d in await queue.dead_letters()] == [entry.job_id]
+
+
+async def test_a_retry_returns_to_its_own_stream(queue):
+    background = _job(1, "background")
+    await queue.enqueue(background)
+    (entry,) = await queue.read("w", queue.streams_for(MODEL), count=1, block_ms=100)
+    await queue.start(entry, "w")
+    await queue.retry_later(entry, background, attempts=1, problem={"type": "t", "status": 500})
+    assert await queue.release_due("another-model", now=time.time() + BACKOFF) == 0  # not another model's
+    assert await queue.release_due(MODEL, now=time.time() + BACKOFF) == 1
+    interactive, background_stream = queue.streams_for(MODEL)
+    assert await queue.redis.xlen(interactive) == 0 and await queue.redis.xlen(background_stream) == 1
 
 
 async def test_late_success_does_not_overwrite_a_cancel(queue):
@@ -108,16 +146,41 @@ async def test_late_success_does_not_overwrite_a_cancel(queue):
     assert (await queue.get(entry.job_id)).status == "cancelled"
 
 
+async def _listeners(queue: JobQueue, channel: str) -> int:
+    """Subscribers of ``channel`` (on every node of a cluster)."""
+    options = {"target_nodes": RedisCluster.ALL_NODES} if isinstance(queue.redis, RedisCluster) else {}
+    return sum(count for _, count in await queue.redis.pubsub_numsub(channel, **options))
+
+
 async def test_wait_returns_on_completion(queue):
     await queue.enqueue(_job(1))
     (entry,) = await queue.read("w", queue.streams_for(MODEL), count=1, block_ms=100)
     await queue.start(entry, "w")
-
-    async def finish_soon():
-        await asyncio.sleep(0.2)
-        await queue.succeed(entry, result_key="k")
-
-    task = asyncio.create_task(finish_soon())
-    job = await queue.wait(entry.job_id, timeout=10)
-    await task
+    waiter = asyncio.create_task(queue.wait(entry.job_id, timeout=60))
+    while await _listeners(queue, queue.keys.job_events(entry.job_id)) == 0:  # the waiter is listening
+        await asyncio.sleep(0.01)
+    assert not waiter.done()
+    await queue.succeed(entry, result_key="k")
+    job = await asyncio.wait_for(waiter, 60)
     assert job.status == "succeeded"
+
+
+async def test_retries_left_by_an_earlier_version_are_adopted(settings):
+    """Earlier versions kept every retry in one set, as '<stream>|<job id>'; a worker on a single Redis moves
+    its model's into its streams' sets, due times kept, and leaves other models' alone."""
+    redis = connect(settings)
+    try:
+        queue = JobQueue(redis, keys_for(settings))
+        await queue.ensure_groups(queue.streams_for(MODEL))
+        interactive, _ = queue.streams_for(MODEL)
+        other = queue.keys.stream("another-model", "interactive")
+        due = time.time() - 1
+        await redis.zadd(queue.keys.legacy_delayed, {f"{interactive}|job-1": due, f"{other}|job-2": due})
+        assert await queue.adopt_legacy_retries(MODEL) == 1
+        assert await redis.zrange(queue.keys.legacy_delayed, 0, -1) == [f"{other}|job-2".encode()]
+        assert await redis.zscore(queue.keys.delayed(MODEL, "interactive"), "job-1") == pytest.approx(due)
+        assert await queue.release_due(MODEL) == 1
+        (entry,) = await queue.read("w", queue.streams_for(MODEL), count=5, block_ms=100)
+        assert entry.job_id == "job-1"
+    finally:
+        await redis.aclose()

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def api_only(tmp_path_factory) -> Iterator[str]:
     """uvicorn serving the API on its own Redis, and no worker at all."""
     redis = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
-    stack = Stack(redis, tmp_path_factory.mktemp("api-only"))
+    stack = Stack(redis.url, tmp_path_factory.mktemp("api-only"), redis_server=redis)
     try:
         stack.start_api()
         yield stack.url
