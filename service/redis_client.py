@@ -9,6 +9,8 @@ from typing import Any, TypeAlias
 
 import redis
 from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from .config import Settings
 from .redis_keys import RedisKeys
@@ -24,8 +26,12 @@ def keys_for(settings: Settings) -> RedisKeys:
 
 def connect(settings: Settings, **options: Any) -> AsyncRedis:
     """The asyncio connection pool of one process (no I/O until the first command)."""
-    if settings.redis_cluster:
+    if settings.redis_cluster:  # (the cluster client retries on its own, finding the slots' nodes again)
         return RedisCluster.from_url(settings.redis_url, **options)
+    # Connections pooled before a Redis restart are closed by then: each fails its next command once. Retried
+    # on a new connection (twice, within a second) rather than failing a request; redis-py's from_url would
+    # not retry at all.
+    options.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
     return Redis.from_url(settings.redis_url, **options)
 
 
