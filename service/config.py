@@ -127,6 +127,14 @@ class Settings(BaseSettings):
         "pool and in-memory cache. In Kubernetes, prefer replicas."
     )
 
+    # -- Tests ----------------------------------------------------------------------------------------------
+    test_hold_file: Path | None = Field(
+        default=None,
+        description="Tests only; leave unset. While this file exists, a worker's reconstruction waits after "
+        "each UNet batch (running, its progress published), so the fault tests stop, kill or cancel a job "
+        "that is surely running, however fast the machine.",
+    )
+
     @property
     def tiling(self) -> Tiling:
         """The upscaler's tiling, passed whole to the pipeline."""

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from model.thumbnail import Thumbnail, ThumbnailMismatchError
 from model.tiling import Tiling
@@ -57,11 +58,13 @@ class BatchRunner:
 
     def __init__(self, pipe, *, queue: JobQueue, records: ImageRecords, storage: Storage,
                  cache: ReconstructionCache, failures: Failures, in_flight: InFlight, tiling: Tiling,
-                 keep_originals: bool, max_pixels: int) -> None:
+                 keep_originals: bool, max_pixels: int, hold_file: Path | None = None) -> None:
         self.pipe = pipe
         self.queue, self.records, self.storage, self.cache = queue, records, storage, cache
         self.failures, self.in_flight = failures, in_flight
         self.tiling, self.keep_originals, self.max_pixels = tiling, keep_originals, max_pixels
+        self.hold_file = hold_file  # TADM_TEST_HOLD_FILE: tests only
+        self.holding: set[str] = set()  # the job ids waiting at that hold now
 
     async def fail(self, item: Started, exc: BaseException) -> None:
         await self.failures.handle(item.entry, item.job, exc)
@@ -179,6 +182,20 @@ class BatchRunner:
         await self.queue.ack(item.entry)
         metrics.JOBS.labels("upscale", "cancelled").inc()
 
+    def _wait_while_held(self, job_ids: list[str]) -> None:
+        """Tests only (``TADM_TEST_HOLD_FILE``): stay here, mid-job with its progress reported, while the file
+        exists and the jobs are not all cancelled, so that a test acts on a job that is surely running. The
+        compute thread polls: it never waits for the event loop, whose heartbeats, progress and cancellation
+        checks go on meanwhile."""
+        if self.hold_file is None:
+            return
+        self.holding.update(job_ids)
+        try:
+            while self.hold_file.exists() and not all(self.in_flight.is_cancelled(j) for j in job_ids):
+                time.sleep(0.05)
+        finally:
+            self.holding.difference_update(job_ids)
+
     def _upscale_sync(self, ready: list[PreparedUpscale]) -> list:
         """In the compute thread: latents, the shared tile loop, decoding. PIL images; None for a job cancelled
         meanwhile."""
@@ -191,10 +208,11 @@ class BatchRunner:
 
         def progress(done: int, total: int) -> None:
             # Tiles of all jobs share batches, so every job of the batch advances together.
-            if all(self.in_flight.is_cancelled(job_id) for job_id in job_ids):
-                raise JobCancelled
             for job_id in job_ids:
                 self.in_flight.report(job_id, 0.1 + 0.8 * done / total)
+            self._wait_while_held(job_ids)
+            if all(self.in_flight.is_cancelled(job_id) for job_id in job_ids):
+                raise JobCancelled
 
         results = pipe.denoise(latents, tiling, progress)
         t2 = time.perf_counter()

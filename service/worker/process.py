@@ -48,6 +48,7 @@ class Worker:
             pipe, queue=services.queue, records=services.records, storage=services.storage, cache=services.cache,
             failures=Failures(services.queue, settings.max_attempts), in_flight=self.in_flight,
             tiling=settings.tiling, keep_originals=settings.keep_originals, max_pixels=settings.max_image_pixels,
+            hold_file=settings.test_hold_file,
         )
 
     def stop(self) -> None:

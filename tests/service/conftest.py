@@ -77,9 +77,6 @@ def _crop(path: Path, box: tuple[int, int, int, int], fmt: str, **save) -> bytes
         return buf.getvalue()
 
 
-LARGE_SIZE = (1280, 848)
-
-
 @pytest.fixture(scope="session")
 def photos(kodak_dir: Path, tmp_path_factory) -> dict[str, Path]:
     """Real image files: crops of Kodak photographs in each accepted format, plus a full-size one."""
@@ -98,11 +95,6 @@ def photos(kodak_dir: Path, tmp_path_factory) -> dict[str, Path]:
         path.write_bytes(_crop(kodak_dir / src, box, fmt, **save))
         paths[name] = path
     paths["full_png"] = kodak_dir / "kodak__kodim07.png"  # 768x512, read in place
-    # A larger photo for the tests that must catch a reconstruction while it runs (kill -9, SIGTERM, cancel):
-    # its job lasts seconds even on an idle machine, so those tests do not race a fast worker.
-    with Image.open(kodak_dir / "kodak__kodim07.png") as img:
-        img.convert("RGB").resize(LARGE_SIZE, Image.Resampling.BICUBIC).save(out / "large.png")
-    paths["large_png"] = out / "large.png"
     return paths
 
 

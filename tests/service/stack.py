@@ -1,9 +1,13 @@
 """A real deployment in miniature for end-to-end tests: ``uvicorn`` serving ``create_app`` and ``tadm worker``
 subprocesses (the tiny preset, random weights), on the session's Redis (or Redis Cluster) under their own key
-prefix."""
+prefix.
+
+``hold_jobs()`` keeps every reconstruction the workers run in the middle of its run (``TADM_TEST_HOLD_FILE``)
+until the block ends, so a test stops, kills or cancels a job that is surely running."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -31,6 +35,7 @@ class Stack:
         self.prefix = f"e2e{uuid.uuid4().hex[:8]}"
         self.settings = Settings(redis_url=redis_url, redis_cluster=cluster, key_prefix=self.prefix)
         self.keys = keys_for(self.settings)
+        self.hold_file = workdir / "hold"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.storage_dir = workdir / "storage"
@@ -40,6 +45,7 @@ class Stack:
             "TADM_REDIS_URL": redis_url,
             "TADM_REDIS_CLUSTER": "true" if cluster else "false",
             "TADM_KEY_PREFIX": self.prefix,
+            "TADM_TEST_HOLD_FILE": str(self.hold_file),
             "TADM_STORAGE_DIR": str(self.storage_dir),
             "TADM_MODEL_PRESET": "tiny",
             "TADM_MODEL_SCALE": "16",
@@ -141,6 +147,28 @@ class Stack:
     # -- helpers -----------------------------------------------------------------------------------------
     def redis(self) -> SyncRedis:
         return connect_sync(self.settings)
+
+    @contextlib.contextmanager
+    def hold_jobs(self):
+        """Reconstructions stop after their first UNet batch (running, progress published) until the block
+        ends."""
+        self.hold_file.touch()
+        try:
+            yield
+        finally:
+            self.hold_file.unlink(missing_ok=True)
+
+    def held_job(self, client: httpx.Client, job_id: str, timeout: float = 120) -> dict:
+        """The job once a worker holds it mid-run (inside ``hold_jobs()``): running, its progress reported."""
+        assert self.hold_file.exists(), "held_job() waits for a job that hold_jobs() holds"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = client.get(f"/v1/jobs/{job_id}").json()
+            assert job["status"] in ("queued", "running"), job
+            if job["status"] == "running" and job["progress"] > 0:
+                return job
+            time.sleep(0.1)
+        raise AssertionError(f"job {job_id} not held mid-run after {timeout} s: {job}")
 
     def client(self, timeout: float = 120) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)

@@ -1,6 +1,9 @@
 """Faults through real processes: poison jobs, cancellation, a full queue, a Redis restart, kill -9 (on the
 single Redis and on the Redis Cluster) and SIGTERM of workers. Runs after the flow tests (file order); the
-last tests stop workers."""
+last tests stop workers.
+
+A test that must act on a running job holds it mid-run (``stack.hold_jobs()``), so it never races the worker:
+on any machine, however fast, the job is running when the test cancels it, kills its worker or stops it."""
 
 from __future__ import annotations
 
@@ -9,7 +12,10 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,8 +25,6 @@ from service.config import Settings
 from service.queue.job_queue import JobQueue
 from service.queue.jobs import DownscaleParams, Job
 from service.redis_client import connect
-
-from .conftest import LARGE_SIZE
 
 pytestmark = pytest.mark.slow
 
@@ -40,15 +44,42 @@ def _job_field(stack, job_id: str, field: str) -> str | None:
         client.close()
 
 
-def _running_reconstruction(stack, c, image: dict, fmt: str, what: str) -> dict:
-    """Ask for a reconstruction and return its job once a worker runs it; skip (saying so) if it was cached or
-    finished before the test could act on it."""
-    job = c.get(image["full_url"], params={"format": fmt}).json()
-    if job.get("status") is None:
-        pytest.skip("the reconstruction was already cached")
-    if stack.wait_job(c, job["id"], ("running", "succeeded"))["status"] == "succeeded":
-        pytest.skip(f"the job finished before {what} (machine too fast for this check)")
-    return job
+def _thumbnail_sha(stack, image_id: str) -> str:
+    client = stack.redis()
+    try:
+        return json.loads(client.get(stack.keys.image(image_id)))["thumbnail_sha"]
+    finally:
+        client.close()
+
+
+def _photo(photos, tmp_path: Path, box: tuple[int, int, int, int]) -> Path:
+    """A crop of a Kodak photo no other test of the stack uploads: its reconstruction is not cached yet."""
+    path = tmp_path / f"crop-{'-'.join(map(str, box))}.png"
+    with Image.open(photos["full_png"]) as img:
+        img.convert("RGB").crop(box).save(path)
+    return path
+
+
+def _held_reconstruction(stack, c, image: dict, fmt: str) -> dict:
+    """Ask for a reconstruction (inside ``stack.hold_jobs()``); its job, once a worker holds it mid-run."""
+    r = c.get(image["full_url"], params={"format": fmt})
+    assert r.status_code == 202, r.text  # a fresh image: nothing cached
+    return stack.held_job(c, r.json()["id"])
+
+
+def _worker_counter(stack, name: str, sample: str) -> float:
+    """A sample of a worker's Prometheus endpoint (0 until it is first counted)."""
+    text = httpx.get(f"http://127.0.0.1:{stack.metrics_ports[name]}/metrics", timeout=10).text
+    match = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def _wait_for(check, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {timeout} s")
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -96,25 +127,27 @@ def test_poison_job_is_dead_lettered_after_max_attempts(stack):
     (stack.storage_dir / "originals" / image_id).rmdir()
 
 
-def test_cancelled_job_stops_and_stores_nothing(stack, photos):
+def test_cancelled_job_stops_and_stores_nothing(stack, photos, tmp_path):
     stack.ensure_workers(1)
+    cancelled_sample = 'tadm_worker_jobs_total{kind="upscale",outcome="cancelled"}'
     with stack.client() as c:
-        image = _upload(c, photos["large_png"])
-        job = c.get(image["full_url"], params={"format": "jpeg"}).json()
-        stack.wait_job(c, job["id"], ("running", "succeeded"))
-        cancelled = c.delete(f"/v1/jobs/{job['id']}")
-        assert cancelled.status_code == 202
-        if cancelled.json()["status"] == "succeeded":
-            pytest.skip("the job finished before it could be cancelled (machine too fast for this check)")
-        assert cancelled.json()["status"] == "cancelled"
-        # The worker notices, drops the job and is free for the next one.
+        image = _upload(c, _photo(photos, tmp_path, (0, 0, 384, 256)))
+        with stack.hold_jobs():
+            job = _held_reconstruction(stack, c, image, "jpeg")
+            worker = _job_field(stack, job["id"], "worker")
+            before = _worker_counter(stack, worker, cancelled_sample)
+            cancelled = c.delete(f"/v1/jobs/{job['id']}")
+            assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
+            # The worker notices between UNet batches (still held: only the cancellation lets the job go on)
+            # and drops the job.
+            _wait_for(lambda: _worker_counter(stack, worker, cancelled_sample) == before + 1,
+                      f"worker {worker} dropping the cancelled job")
+        result = f"reconstructions/{image['model_id']}/{_thumbnail_sha(stack, image['id'])}.jpeg"
+        assert not (stack.storage_dir / result).exists()  # it stored nothing
+        assert c.get(f"/v1/jobs/{job['id']}").json()["status"] == "cancelled"
+        # ... and is free for the next one.
         follow_up = _upload(c, photos["small_webp"])
         assert c.get(follow_up["full_url"], headers={"Prefer": "wait=120"}).status_code == 200
-        assert c.get(f"/v1/jobs/{job['id']}").json()["status"] == "cancelled"
-        assert c.get(image["full_url"], params={"format": "jpeg"}).status_code == 202  # nothing was cached
-        c.delete(f"/v1/jobs/{c.get(image['full_url'], params={'format': 'jpeg'}).json()['id']}")
-    stored = list(stack.storage_dir.glob("reconstructions/*/*.jpeg"))
-    assert all(image["id"] not in p.name for p in stored)
 
 
 async def _queue_full_checks(stack, photos) -> tuple[str, int]:
@@ -169,39 +202,39 @@ def test_redis_restart_with_aof_loses_nothing(stack, photos, tmp_path):
         assert c.get(f"/v1/images/{done['image_id']}/thumbnail").status_code == 200
 
 
-def test_kill_9_mid_job_is_reclaimed_and_stored_once(any_stack, photos):
+def test_kill_9_mid_job_is_reclaimed_and_stored_once(any_stack, photos, tmp_path):
     stack = any_stack  # on the single Redis, then on the Redis Cluster
     stack.ensure_workers(2)
     with stack.client() as c:
-        image = _upload(c, photos["large_png"])
-        job = _running_reconstruction(stack, c, image, "png", "it could be killed")
-        victim = _job_field(stack, job["id"], "worker")
-        os.kill(stack.workers[victim].pid, signal.SIGKILL)
-        stack.workers[victim].wait(10)
+        image = _upload(c, _photo(photos, tmp_path, (384, 0, 768, 256)))
+        with stack.hold_jobs():
+            job = _held_reconstruction(stack, c, image, "png")
+            victim = _job_field(stack, job["id"], "worker")
+            os.kill(stack.workers[victim].pid, signal.SIGKILL)
+            stack.workers[victim].wait(10)
+        # Its heartbeat lapses; a live worker reclaims the entry and runs the job again.
         done = stack.wait_job(c, job["id"], ("succeeded",), timeout=120)
         assert done["attempts"] == 2
         assert _job_field(stack, job["id"], "worker") != victim
         full = c.get(image["full_url"])
-        assert full.status_code == 200 and Image.open(io.BytesIO(full.content)).size == LARGE_SIZE
+        assert full.status_code == 200 and Image.open(io.BytesIO(full.content)).size == (384, 256)
     model_id = image["model_id"]
     results = [p for p in (stack.storage_dir / "reconstructions" / model_id).iterdir() if p.suffix == ".png"]
-    client = stack.redis()
-    try:
-        thumb_sha = json.loads(client.get(stack.keys.image(image["id"])))["thumbnail_sha"]
-    finally:
-        client.close()
+    thumb_sha = _thumbnail_sha(stack, image["id"])
     assert [p.name for p in results if p.name.startswith(thumb_sha)] == [f"{thumb_sha}.png"]
     assert not list((stack.storage_dir / "reconstructions").rglob(".tmp-*"))
 
 
-def test_sigterm_drains_the_batch_in_hand(stack, photos):
+def test_sigterm_drains_the_batch_in_hand(stack, photos, tmp_path):
     stack.ensure_workers(1)
     with stack.client() as c:
-        image = _upload(c, photos["large_png"])
-        job = _running_reconstruction(stack, c, image, "webp", "SIGTERM")
-        name = _job_field(stack, job["id"], "worker")
-        proc = stack.workers[name]
-        proc.send_signal(signal.SIGTERM)
+        image = _upload(c, _photo(photos, tmp_path, (0, 256, 384, 512)))
+        with stack.hold_jobs():
+            job = _held_reconstruction(stack, c, image, "webp")
+            name = _job_field(stack, job["id"], "worker")
+            proc = stack.workers[name]
+            proc.send_signal(signal.SIGTERM)
+            _wait_for(lambda: "stopping after the current batch" in stack.log(name), f"{name} stopping")
         assert proc.wait(120) == 0
         final = c.get(f"/v1/jobs/{job['id']}").json()
         assert final["status"] == "succeeded" and final["attempts"] == 1  # finished by the same worker

@@ -107,3 +107,57 @@ def test_worker_without_its_model_is_a_one_line_error(settings):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("tadm worker: error:") and "nano" in last and "32x" in last
     assert "Traceback" not in result.stderr
+
+
+async def test_a_held_reconstruction_waits_until_released_or_cancelled(pipe, settings, photos, tmp_path):
+    """TADM_TEST_HOLD_FILE, what the fault tests stand on: while the file exists a reconstruction stays after
+    its first UNet batch, running with its progress reported; it goes on when the file goes, and stops when
+    its job is cancelled meanwhile."""
+    import asyncio
+
+    from service.worker.process import Worker
+
+    hold = tmp_path / "hold"
+    # 12 latent tiles, 4 per UNet call: held after the first of three batches
+    settings = settings.model_copy(update={"tile_size": 8, "tile_stride": 8, "tile_batch_size": 4,
+                                           "test_hold_file": hold})
+    services = build_services(settings)
+    worker = Worker(settings, pipe, ModelInfo(pipe.model_id, "tiny", 16, False), services)
+
+    async def held(name: str) -> tuple[str, asyncio.Task]:
+        """Start the reconstruction of photo ``name``'s thumbnail; its job id and task, once it is held."""
+        with Image.open(photos[name]) as img:
+            png = pipe.downscale(img).to_png()
+        sha = sha256_hex(png)
+        services.storage.put(uploaded_thumbnail_key(sha), png)
+        params = UpscaleParams(thumbnail_key=uploaded_thumbnail_key(sha), thumbnail_sha=sha, format="png")
+        job = upscale_job(params, model_id=pipe.model_id, priority="interactive")
+        await worker.queue.enqueue(job)
+        entries = await worker.queue.read(worker.name, worker.streams, count=1, block_ms=100)
+        task = asyncio.create_task(worker.process(entries))
+        while job.id not in worker.runner.holding:
+            if task.done():
+                task.result()  # raises what went wrong, if anything
+                raise AssertionError("the reconstruction ran to its end while the hold file existed")
+            await asyncio.sleep(0.01)
+        return job.id, task
+
+    try:
+        await worker.queue.ensure_groups(worker.streams)
+        hold.touch()
+        released, task = await held("small_png")
+        assert worker.in_flight.progress[released] == pytest.approx(0.1 + 0.8 * 4 / 12)  # after batch 1 of 3
+        assert (await worker.queue.get(released)).status == "running" and not task.done()
+        hold.unlink()
+        await asyncio.wait_for(task, 120)
+        assert (await worker.queue.get(released)).status == "succeeded" and not worker.runner.holding
+
+        hold.touch()
+        cancelled, task = await held("small_jpeg")
+        await worker.queue.cancel(cancelled)
+        worker.in_flight.cancel(cancelled)  # what the worker's monitor does when it sees the job cancelled
+        await asyncio.wait_for(task, 120)  # it stops though the file is still there
+        assert hold.exists() and (await worker.queue.get(cancelled)).status == "cancelled"
+        assert services.storage.list("reconstructions/") == [(await worker.queue.get(released)).result_key]
+    finally:
+        await services.close()
