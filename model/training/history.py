@@ -53,6 +53,14 @@ def with_stage(history: dict, entry: dict) -> dict:
     return with_cumulative({**history, "stages": [*history["stages"], entry]})
 
 
+def with_backbone(history: dict, backbone: dict) -> dict:
+    """``history`` of a model whose VAE and UNet were replaced by another model's (``tadm train --backbone``): the
+    backbone's stage-0 segments replace the model's own, since they are what trained the weights it now has."""
+    own = [e for e in history["stages"] if e["stage"] != "stage0"]
+    adopted = [e for e in backbone["stages"] if e["stage"] == "stage0"]
+    return with_cumulative({**history, "stages": adopted + own})
+
+
 def with_evaluation(history: dict, record: dict) -> dict:
     """``history`` plus one measurement, stamped with the cumulative steps it was taken at."""
     stamped = {**record, "cumulative_steps": dict(with_cumulative(history)["cumulative_steps"])}

@@ -276,6 +276,8 @@ def train(config: TrainConfig) -> Path:
             module.eval()
         pipe.save_pretrained(model_dir)
         history = training_history.read(config.init) if config.init else training_history.empty()
+        if config.backbone is not None:
+            history = training_history.with_backbone(history, training_history.read(config.backbone))
         entry = {"stage": stage.name, "iterations": iterations, "lr": lr, "halve_every": halve_every,
                  "warmup_steps": config.warmup_steps, "backbone": str(config.backbone) if config.backbone else None,
                  "batch_size": config.batch_size, "processes": accelerator.num_processes,

@@ -44,6 +44,9 @@ def test_the_first_format_is_read_as_its_stage_entries(tmp_path):
 def test_a_32x_model_starts_from_the_16x_backbone(tmp_path, photo_folder):
     donor = TADMPipeline.from_preset("tiny", scale=16, pretrained=False, seed=7)
     donor_dir = donor.save_pretrained(tmp_path / "donor")
+    # the donor's backbone was made by two stage-0 segments; its own stage-1 segment is not the 32x model's
+    history.write(donor_dir, {"stages": [{"stage": "stage0", "iterations": 5}, {"stage": "stage0", "iterations": 2},
+                                         {"stage": "stage1", "iterations": 9}], "evaluations": []})
     model_dir = train(small_run("stage1", tmp_path / "run32", photo_folder, preset="tiny", scale=32,
                                 backbone=donor_dir, iterations=1))
     trained = TADMPipeline.from_pretrained(model_dir)
@@ -57,4 +60,6 @@ def test_a_32x_model_starts_from_the_16x_backbone(tmp_path, photo_folder):
         fresh_params = dict(getattr(fresh, name).named_parameters())
         assert any(not torch.equal(mine[k], fresh_params[k]) for k in base), "the seed-0 backbone was kept"
     assert torch.equal(trained.empty_prompt, donor.empty_prompt)
-    assert history.read(model_dir)["stages"][-1]["backbone"] == str(donor_dir)
+    record = history.read(model_dir)
+    assert record["stages"][-1]["backbone"] == str(donor_dir)
+    assert record["cumulative_steps"] == {"stage0": 7, "stage1": 1}
