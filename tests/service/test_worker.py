@@ -97,16 +97,31 @@ def test_the_worker_registers_what_its_weights_measured(pipe, settings, tmp_path
     assert info.quality["summary"].startswith("preview model: 23.20 dB PSNR-Y on kodak (24 photos)")
 
 
-def test_worker_without_its_model_is_a_one_line_error(settings):
-    # nano ships for 16x only: at 32x its weights are missing.
-    env = {"TADM_REDIS_URL": settings.redis_url, "TADM_KEY_PREFIX": settings.key_prefix, "TADM_MODEL_SCALE": "32",
+def test_worker_without_its_model_is_a_one_line_error(settings, tmp_path):
+    missing = tmp_path / "no-such-model"
+    env = {"TADM_REDIS_URL": settings.redis_url, "TADM_KEY_PREFIX": settings.key_prefix, "TADM_MODEL": str(missing),
            "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    result = subprocess.run([*TADM_COMMAND, "worker", "--preset", "nano"], env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run([*TADM_COMMAND, "worker"], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("tadm worker: error:") and "nano" in last and "32x" in last
+    assert last.startswith("tadm worker: error:") and str(missing) in last and "tadm.json" in last
     assert "Traceback" not in result.stderr
+
+
+def test_the_preset_falls_back_to_random_weights_only_when_allowed(settings, tmp_path, monkeypatch):
+    # Where a scale's nano weights are not shipped (here: an empty weights folder), a worker refuses to start,
+    # and the dev server (which allows random weights) runs `tiny` instead, registered as untrained.
+    from model import backbones
+    from model.checkpoints import ModelDirectoryError
+    from service.worker.loading import load_model
+
+    monkeypatch.setattr(backbones, "SHIPPED_WEIGHTS_DIR", tmp_path)
+    strict = settings.model_copy(update={"model": None, "model_preset": "nano", "model_scale": 32, "device": "cpu",
+                                         "allow_random_weights": False})
+    with pytest.raises(ModelDirectoryError, match="32x"):
+        load_model(strict)
+    pipe, info = load_model(strict.model_copy(update={"allow_random_weights": True}))
+    assert (info.preset, info.scale, info.trained, info.quality) == ("tiny", 32, False, None)
 
 
 async def test_a_held_reconstruction_waits_until_released_or_cancelled(pipe, settings, photos, tmp_path):
