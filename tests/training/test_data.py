@@ -34,6 +34,18 @@ def test_crops_are_a_function_of_seed_and_index(kodak_dir):
     assert not torch.equal(a["pixels"], data[6]["pixels"])
 
 
+def test_decoded_photos_are_kept_within_the_memory_bound_and_give_the_same_crops(kodak_dir):
+    paths = [kodak_dir / "kodak__kodim01.png", kodak_dir / "kodak__kodim02.png"]
+    uncached, cached = RandomCrops(paths, 64, seed=3, cache_bytes=0), RandomCrops(paths, 64, seed=3)
+    one_photo = 768 * 512 * 3
+    bounded = RandomCrops(paths, 64, seed=3, cache_bytes=one_photo)
+    for index in range(8):
+        assert torch.equal(uncached[index]["pixels"], cached[index]["pixels"])
+        assert torch.equal(cached[index]["pixels"], bounded[index]["pixels"])  # a second read, from memory
+        assert uncached[index]["key"] == cached[index]["key"]
+    assert len(uncached._decoded) == 0 and len(cached._decoded) == 2 and len(bounded._decoded) == 1
+
+
 def test_small_images_are_enlarged_to_the_crop(photo_folder):
     data = RandomCrops(find_images([photo_folder]), 128)
     assert data[0]["pixels"].shape == (3, 128, 128)
