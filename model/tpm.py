@@ -39,7 +39,9 @@ class TimestepPredictor(ModelMixin, ConfigMixin):
         num_res_blocks: residual blocks of the body (6).
         mlp_hidden, mlp_depth: width (512) and hidden-layer count (4) of the head.
         t_min, t_max: the output range (10, 200).
-        latent_scale: multiplies the incoming scaled latent (``1 / 0.18215`` for imported checkpoints).
+        latent_scale: multiplies the incoming scaled latent: 1 for this project's models and for imported ones by
+            default (the authors' released inference), ``1 / 0.18215`` for ``--tpm-input training`` (their training
+            forward fed the unscaled latent).
     """
 
     @register_to_config

@@ -213,7 +213,7 @@ class Benchmark:
         w, h = thumbnails[0].original_size
         return {
             "config": config, "scale": pipe.scale, "size": [w, h], "jobs": len(thumbnails),
-            "dtype": str(pipe.dtype).removeprefix("torch."), "tile_batch": tile_batch_size, "static_batch": static_batch,
+            "dtype": str(pipe.dtype).removeprefix("torch."), "tile_batch_size": tile_batch_size, "static_batch": static_batch,
             "vae_tile_size": pipe.vae_tile_size, "optimizations": optimizations,
             "seconds_median": seconds, "seconds_runs": runs, "first_run_s": first_run,
             "seconds_per_image": seconds / len(thumbnails), "megapixels_per_s": pixels / 1e6 / seconds,
@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "environment": environment(device),
         "preset": args.preset, "weights": f"random (LoRA-B ~ N(0, {LORA_B_STD}^2))", "scales": args.scales,
         "sizes": [list(s) for s in args.sizes], "runs": args.runs, "warmup": args.warmup,
-        "tile_size": args.tile_size, "tile_stride": args.tile_stride, "tile_batch": args.tile_batch_size,
+        "tile_size": args.tile_size, "tile_stride": args.tile_stride, "tile_batch_size": args.tile_batch_size,
     }
 
     def write(document: dict) -> None:

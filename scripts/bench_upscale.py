@@ -91,7 +91,7 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
         pipe = TADMPipeline.from_pretrained(args.model, device=device, dtype=dtype)
     else:
         pipe = TADMPipeline.from_preset(args.preset, scale=args.scale, pretrained=False, device=device, dtype=dtype)
-    if args.serving:  # what `tadm worker` does after loading (service/model_loading.py)
+    if args.serving:  # what `tadm worker` does after loading (service/worker/loading.py)
         from model.performance import optimize_for_inference
 
         optimize_for_inference(pipe, channels_last=device.type == "cuda")
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             "weights": "trained" if args.model else "random", "serving_optimisations": args.serving,
             "scale": args.scale, "device": args.device,
             "dtype": args.dtype or "default", "image": args.image.name, "runs": args.runs,
-            "tile_size": args.tile_size, "tile_stride": args.tile_stride, "tile_batch": args.tile_batch_size,
+            "tile_size": args.tile_size, "tile_stride": args.tile_stride, "tile_batch_size": args.tile_batch_size,
             "results": results,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)

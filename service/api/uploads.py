@@ -11,6 +11,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ..errors import InvalidRequest, PayloadTooLarge
 
+SCALES = (16, 32)
 _WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 OPENAPI_UPLOAD_BODY = {
     "requestBody": {
@@ -75,3 +76,9 @@ def requested_wait(request: Request, default: float, maximum: float) -> float:
     match = _WAIT.search(request.headers.get("prefer", ""))
     wait = float(match.group(1)) if match else default
     return max(0.0, min(wait, maximum))
+
+
+def check_scale(scale: int | None) -> None:
+    """A given ``scale`` parameter is one the models are made for (``None``: not given)."""
+    if scale is not None and scale not in SCALES:
+        raise InvalidRequest(f"`scale` must be 16 or 32 but is {scale}")

@@ -222,7 +222,7 @@ def test_bench_gpu_dry_run_writes_every_figure(bench_gpu, tmp_path, photo):
         assert set(row["stages_s"]) == set(bench_gpu.STAGES)
         assert row["seconds_median"] > 0 and row["megapixels_per_s"] > 0 and row["unet_tflop_per_run"] > 0
     baseline = next(r for r in doc["results"] if r["config"] == "baseline")
-    assert baseline["tile_batch"] == 1 and baseline["optimizations"] is None
+    assert baseline["tile_batch_size"] == 1 and baseline["optimizations"] is None
     check = doc["lora_merge_check"]
     assert check["z0_merged_vs_unmerged"] < TOLERANCE < check["z0_lora_effect"]
     assert doc["matmul_peak"]["tflops"] > 0 and doc["vae_tile_sweep"][0]["vae_tile_size"] == 256

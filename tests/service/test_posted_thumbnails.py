@@ -81,6 +81,8 @@ async def test_a_stripped_thumbnail_needs_and_takes_parameters(api, settings, wo
     missing = await post()
     assert missing.status_code == 422 and missing.json()["type"] == "urn:tadm:problem:invalid-request"
     assert "`scale`, `width` and `height`" in missing.json()["detail"]
+    odd_scale = await post(scale=8, width=256, height=192)
+    assert odd_scale.status_code == 422 and "`scale` must be 16 or 32 but is 8" in odd_scale.json()["detail"]
     wrong_size = await post(scale=16, width=300, height=192)  # a 300-wide original has a 19-wide thumbnail
     assert wrong_size.status_code == 422 and "300" in wrong_size.json()["detail"]
     huge = await post(scale=16, width=40000, height=30000)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from ...errors import InvalidRequest
 from ...media import MEDIA_TYPES
 from ...storage.records import ImageRecord
 from .. import deletion, schemas, usecases
@@ -21,7 +20,7 @@ from ..responses import (
     not_modified,
     result_response,
 )
-from ..uploads import OPENAPI_UPLOAD_BODY, read_upload, requested_wait
+from ..uploads import OPENAPI_UPLOAD_BODY, check_scale, read_upload, requested_wait
 from ..variants import check_width
 from ..views import image_view
 
@@ -67,8 +66,7 @@ async def upload_image(request: Request, services: WriteServices,
                        priority: Priority = "interactive") -> Response:
     """Upload an HR image (JPEG, PNG, WebP); 201 with the image once its thumbnail is stored, else 202 + job."""
     settings = services.settings
-    if scale not in (16, 32):
-        raise InvalidRequest(f"`scale` must be 16 or 32 but is {scale}")
+    check_scale(scale)
     data = await read_upload(request, settings.max_upload_bytes)
     wait = requested_wait(request, settings.upload_wait_seconds, settings.max_wait_seconds)
     result = await usecases.upload_image(services, data, scale=scale, priority=priority, wait=wait)

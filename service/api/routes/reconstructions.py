@@ -6,13 +6,13 @@ import re
 
 from fastapi import APIRouter, Query, Request, Response
 
-from ...errors import InvalidRequest, NotFound
+from ...errors import NotFound
 from ...media import MEDIA_TYPES
 from .. import schemas, usecases
 from ..deps import WriteServices, readable
 from ..responses import PROBLEMS, Priority, ResultFormat, chosen_format, content_response, result_response
 from ..thumbnails import GivenMetadata
-from ..uploads import OPENAPI_UPLOAD_BODY, read_upload, requested_wait
+from ..uploads import OPENAPI_UPLOAD_BODY, check_scale, read_upload, requested_wait
 from ..variants import check_width
 
 router = APIRouter(prefix="/v1/reconstructions", tags=["reconstructions"])
@@ -29,14 +29,13 @@ async def reconstruct(request: Request, services: WriteServices, format: ResultF
                                                 "`tadm` metadata (a tool stripped it)", json_schema_extra={"enum": [16, 32]}),
                       width: int | None = Query(None, ge=1, description="the original's width, without metadata"),
                       height: int | None = Query(None, ge=1, description="the original's height, without metadata"),
-                      model: str | None = Query(None, pattern="^[0-9a-f]{8,64}$",
+                      model: str | None = Query(None, pattern=_MODEL.pattern,
                                                 description="the id of the model that made the thumbnail, without "
                                                 "metadata (default: the one known model of that scale)")) -> Response:
     """Reconstruct the HR image from a thumbnail PNG made by one of the served models. Without ``format``, the
     format ``Accept`` prefers (``Vary: Accept``)."""
     fmt, vary = chosen_format(request, format)
-    if scale is not None and scale not in (16, 32):
-        raise InvalidRequest(f"`scale` must be 16 or 32 but is {scale}")
+    check_scale(scale)
     data = await read_upload(request, services.settings.max_upload_bytes)
     wait = requested_wait(request, 0.0, services.settings.max_wait_seconds)
     given = GivenMetadata(scale=scale, width=width, height=height, model_id=model)
