@@ -69,11 +69,13 @@ async def upload_image(services: Services, data: bytes, *, scale: int, priority:
 
 
 async def _model_for_scale(services: Services, scale: int) -> ModelInfo:
-    """The model that makes new thumbnails at ``scale``; 503 when no worker is live, 422 when none serves it."""
-    model = await services.registry.model_for_scale(scale)
+    """The model that makes new thumbnails at ``scale``; 503 when no worker is live, 422 when none serves it.
+    Live as ``/readyz`` counts it (renewed since this process started), so the two never disagree."""
+    since = await services.started()
+    model = await services.registry.model_for_scale(scale, since)
     if model is not None:
         return model
-    live = await services.registry.live_workers()
+    live = await services.registry.live_workers(since)
     if not live:
         raise NotReady("no live worker: the image cannot be downscaled now",
                        retry_after=services.settings.retry_after_seconds)

@@ -100,10 +100,11 @@ class Registry:
         raw = await self.redis.hgetall(self.keys.models)
         return {as_str(model_id): ModelInfo(**json.loads(info)) for model_id, info in raw.items()}
 
-    async def model_for_scale(self, scale: int) -> ModelInfo | None:
-        """The model that makes new thumbnails at ``scale``: a live worker's, the most recently started one's
-        when several models serve the same scale (a rolling upgrade moves uploads to the new model)."""
-        candidates = [w for w in await self.live_workers() if w.model.scale == scale]
+    async def model_for_scale(self, scale: int, since: float | None = None) -> ModelInfo | None:
+        """The model that makes new thumbnails at ``scale``: a live worker's (``since``: as for
+        :meth:`live_workers`), the most recently started one's when several models serve the same scale (a rolling
+        upgrade moves uploads to the new model)."""
+        candidates = [w for w in await self.live_workers(since) if w.model.scale == scale]
         if candidates:
             return max(candidates, key=lambda w: w.started_at).model
         return None

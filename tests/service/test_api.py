@@ -188,7 +188,7 @@ async def test_unreachable_redis_is_503_not_ready(settings):
             assert (await client.get("/healthz")).status_code == 200
 
 
-async def test_readiness_counts_only_heartbeats_renewed_since_the_api_started(settings):
+async def test_readiness_counts_only_heartbeats_renewed_since_the_api_started(settings, photos):
     # A heartbeat written before the API started: restored from the AOF, or left by a worker that died since.
     redis = Redis.from_url(settings.redis_url)
     registry = Registry(redis, RedisKeys(settings.key_prefix))
@@ -201,6 +201,9 @@ async def test_readiness_counts_only_heartbeats_renewed_since_the_api_started(se
                 stale = await client.get("/readyz")
                 assert stale.status_code == 503 and stale.json()["workers"] == 0
                 assert (await client.get("/v1/info")).json()["workers"] == 0
+                # Uploads agree with /readyz: refused, not queued for a worker that may be gone.
+                upload = await client.post("/v1/images", files={"file": ("a.png", photos["small_png"].read_bytes())})
+                assert upload.status_code == 503 and upload.json()["type"] == "urn:tadm:problem:not-ready"
                 await registry.heartbeat(info, 30)  # the worker renews it: it is live now
                 fresh = await client.get("/readyz")
                 assert fresh.status_code == 200 and fresh.json()["workers"] == 1
