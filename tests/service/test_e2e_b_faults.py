@@ -159,6 +159,13 @@ async def _queue_full_checks(stack, photos) -> tuple[str, int]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://replica") as c:
+            # A new replica counts a worker once it renewed its heartbeat (as /readyz does): wait for that, then
+            # freeze the pool so that the first job stays queued.
+            deadline = time.monotonic() + 30
+            while (await c.get("/readyz")).status_code != 200:
+                assert time.monotonic() < deadline, "the worker never renewed its heartbeat"
+                await asyncio.sleep(0.2)
+            stack.signal_workers(signal.SIGSTOP)
             first = await c.post("/v1/images", params={"priority": "background"},
                                  files={"file": ("a.png", photos["tiny_full_a"].read_bytes())})
             assert first.status_code == 202, first.text
@@ -174,8 +181,10 @@ def test_full_queue_answers_503_and_keeps_the_queued_job(stack, photos, tmp_path
         with Image.open(photos["full_png"]) as img:
             img.crop(box).save(path)
         photos = {**photos, name: path}
-    with paused_workers(stack):
-        job_id, status, retry_after, problem = asyncio.run(_queue_full_checks(stack, photos))
+    try:
+        job_id, status, retry_after, problem = asyncio.run(_queue_full_checks(stack, photos))  # pauses the workers
+    finally:
+        stack.signal_workers(signal.SIGCONT)
     assert status == 503 and retry_after == "7"
     assert problem["type"] == "urn:tadm:problem:queue-full"
     with stack.client() as c:
