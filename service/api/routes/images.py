@@ -7,12 +7,11 @@ from fastapi.responses import JSONResponse
 
 from ...media import MEDIA_TYPES
 from ...storage.records import ImageRecord
-from .. import deletion, schemas, usecases
+from .. import deletion, hot_query, schemas, usecases
 from ..deps import ReadServices, WriteServices, readable
 from ..responses import (
     PROBLEMS,
     Priority,
-    ResultFormat,
     chosen_format,
     content_response,
     etag_for,
@@ -44,15 +43,16 @@ async def get_thumbnail(image_id: str, request: Request) -> Response:
 
 @router.get("/{image_id}/full",
             responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}, 202: {"model": schemas.Job},
-                       206: {"description": "Partial content (Range)"}, **PROBLEMS})
-async def get_full(image_id: str, request: Request, format: ResultFormat | None = None,
-                   w: int | None = Query(None, description="at most this many pixels wide (one of "
-                                         "TADM_VARIANT_WIDTHS), derived from the cached reconstruction"),
-                   priority: Priority = "interactive") -> Response:
+                       206: {"description": "Partial content (Range)"}, **PROBLEMS},
+            openapi_extra={"parameters": hot_query.FULL_PARAMETERS})
+async def get_full(image_id: str, request: Request) -> Response:
     """The reconstruction: 200 from the cache, else 202 + job (or wait with ``Prefer: wait=N``). Without
     ``format``, the format ``Accept`` prefers (``Vary: Accept``)."""
     services = readable(request)  # not a dependency: see service.api.deps.readable
-    fmt, vary = chosen_format(request, format)
+    query = request.query_params  # parsed by hand: see service.api.hot_query
+    fmt, vary = chosen_format(request, hot_query.choice(query, "format", hot_query.FORMATS))
+    w = hot_query.positive_int(query, "w")
+    priority = hot_query.choice(query, "priority", hot_query.PRIORITIES) or "interactive"
     check_width(services, w)
     wait = requested_wait(request, 0.0, services.settings.max_wait_seconds)
     result = await usecases.reconstruct_image(services, image_id, fmt=fmt, priority=priority, wait=wait, width=w)
