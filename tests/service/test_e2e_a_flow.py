@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
 import socket
 import threading
 from urllib.parse import urlsplit
@@ -172,8 +173,13 @@ def test_bad_inputs_get_problems_and_lose_nothing(stack, photos, tmp_path):
     assert not list(stack.storage_dir.glob("originals/*"))
 
 
-def test_metrics_and_readiness(stack):
+def test_metrics_and_readiness(stack, tmp_path):
+    # An image no earlier test stored: a downscale runs on a live worker whichever tests ran before (a worker an
+    # earlier test restarted has counted nothing yet, and a duplicate upload runs no job).
+    fresh = tmp_path / "fresh.png"
+    Image.frombytes("RGB", (64, 48), os.urandom(64 * 48 * 3)).save(fresh)
     with stack.client() as c:
+        assert _upload(c, fresh).status_code == 201
         ready = c.get("/readyz").json()
         assert ready["status"] == "ready" and ready["workers"] >= 1 and "tiny" in ready["warning"]
         text = c.get("/metrics").text
