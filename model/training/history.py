@@ -67,5 +67,26 @@ def with_evaluation(history: dict, record: dict) -> dict:
     return {**history, "evaluations": [*history["evaluations"], stamped]}
 
 
+def with_portable_paths(history: dict, home: Path, repository: Path) -> dict:
+    """``history`` with the paths it records (data folders, backbones) written so that they mean the same on
+    another machine: under ``repository`` relative to it, under ``home`` as ``~/...``. What ships in git must not
+    name one developer's directories."""
+
+    def portable(value):
+        if isinstance(value, dict):
+            return {key: portable(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [portable(item) for item in value]
+        if isinstance(value, str) and value.startswith("/"):
+            path = Path(value)
+            for root, shown in ((repository, None), (home, "~")):
+                if path == root or root in path.parents:
+                    relative = path.relative_to(root).as_posix()
+                    return relative if shown is None else f"{shown}/{relative}"
+        return value
+
+    return portable(history)
+
+
 def last_stage(history: dict) -> str | None:
     return history["stages"][-1]["stage"] if history["stages"] else None

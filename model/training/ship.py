@@ -65,7 +65,8 @@ def ship_weights(model_dir: Path, scale: int, dest: Path | None = None, preset: 
     shutil.rmtree(staging, ignore_errors=True)
     pipe.save_pretrained(staging)
     store_as_half(staging)
-    shutil.copy2(model_dir / history.HISTORY_NAME, staging / history.HISTORY_NAME)
+    repository = SHIPPED_WEIGHTS_DIR.parents[1]
+    history.write(staging, history.with_portable_paths(history.read(model_dir), Path.home(), repository))
     size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
     if size > MAX_SHIPPED_BYTES:
         shutil.rmtree(staging)

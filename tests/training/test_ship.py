@@ -40,6 +40,17 @@ def test_weights_ship_as_float16_and_load_back_as_the_rounded_model(trained, tmp
     assert history.read(dest)["cumulative_steps"] == {"stage1": 2}
 
 
+def test_shipped_history_names_no_local_directories(tmp_path):
+    home, repository = tmp_path / "home" / "dev", tmp_path / "src" / "tadm"
+    recorded = {"stages": [{"stage": "stage1", "iterations": 5, "data": [str(home / ".cache/photos"), "/srv/photos"],
+                            "backbone": str(repository / "model/weights/nano-16x")}],
+                "cumulative_steps": {}, "evaluations": [{"note": "trained in " + str(home)}]}
+    portable = history.with_portable_paths(recorded, home, repository)
+    assert portable["stages"][0]["data"] == ["~/.cache/photos", "/srv/photos"]  # elsewhere: kept as it is
+    assert portable["stages"][0]["backbone"] == "model/weights/nano-16x"
+    assert portable["evaluations"][0]["note"] == "trained in " + str(home)  # prose is not a path
+
+
 def test_a_model_over_the_limit_or_of_another_kind_is_refused(trained, tmp_path, monkeypatch):
     with pytest.raises(ship.ShipError, match="not nano 16x"):
         ship.ship_weights(trained, 16, tmp_path / "a")
