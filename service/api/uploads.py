@@ -9,9 +9,10 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from model.thumbnail import SUPPORTED_SCALES
+
 from ..errors import InvalidRequest, PayloadTooLarge
 
-SCALES = (16, 32)
 _WAIT = re.compile(r"(?:^|[;,\s])wait\s*=\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 OPENAPI_UPLOAD_BODY = {
     "requestBody": {
@@ -80,5 +81,5 @@ def requested_wait(request: Request, default: float, maximum: float) -> float:
 
 def check_scale(scale: int | None) -> None:
     """A given ``scale`` parameter is one the models are made for (``None``: not given)."""
-    if scale is not None and scale not in SCALES:
-        raise InvalidRequest(f"`scale` must be 16 or 32 but is {scale}")
+    if scale is not None and scale not in SUPPORTED_SCALES:
+        raise InvalidRequest(f"`scale` must be {' or '.join(map(str, SUPPORTED_SCALES))} but is {scale}")
