@@ -30,7 +30,9 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 
 def save_checkpoint(output_dir: Path, step: int, params: NamedParameters, optimizer, scheduler,
-                    keep: int) -> Path:
+                    keep: int, loop_seconds: float = 0.0) -> Path:
+    """``loop_seconds``: the stage's training-loop time up to this step, over every run that led here, so that a
+    stage stopped and resumed still records its whole wall time."""
     from safetensors.torch import save_file
 
     directory = output_dir / CHECKPOINTS_DIR / f"step-{step:08d}"
@@ -41,7 +43,8 @@ def save_checkpoint(output_dir: Path, step: int, params: NamedParameters, optimi
         rng["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng},
                directory / "optimizer.pt")
-    (directory / "state.json").write_text(json.dumps({"step": step}) + "\n")  # last: marks it complete
+    state = {"step": step, "loop_seconds": round(loop_seconds, 1)}
+    (directory / "state.json").write_text(json.dumps(state) + "\n")  # last: marks it complete
     for old in sorted((output_dir / CHECKPOINTS_DIR).glob("step-*"))[:-keep]:
         shutil.rmtree(old)
     return directory
@@ -74,3 +77,9 @@ def load_checkpoint(directory: Path, params: NamedParameters, optimizer, schedul
 
 def checkpoint_step(directory: Path) -> int:
     return int(json.loads((directory / "state.json").read_text())["step"])
+
+
+def checkpoint_seconds(directory: Path) -> float:
+    """The loop time the runs before this checkpoint spent reaching it (0 for checkpoints written before it was
+    recorded)."""
+    return float(json.loads((directory / "state.json").read_text()).get("loop_seconds", 0.0))

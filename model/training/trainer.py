@@ -31,6 +31,7 @@ from . import history as training_history
 from . import stages
 from .checkpointing import (
     TrainingSetupError,
+    checkpoint_seconds,
     checkpoint_step,
     latest_checkpoint,
     load_checkpoint,
@@ -212,6 +213,7 @@ def train(config: TrainConfig) -> Path:
     scheduler = halving_schedule(optimizer, halve_every, config.warmup_steps)
     checkpoint = latest_checkpoint(output_dir) if config.resume else None
     start_step = checkpoint_step(checkpoint) if checkpoint is not None else 0
+    earlier_seconds = checkpoint_seconds(checkpoint) if checkpoint is not None else 0.0
     sampler = StepSampler(config.batch_size, start_step, config.gradient_accumulation,
                           accelerator.process_index, accelerator.num_processes)
     # Made before the RNG states are restored: a DataLoader iterator draws its base seed from the global RNG.
@@ -233,6 +235,10 @@ def train(config: TrainConfig) -> Path:
     bar = tqdm(total=iterations, initial=start_step, unit="step", desc=stage.name,
                disable=not accelerator.is_main_process)
     loop_started = time.perf_counter()
+
+    def loop_seconds() -> float:  # the stage's loop time so far, earlier runs included
+        return earlier_seconds + time.perf_counter() - loop_started
+
     for step in range(start_step, iterations):
         started = time.perf_counter()
         totals: dict[str, float] = {}
@@ -261,7 +267,7 @@ def train(config: TrainConfig) -> Path:
             log.write({"step": done, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
                        "seconds": time.perf_counter() - started, **dict(zip(names, means.tolist(), strict=True))})
         if done % config.checkpoint_every == 0 and accelerator.is_main_process:
-            save_checkpoint(output_dir, done, params, optimizer, scheduler, config.checkpoints_kept)
+            save_checkpoint(output_dir, done, params, optimizer, scheduler, config.checkpoints_kept, loop_seconds())
         if config.validate_every and done % config.validate_every == 0 and accelerator.is_main_process:
             validate(pipe, config.validation_images or paths[:2], output_dir / "validation" / f"step-{done:08d}",
                      config.crop_size)
@@ -283,8 +289,9 @@ def train(config: TrainConfig) -> Path:
                  "batch_size": config.batch_size, "processes": accelerator.num_processes,
                  "gradient_accumulation": config.gradient_accumulation, "crop_size": config.crop_size,
                  "seed": config.seed, "mixed_precision": config.mixed_precision,
-                 # this process's share of the stage: a resumed stage ran earlier steps in earlier processes
-                 "resumed_at_step": start_step, "loop_seconds": round(time.perf_counter() - loop_started, 1),
+                 # a resumed stage ran its first resumed_at_step steps in earlier runs: loop_seconds counts
+                 # theirs (up to the checkpoint resumed from) and this run's
+                 "resumed_at_step": start_step, "loop_seconds": round(loop_seconds(), 1),
                  "perceptual": sorted(perceptual.functions) if perceptual else [],
                  "data": [str(d) for d in config.data_dirs], "model_id": pipe.model_id,
                  "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -70,9 +70,16 @@ def test_resume_continues_from_the_same_step_and_optimiser_state(tmp_path, photo
     assert checkpoint is not None and checkpoint.name == "step-00000002"
     saved_optimizer = torch.load(checkpoint / "optimizer.pt", weights_only=True)["optimizer"]
     assert all(int(s["step"]) == 2 for s in saved_optimizer["state"].values())  # Adam's moments after 2 steps
+    # the checkpoint keeps the loop time spent reaching it; pretend the first run took 1000 s
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state["loop_seconds"] > 0
+    (checkpoint / "state.json").write_text(json.dumps({**state, "loop_seconds": 1000.0}))
     # a different --lr on resume does not change the restored schedule, and training.json says which rate ran
     resumed = train(small_run("stage1", interrupted, photo_folder, resume=True, **{**options, "lr": 1e-4}))
-    assert json.loads((resumed / "training.json").read_text())["stages"][-1]["lr"] == 2e-3
+    entry = json.loads((resumed / "training.json").read_text())["stages"][-1]
+    assert entry["lr"] == 2e-3
+    # the stage's wall time counts the earlier run's loop too, not only the resumed run's
+    assert entry["resumed_at_step"] == 2 and 1000 < entry["loop_seconds"] < 1100
 
     steps = [json.loads(x)["step"] for x in (interrupted / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]  # the resumed run went on at step 3
