@@ -2,9 +2,10 @@
 
 Recipe (diffusers' training examples): load the start model, freeze it, enable gradients on exactly the
 stage's parameters, build the optimiser over them, ``accelerator.prepare``, then loop: micro-batches with
-gradient accumulation, mixed precision, gradient clipping, a halving learning-rate schedule, a JSONL log,
-validation images and checkpoints every N steps. A stage ends by writing a model directory
-(``OUTPUT/model``) that the next stage (or ``tadm upscale --model``) loads.
+gradient accumulation, mixed precision, gradient clipping, a halving learning-rate schedule, a JSONL log and
+validation images (:mod:`.monitoring`), checkpoints every N steps. A stage starts from the model
+:mod:`.start_model` loads and ends by writing a model directory (``OUTPUT/model``) that the next stage (or
+``tadm upscale --model``) loads.
 
 Checkpoints (:mod:`.checkpointing`) hold only what changes, so that a resumed run continues exactly where the
 checkpoint was taken.
@@ -12,19 +13,16 @@ checkpoint was taken.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from model import lora
 from model.pipeline import TADMPipeline
 
 from . import history as training_history
@@ -37,51 +35,18 @@ from .checkpointing import (
     load_checkpoint,
     save_checkpoint,
 )
+from .config import TrainConfig
 from .data import LatentCache, RandomCrops, StepSampler, find_images
 from .losses import PerceptualTerms
+from .monitoring import TrainingLog, validate
 from .schedules import halving_schedule
+from .start_model import load_start_model
 
 logger = logging.getLogger(__name__)
 
 MODEL_DIR = "model"
 HISTORY_NAME = training_history.HISTORY_NAME  # written into each model directory: which stages made it
 LOG_NAME = "log.jsonl"
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run needs. ``None`` for lr / halve_every / iterations takes the stage's default."""
-
-    stage: str
-    output_dir: Path
-    data_dirs: list[Path]
-    init: Path | None = None  # a model directory (required from stage 2 on)
-    preset: str | None = None  # or a preset for stage 1
-    random_init: bool = False  # the preset's architecture with random weights (benchmarks); tiny always is
-    backbone: Path | None = None  # a model directory whose VAE, UNet and empty prompt replace the start model's
-    scale: int = 16
-    base: str | None = None
-    iterations: int | None = None
-    lr: float | None = None
-    halve_every: int | None = None
-    warmup_steps: int = 0  # linear warm-up of a fresh optimiser (a model continued from earlier sessions' weights)
-    batch_size: int = 16
-    crop_size: int = 512
-    gradient_accumulation: int = 1
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    max_grad_norm: float = 1.0
-    checkpoint_every: int = 1000
-    checkpoints_kept: int = 3
-    validate_every: int = 1000
-    validation_images: list[Path] = field(default_factory=list)
-    log_every: int = 10
-    seed: int = 0
-    resume: bool = False
-    # LPIPS/DISTS terms of stages 2-3 by name; () is the pixel-only substitute (chosen explicitly in the CLI)
-    perceptual: tuple[str, ...] = ()
-    cache_latents: Path | None = None
-    num_workers: int = 2
-    check_previous_stage: bool = True
 
 
 class StageModel(nn.Module):
@@ -108,52 +73,6 @@ def resolved(config: TrainConfig, stage: stages.Stage) -> tuple[int, float, int 
     lr = config.lr if config.lr is not None else stage.lr
     halve_every = config.halve_every if config.halve_every is not None else stage.halve_every
     return iterations, lr, halve_every
-
-
-def load_start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:
-    """The model this stage starts from (the previous stage's directory, or a preset for a first stage), with
-    the backbone of ``config.backbone`` when one is given."""
-    pipe = _start_model(config, stage)
-    if config.backbone is not None:
-        adopt_backbone(pipe, TADMPipeline.from_pretrained(config.backbone))
-    return pipe
-
-
-def _start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:
-    if config.init is not None:
-        pipe = TADMPipeline.from_pretrained(config.init)
-        done = training_history.last_stage(training_history.read(config.init))
-        if stage.previous is not None and config.check_previous_stage and done != stage.previous:
-            raise TrainingSetupError(
-                f"{stage.name} starts from a model trained by {stage.previous}, but {config.init} was last "
-                f"trained by {done or 'nothing (no ' + HISTORY_NAME + ')'}; pass --skip-stage-check to override"
-            )
-        if pipe.scale != config.scale:
-            raise TrainingSetupError(f"{config.init} is a {pipe.scale}x model, not --scale {config.scale}")
-        return pipe
-    if stage.previous is not None:
-        raise TrainingSetupError(f"{stage.name} needs --init, the model directory written by {stage.previous}")
-    if config.preset is None:
-        raise TrainingSetupError("give --init MODEL_DIR or --preset NAME to start from")
-    # With a backbone given, the preset's own pretrained weights are not needed (nor, for nano, shipped).
-    pretrained = not config.random_init and config.preset != "tiny" and config.backbone is None
-    return TADMPipeline.from_preset(config.preset, scale=config.scale, pretrained=pretrained, base=config.base,
-                                    seed=config.seed)
-
-
-def adopt_backbone(pipe: TADMPipeline, source: TADMPipeline) -> None:
-    """Copy ``source``'s VAE and UNet base weights and empty prompt into ``pipe`` (adapters and TADM modules
-    stay): a model of another scale can share one trained backbone (nano's 32x starts from the 16x stage 0)."""
-    if source.config["preset"] != pipe.config["preset"]:
-        raise TrainingSetupError(f"the backbone is a {source.config['preset']!r} model, the start model "
-                                 f"{pipe.config['preset']!r}")
-    with torch.no_grad():
-        for name in ("vae", "unet"):
-            theirs = dict(getattr(source, name).named_parameters())
-            for key, p in getattr(pipe, name).named_parameters():
-                if not lora.is_adapter_key(key):
-                    p.copy_(theirs[key])
-    pipe.empty_prompt = source.empty_prompt.clone()
 
 
 def build_perceptual(names: tuple[str, ...], device: torch.device) -> PerceptualTerms | None:
@@ -231,7 +150,7 @@ def train(config: TrainConfig) -> Path:
     model, optimizer = accelerator.prepare(model, optimizer)
 
     # 4. Loop
-    log = _Log(output_dir, accelerator.is_main_process)
+    log = TrainingLog(output_dir / LOG_NAME, accelerator.is_main_process)
     bar = tqdm(total=iterations, initial=start_step, unit="step", desc=stage.name,
                disable=not accelerator.is_main_process)
     loop_started = time.perf_counter()
@@ -298,61 +217,3 @@ def train(config: TrainConfig) -> Path:
         training_history.write(model_dir, training_history.with_stage(history, entry))
         log.close()
     return model_dir
-
-
-def validate(pipe: TADMPipeline, images: list[Path], directory: Path, crop: int) -> None:
-    """Downscale and upscale a centre crop of each validation image; save original | reconstruction."""
-    import numpy as np
-    from PIL import Image
-
-    from model.evaluation.metrics import y_metrics
-
-    directory.mkdir(parents=True, exist_ok=True)
-    for module in pipe.modules:
-        module.eval()
-    for path in images:
-        with Image.open(path) as opened:
-            image = opened.convert("RGB")
-        w, h = image.size
-        size = min(crop, w, h) // pipe.scale * pipe.scale
-        image = image.crop(((w - size) // 2, (h - size) // 2, (w - size) // 2 + size, (h - size) // 2 + size))
-        out = pipe.upscale(pipe.downscale(image))
-        sheet = Image.new("RGB", (2 * size, size))
-        sheet.paste(image, (0, 0))
-        sheet.paste(out, (size, 0))
-        sheet.save(directory / f"{path.stem}.png")
-        psnr = y_metrics(np.asarray(image), np.asarray(out))["psnr_y"]
-        logger.info("validation %s: PSNR-Y %.2f dB", path.name, psnr)
-
-
-class _Log:
-    """JSONL loss log (main process only), mirrored to TensorBoard when it is installed."""
-
-    def __init__(self, output_dir: Path, enabled: bool) -> None:
-        self.enabled = enabled
-        self.file = (output_dir / LOG_NAME).open("a") if enabled else None
-        self.tensorboard = None
-        if enabled:
-            import importlib.util
-
-            if importlib.util.find_spec("tensorboard") is not None:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tensorboard = SummaryWriter(str(output_dir / "tensorboard"))
-
-    def write(self, record: dict) -> None:
-        if self.file is None:
-            return
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-        if self.tensorboard is not None:
-            for key, value in record.items():
-                if key != "step":
-                    self.tensorboard.add_scalar(key, value, record["step"])
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-

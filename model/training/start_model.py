@@ -1,0 +1,60 @@
+"""What a training stage starts from: the previous stage's model directory (checked to be that stage's), or a
+preset for a first stage, optionally with another model's trained backbone (VAE and UNet) copied in."""
+
+from __future__ import annotations
+
+import torch
+
+from model import lora
+from model.pipeline import TADMPipeline
+
+from . import history as training_history
+from . import stages
+from .checkpointing import TrainingSetupError
+from .config import TrainConfig
+
+
+def load_start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:
+    """The model this stage starts from (the previous stage's directory, or a preset for a first stage), with
+    the backbone of ``config.backbone`` when one is given."""
+    pipe = _start_model(config, stage)
+    if config.backbone is not None:
+        adopt_backbone(pipe, TADMPipeline.from_pretrained(config.backbone))
+    return pipe
+
+
+def _start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:
+    if config.init is not None:
+        pipe = TADMPipeline.from_pretrained(config.init)
+        done = training_history.last_stage(training_history.read(config.init))
+        if stage.previous is not None and config.check_previous_stage and done != stage.previous:
+            raise TrainingSetupError(
+                f"{stage.name} starts from a model trained by {stage.previous}, but {config.init} was last "
+                f"trained by {done or 'nothing (no ' + training_history.HISTORY_NAME + ')'}; pass --skip-stage-check to override"
+            )
+        if pipe.scale != config.scale:
+            raise TrainingSetupError(f"{config.init} is a {pipe.scale}x model, not --scale {config.scale}")
+        return pipe
+    if stage.previous is not None:
+        raise TrainingSetupError(f"{stage.name} needs --init, the model directory written by {stage.previous}")
+    if config.preset is None:
+        raise TrainingSetupError("give --init MODEL_DIR or --preset NAME to start from")
+    # With a backbone given, the preset's own pretrained weights are not needed (nor, for nano, shipped).
+    pretrained = not config.random_init and config.preset != "tiny" and config.backbone is None
+    return TADMPipeline.from_preset(config.preset, scale=config.scale, pretrained=pretrained, base=config.base,
+                                    seed=config.seed)
+
+
+def adopt_backbone(pipe: TADMPipeline, source: TADMPipeline) -> None:
+    """Copy ``source``'s VAE and UNet base weights and empty prompt into ``pipe`` (adapters and TADM modules
+    stay): a model of another scale can share one trained backbone (nano's 32x starts from the 16x stage 0)."""
+    if source.config["preset"] != pipe.config["preset"]:
+        raise TrainingSetupError(f"the backbone is a {source.config['preset']!r} model, the start model "
+                                 f"{pipe.config['preset']!r}")
+    with torch.no_grad():
+        for name in ("vae", "unet"):
+            theirs = dict(getattr(source, name).named_parameters())
+            for key, p in getattr(pipe, name).named_parameters():
+                if not lora.is_adapter_key(key):
+                    p.copy_(theirs[key])
+    pipe.empty_prompt = source.empty_prompt.clone()
