@@ -23,7 +23,11 @@
 #   CROP [128; 32x: 192]   BATCH [8]   CHECKPOINT_EVERY [200]
 #   STAGE0_STEPS [5000]  STAGE1_STEPS [4000]  STAGE2_STEPS [400]  STAGE3_STEPS [1500]
 #   STAGE0_LR [6e-4]  STAGE1_LR [5e-4]  STAGE2_LR [3e-4]  STAGE3_LR [1e-4]   STAGEn_HALVE [2/3 of the stage's steps]
-#   PHOTOS [~/.cache/tadm/photos]. On a GPU host raise BATCH/CROP; the commands are the same.
+#   STAGEn_SECONDS [none]: a time budget; the stage ends when its loop has run that long (or at its steps, if
+#     sooner) and writes its model from the steps done (training.json records them and the planned steps)
+#   PHOTOS [~/.cache/tadm/photos]   GATHER [1; 0: PHOTOS/images is ready, do not fetch]   WORKERS [1]
+#   TADM [.venv/bin/tadm; e.g. "python3 -m service.cli" where the package is not installed]
+# On a GPU host raise BATCH/CROP (scripts/device_train_nano.sh does for a lent device); the commands are the same.
 # (the 2026-12-01 session's recipe). 32x crops are larger: with 128 px its thumbnails are 4x4, every pixel at a
 # border, and a 32x stage 1 trained so reached 16.49 dB PSNR-Y on Kodak against 19.61 after 1,500 more steps on
 # 192 px crops (see model/weights/nano-32x/README.md).
@@ -51,15 +55,23 @@ if [[ "$SCALE" == 32 ]]; then CROP="${CROP:-192}"; else CROP="${CROP:-128}"; fi
 BATCH="${BATCH:-8}"
 CHECKPOINT_EVERY="${CHECKPOINT_EVERY:-200}"
 PHOTOS="${PHOTOS:-${HOME}/.cache/tadm/photos}"
-TADM="$REPO/.venv/bin/tadm"
+GATHER="${GATHER:-1}"
+WORKERS="${WORKERS:-1}"
+read -ra TADM <<< "${TADM:-$REPO/.venv/bin/tadm}"
 
 declare -A STEPS=([0]="${STAGE0_STEPS:-5000}" [1]="${STAGE1_STEPS:-4000}" [2]="${STAGE2_STEPS:-400}"
                   [3]="${STAGE3_STEPS:-1500}")
 declare -A HALVE=([0]="${STAGE0_HALVE:-$(( ${STEPS[0]} * 2 / 3 ))}" [1]="${STAGE1_HALVE:-$(( ${STEPS[1]} * 2 / 3 ))}"
                    [2]="${STAGE2_HALVE:-$(( ${STEPS[2]} * 2 / 3 ))}" [3]="${STAGE3_HALVE:-$(( ${STEPS[3]} * 2 / 3 ))}")
 declare -A LR=([0]="${STAGE0_LR:-6e-4}" [1]="${STAGE1_LR:-5e-4}" [2]="${STAGE2_LR:-3e-4}" [3]="${STAGE3_LR:-1e-4}")
+declare -A SECONDS_BUDGET=([0]="${STAGE0_SECONDS:-}" [1]="${STAGE1_SECONDS:-}" [2]="${STAGE2_SECONDS:-}"
+                           [3]="${STAGE3_SECONDS:-}")
 
-"$REPO/scripts/gather_training_photos.sh" "$PHOTOS"
+if [[ "$GATHER" == 1 ]]; then
+  "$REPO/scripts/gather_training_photos.sh" "$PHOTOS"
+else
+  compgen -G "$PHOTOS/images/*" >/dev/null || { echo "GATHER=0 but $PHOTOS/images holds no photos" >&2; exit 2; }
+fi
 
 export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS"
 previous=""
@@ -86,11 +98,12 @@ for n in $STAGES; do
       extra+=(--backbone "$BACKBONE")
     fi
     [[ "$n" == 2 || "$n" == 3 ]] && extra+=(--perceptual-loss none)
-    echo "stage$n: training ${STEPS[$n]} steps into $out"
-    nice -n "$NICE" "$TADM" train "stage$n" "${start[@]}" --data "$PHOTOS/images" --output "$out" \
+    [[ -n "${SECONDS_BUDGET[$n]}" ]] && extra+=(--max-seconds "${SECONDS_BUDGET[$n]}")
+    echo "stage$n: training ${STEPS[$n]} steps${SECONDS_BUDGET[$n]:+ or ${SECONDS_BUDGET[$n]} s} into $out"
+    nice -n "$NICE" "${TADM[@]}" train "stage$n" "${start[@]}" --data "$PHOTOS/images" --output "$out" \
       --scale "$SCALE" --iterations "${STEPS[$n]}" --lr "${LR[$n]}" --lr-halve-every "${HALVE[$n]}" \
       --batch-size "$BATCH" --crop-size "$CROP" --checkpoint-every "$CHECKPOINT_EVERY" --validate-every 0 \
-      --num-workers 1 --log-every 20 --resume "${extra[@]}"
+      --num-workers "$WORKERS" --log-every 20 --resume "${extra[@]}"
   fi
   previous="$out/model"
 done

@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a model directory (any scale) whose VAE, UNet and empty prompt replace the start model's")
     p.add_argument("--scale", type=int, choices=(16, 32), default=16)
     p.add_argument("--iterations", type=int, help="optimiser steps (default: the stage's)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="end this run's training loop after that many seconds and write the model from the steps "
+                        "done (training.json records them, with the planned --iterations); for a fixed time budget")
     p.add_argument("--lr", type=float, help="learning rate (default: the stage's)")
     p.add_argument("--lr-halve-every", type=int, help="halve the rate every N steps (default: the stage's)")
     p.add_argument("--warmup-steps", type=int, default=0,
@@ -101,7 +104,8 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         stage=args.stage, output_dir=args.output, data_dirs=args.data, init=args.init, preset=args.preset,
         random_init=stage.name == "stage0",  # stage 0 exists to train the backbone from scratch
-        scale=args.scale, base=args.base, backbone=args.backbone, iterations=args.iterations, lr=args.lr,
+        scale=args.scale, base=args.base, backbone=args.backbone, iterations=args.iterations,
+        max_seconds=args.max_seconds, lr=args.lr,
         halve_every=args.lr_halve_every, warmup_steps=args.warmup_steps,
         batch_size=args.batch_size, crop_size=args.crop_size, gradient_accumulation=args.gradient_accumulation,
         mixed_precision=args.mixed_precision, max_grad_norm=args.max_grad_norm,

@@ -20,6 +20,7 @@ class TrainConfig:
     scale: int = 16
     base: str | None = None
     iterations: int | None = None
+    max_seconds: float | None = None  # end this run's loop after that long and write the model from its steps
     lr: float | None = None
     halve_every: int | None = None
     warmup_steps: int = 0  # linear warm-up of a fresh optimiser (a model continued from earlier sessions' weights)

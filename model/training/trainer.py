@@ -158,6 +158,7 @@ def train(config: TrainConfig) -> Path:
     def loop_seconds() -> float:  # the stage's loop time so far, earlier runs included
         return earlier_seconds + time.perf_counter() - loop_started
 
+    done = start_step
     for step in range(start_step, iterations):
         started = time.perf_counter()
         totals: dict[str, float] = {}
@@ -178,7 +179,7 @@ def train(config: TrainConfig) -> Path:
         if not math.isfinite(totals["loss"]):
             raise FloatingPointError(f"loss is {totals['loss']} at step {done}; lower --lr or check the data")
         bar.update(1)
-        bar.set_postfix(loss=f"{totals['loss']:.4f}")
+        bar.set_postfix(loss=f"{totals['loss']:.4f}", refresh=False)  # drawn at tqdm's own pace
         if done % config.log_every == 0 or done == iterations:
             # every process reaches this line at the same step: the logged terms are the mean over processes
             names = sorted(totals)
@@ -191,6 +192,11 @@ def train(config: TrainConfig) -> Path:
             validate(pipe, config.validation_images or paths[:2], output_dir / "validation" / f"step-{done:08d}",
                      config.crop_size)
             stages.set_trainable(pipe, params)
+        if config.max_seconds is not None and _out_of_time(loop_started, config.max_seconds, accelerator):
+            if done < iterations:
+                logger.info("%s: --max-seconds %g reached at step %d of %d; writing the model from it",
+                            stage.name, config.max_seconds, done, iterations)
+            break
     bar.close()
 
     # 5. The model directory for the next stage
@@ -203,7 +209,9 @@ def train(config: TrainConfig) -> Path:
         history = training_history.read(config.init) if config.init else training_history.empty()
         if config.backbone is not None:
             history = training_history.with_backbone(history, training_history.read(config.backbone))
-        entry = {"stage": stage.name, "iterations": iterations, "lr": lr, "halve_every": halve_every,
+        # iterations: the steps the stage had; planned_iterations when --max-seconds ended it sooner
+        stopped_early = {"planned_iterations": iterations, "max_seconds": config.max_seconds} if done < iterations else {}
+        entry = {"stage": stage.name, "iterations": done, **stopped_early, "lr": lr, "halve_every": halve_every,
                  "warmup_steps": config.warmup_steps, "backbone": str(config.backbone) if config.backbone else None,
                  "batch_size": config.batch_size, "processes": accelerator.num_processes,
                  "gradient_accumulation": config.gradient_accumulation, "crop_size": config.crop_size,
@@ -217,3 +225,10 @@ def train(config: TrainConfig) -> Path:
         training_history.write(model_dir, training_history.with_stage(history, entry))
         log.close()
     return model_dir
+
+
+def _out_of_time(loop_started: float, limit: float, accelerator) -> bool:
+    """Whether this run's loop has had its ``--max-seconds``; every process takes the same decision (the
+    slowest one's), so that none waits at a collective for a process that has stopped."""
+    late = torch.tensor([float(time.perf_counter() - loop_started >= limit)], device=accelerator.device)
+    return bool(accelerator.reduce(late, "max").item())

@@ -115,3 +115,17 @@ def test_missing_perceptual_weights_stop_the_trainer_too(tmp_path, photo_folder,
         train(small_run("stage2", tmp_path / "run", photo_folder, init=chain["stage1"], perceptual=("lpips",)))
     # the substitute the chain used is on record in the model directory
     assert json.loads((chain["stage2"] / "training.json").read_text())["stages"][-1]["perceptual"] == []
+
+
+def test_max_seconds_ends_the_stage_with_the_steps_done(tmp_path, photo_folder):
+    # a budget of 0 s is spent after the first step: the model is written from it and says so
+    model_dir = train(small_run("stage1", tmp_path / "run", photo_folder, preset="tiny", max_seconds=0.0))
+    entry = json.loads((model_dir / "training.json").read_text())["stages"][-1]
+    assert (entry["iterations"], entry["planned_iterations"], entry["max_seconds"]) == (1, 6, 0.0)
+    assert json.loads((model_dir / "training.json").read_text())["cumulative_steps"] == {"stage1": 1}
+    TADMPipeline.from_pretrained(model_dir)  # a whole model directory
+    # a budget that is not reached changes nothing in the record
+    roomy = train(small_run("stage1", tmp_path / "roomy", photo_folder, preset="tiny", iterations=2,
+                            max_seconds=3600.0))
+    entry = json.loads((roomy / "training.json").read_text())["stages"][-1]
+    assert entry["iterations"] == 2 and "planned_iterations" not in entry
