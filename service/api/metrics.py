@@ -11,7 +11,7 @@ REQUESTS = Counter("tadm_api_requests_total", "HTTP requests", ["method", "route
 LATENCY = Histogram("tadm_api_request_seconds", "HTTP request latency", ["method", "route"],
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 QUEUE_LENGTH = Gauge("tadm_queue_length", "Unfinished jobs per stream", ["stream"])
-LIVE_WORKERS = Gauge("tadm_live_workers", "Workers with a live heartbeat")
+LIVE_WORKERS = Gauge("tadm_live_workers", "Workers with a heartbeat renewed since this API process started")
 
 
 class MetricsMiddleware:

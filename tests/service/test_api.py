@@ -209,11 +209,13 @@ async def test_readiness_counts_only_heartbeats_renewed_since_the_api_started(se
                 stale = await client.get("/readyz")
                 assert stale.status_code == 503 and stale.json()["workers"] == 0
                 assert (await client.get("/v1/info")).json()["workers"] == 0
+                assert "tadm_live_workers 0.0" in (await client.get("/metrics")).text  # the three agree
                 # Uploads agree with /readyz: refused, not queued for a worker that may be gone.
                 upload = await client.post("/v1/images", files={"file": ("a.png", photos["small_png"].read_bytes())})
                 assert upload.status_code == 503 and upload.json()["type"] == "urn:tadm:problem:not-ready"
                 await registry.heartbeat(info, 30)  # the worker renews it: it is live now
                 fresh = await client.get("/readyz")
                 assert fresh.status_code == 200 and fresh.json()["workers"] == 1
+                assert "tadm_live_workers 1.0" in (await client.get("/metrics")).text
     finally:
         await redis.aclose()

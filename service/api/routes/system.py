@@ -60,7 +60,7 @@ async def prometheus(services: ServicesDep) -> Response:
     try:
         for stream, length in (await services.queue.lengths()).items():
             metrics.QUEUE_LENGTH.labels(stream).set(length)
-        metrics.LIVE_WORKERS.set(len(await services.registry.live_workers()))
+        metrics.LIVE_WORKERS.set(len(await services.registry.live_workers(since=await services.started())))
     except (RedisError, OSError):
         pass  # the request counters still say something useful
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
