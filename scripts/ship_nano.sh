@@ -4,7 +4,8 @@
 #   scripts/ship_nano.sh [RUN_DIR]      # default RUN_DIR: ~/.cache/tadm/nano-${SCALE}x (what train_nano.sh wrote)
 #
 # 1. model/weights/nano-${SCALE}x/ <- RUN_DIR/stage3/model, stored as float16 (python -m model.training.ship weights)
-# 2. Kodak-24 at the model's scale: the shipped weights, the stage-1 model alone (`direct`: no diffusion step),
+# 2. Kodak-24 at the model's scale: the shipped weights, the stage-1 model alone (`direct`: no diffusion step;
+#    DIRECT_MODEL, default RUN/stage1/model, else the shipped model's own G_d when the run had no stage 1),
 #    bicubic, and JPEG / WebP / AVIF at the bicubic thumbnail's bytes -> model/weights/nano-${SCALE}x/evaluation/
 #    (table, CSV, rate-distortion plot). Kodak is only ever evaluated on, never trained or tuned on.
 # 3. The means go into the shipped training.json (python -m model.training.ship evaluation): what the model card,
@@ -26,9 +27,15 @@ export OMP_NUM_THREADS="${THREADS:-2}"
 [[ -d "$KODAK" ]] || { echo "Kodak photographs not found at $KODAK (set KODAK)" >&2; exit 2; }
 
 "$PY" -m model.training.ship weights "$RUN/stage3/model" --scale "$SCALE"
+DIRECT="${DIRECT_MODEL:-$RUN/stage1/model}"
+if [[ ! -f "$DIRECT/tadm.json" ]]; then
+  echo "no stage-1 model in $RUN (the run began at a later stage): \`direct\` is the shipped model's own G_d," \
+    "decoded without the diffusion step" >&2
+  DIRECT="$DEST"
+fi
 rm -rf "$DEST/evaluation"
 "$REPO/.venv/bin/tadm" eval "$KODAK" --scale "$SCALE" --methods model,direct,bicubic,jpeg,webp,avif \
-  --model "$DEST" --direct-model "$RUN/stage1/model" --crops 0 --no-perceptual --device cpu -o "$DEST/evaluation"
+  --model "$DEST" --direct-model "$DIRECT" --crops 0 --no-perceptual --device cpu -o "$DEST/evaluation"
 "$PY" -m model.training.ship evaluation "$DEST" "$DEST/evaluation/results-${SCALE}x.csv" --set kodak-24 \
   --note "${NOTE:-}"
 du -sh "$DEST"
