@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, help="time this model directory instead of a preset's random weights")
     parser.add_argument("--serving", action="store_true",
                         help="apply the worker's serving optimisations first (LoRA merged into the weights, SDPA)")
-    parser.add_argument("--scale", type=int, choices=(16, 32), default=16)
+    parser.add_argument("--scale", type=int, choices=(16, 32), default=16,
+                        help="with --preset (default 16); a --model has its own scale")
     parser.add_argument("--sizes", type=parse_sizes, default=[(1024, 1024), (2048, 2048)],
                         help="comma-separated WIDTHxHEIGHT list (default: 1024x1024,2048x2048)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per size; the median is reported (default 3)")
@@ -127,6 +128,7 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
     return {
         "size": list(size),
         "thumbnail": list(thumbnail.image.size),
+        "scale": pipe.scale,  # a --model's own scale, not --scale
         "tiles": len(pipe.layout.tiles.plan(latent_h, latent_w, tiling.tile_size, tiling.tile_stride)),
         "seconds_median": median,
         "seconds_runs": seconds,
@@ -174,7 +176,7 @@ def report(args: argparse.Namespace, results: list[dict]) -> None:
     first = results[0]
     model = f"model {args.model}" if args.model else f"preset {args.preset} (random weights)"
     serving = ", serving optimisations" if args.serving else ""
-    print(f"upscale benchmark: {model}{serving}, {args.scale}x, {args.device} "
+    print(f"upscale benchmark: {model}{serving}, {first['scale']}x, {args.device} "
           f"[{first['device_name']}, torch {first['torch']}, {first['torch_threads']} threads], "
           f"tiles {args.tile_size}/{args.tile_stride}, tile batch {args.tile_batch_size}, median of {args.runs}")
     print(f"{'size':>11} {'thumbnail':>10} {'tiles':>5} {'seconds':>8} {'MP/s':>7} {'peak MiB':>9}")
@@ -206,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "model": str(args.model) if args.model else None, "preset": None if args.model else args.preset,
             "weights": "trained" if args.model else "random", "serving_optimisations": args.serving,
-            "scale": args.scale, "device": args.device,
+            "scale": results[0]["scale"], "device": args.device,
             "dtype": args.dtype or "default", "image": args.image.name, "runs": args.runs,
             "tile_size": args.tile_size, "tile_stride": args.tile_stride, "tile_batch_size": args.tile_batch_size,
             "results": results,

@@ -241,13 +241,14 @@ def test_bench_upscale_reports_seconds_and_peak_memory(tmp_path, photo):
 def test_bench_upscale_times_a_model_directory_as_served(tmp_path, photo):
     from model.pipeline import TADMPipeline
 
-    saved = TADMPipeline.from_preset("tiny", scale=16, seed=3).save_pretrained(tmp_path / "m")
+    saved = TADMPipeline.from_preset("tiny", scale=32, seed=3).save_pretrained(tmp_path / "m")
     out = tmp_path / "upscale.json"
-    load_script("bench_upscale").main(["--model", str(saved), "--serving", "--sizes", "128x96", "--runs", "1",
+    load_script("bench_upscale").main(["--model", str(saved), "--serving", "--sizes", "256x192", "--runs", "1",
                                        "--threads", "1", "--json", str(out)])
     doc = json.loads(out.read_text())
     assert doc["model"] == str(saved) and doc["preset"] is None and doc["weights"] == "trained"
     assert doc["serving_optimisations"] is True and doc["results"][0]["thumbnail"] == [8, 6]
+    assert doc["scale"] == 32  # the model's own, not --scale's default
 
 
 def test_bench_scripts_reject_bad_arguments(bench_gpu, capsys):
