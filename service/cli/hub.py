@@ -38,20 +38,6 @@ def check_output(output: Path | None) -> None:
         raise CommandError(f"{output} already exists and is not an empty directory; choose a new --output")
 
 
-def cached(repo_id: str, allow_patterns: tuple[str, ...], *, cache_dir: Path | None,
-           revision: str | None) -> str | None:
-    """The repository's snapshot in the Hugging Face cache, without touching the network; None when the cache
-    has no copy."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=list(allow_patterns),
-                                 local_files_only=True)
-    except LocalEntryNotFoundError:
-        return None
-
-
 def download(repo_id: str, allow_patterns: tuple[str, ...], *, cache_dir: Path | None, revision: str | None,
              manual: str) -> str:
     """``snapshot_download`` with every failure turned into a one-line :class:`CommandError`; ``manual`` says

@@ -27,7 +27,7 @@ from types import ModuleType
 
 from model.cli import CommandError
 
-from .hub import SD_PIPELINE_FILES, HubRepository, cached, check_output, download, save_atomically
+from .hub import SD_PIPELINE_FILES, HubRepository, check_output, download, save_atomically
 
 DRIVE_FOLDER_ID = "1dte0A55F6YhBRagbPl2FDEv-Ku-wSSW1"
 DRIVE_FOLDER_URL = f"https://drive.google.com/drive/folders/{DRIVE_FOLDER_ID}"
@@ -84,15 +84,17 @@ def pull(args: argparse.Namespace) -> int:
         gdown = _import_gdown()
         checkpoints = download_dir()
     base_id, vae_id = args.repo_id or SD21.repo_id, args.vae_repo_id or SD_VAE.repo_id
-    hub = [(base_id, SD21.allow_patterns, args.revision), (vae_id, SD_VAE.allow_patterns, None)]
-    snapshots = [cached(repo, patterns, cache_dir=args.cache_dir, revision=revision)
-                 for repo, patterns, revision in hub]
+
+    def fetch_hub() -> list[str]:
+        return [download(base_id, SD21.allow_patterns, cache_dir=args.cache_dir, revision=args.revision,
+                         manual=MANUAL_STEPS),
+                download(vae_id, SD_VAE.allow_patterns, cache_dir=args.cache_dir, revision=None, manual=MANUAL_STEPS)]
+
     from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE and None in snapshots:
-        # offline means offline: fail now (download() names the manual steps) rather than after asking Drive
-        repo, patterns, revision = hub[snapshots.index(None)]
-        download(repo, patterns, cache_dir=args.cache_dir, revision=revision, manual=MANUAL_STEPS)
+    # Offline, SD 2.1 and the VAE come from the cache or fail at once (one line with the manual steps), before
+    # Google Drive is asked; online they are downloaded last, after the checkpoints are found.
+    snapshots = fetch_hub() if constants.HF_HUB_OFFLINE else None
     # 2. The authors' checkpoints, recognised before the big download
     from model.backbones import BaseModelNotFoundError
     from model.importer import OfficialCheckpointError, build_official, find_official_checkpoints
@@ -103,10 +105,8 @@ def pull(args: argparse.Namespace) -> int:
         dfrm, tadm = find_official_checkpoints(checkpoints, args.scale)
     except OfficialCheckpointError as exc:
         raise CommandError(str(exc)) from exc
-    # 3. SD 2.1 and the VAE into the Hugging Face cache, unless already there
-    base, vae = (snapshot or download(repo, patterns, cache_dir=args.cache_dir, revision=revision,
-                                      manual=MANUAL_STEPS)
-                 for snapshot, (repo, patterns, revision) in zip(snapshots, hub, strict=True))
+    # 3. SD 2.1 and the VAE into the Hugging Face cache
+    base, vae = snapshots or fetch_hub()
     # 4. Import, write the model directory
     try:
         pipe = build_official(dfrm, tadm, base=base, vae=vae, tpm_input=args.tpm_input or "released")
