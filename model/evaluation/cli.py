@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from model.cli import add_model_args, add_tiling_args
+from model.cli import add_model_args, add_tiling_args, tiling_from_args
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", choices=("bicubic", "model"), default="bicubic",
                    help="the codecs' byte budget: the bicubic thumbnail PNG (default) or the model's thumbnail PNG")
     p.add_argument("--no-perceptual", action="store_true", help="skip LPIPS/DISTS/MUSIQ/CLIPIQA even if present")
+    add_tiling_args(p)
     add_model_args(p)
     p.set_defaults(handler=_eval)
 
@@ -63,6 +64,7 @@ def _eval(args: argparse.Namespace) -> int:
     from .evaluate import PerceptualScorer, evaluate, list_images, model_reconstruction
 
     methods = _parse_methods(args.methods)
+    tiling = tiling_from_args(args)
     try:
         paths = list_images(args.data, args.max_images)
     except (FileNotFoundError, ValueError) as exc:
@@ -86,7 +88,7 @@ def _eval(args: argparse.Namespace) -> int:
     wanted_baselines = tuple(m for m in methods if m not in MODEL_METHODS)
 
     def run_methods(image):
-        recs = [model_reconstruction(pipe, image)] if "model" in methods else []
+        recs = [model_reconstruction(pipe, image, tiling=tiling)] if "model" in methods else []
         if direct_pipe is not None:
             recs.append(model_reconstruction(direct_pipe, image, direct=True))
         budget = recs[0].stored_bytes if args.budget == "model" else None

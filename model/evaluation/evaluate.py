@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..tiling import DEFAULT_TILING, Tiling
 from . import baselines
 from .metrics import y_metrics
 
@@ -63,10 +64,14 @@ def check_readable(paths: list[Path]) -> None:
             raise ValueError(f"{path} is not a readable image ({exc.__class__.__name__}: {exc})") from exc
 
 
-def model_reconstruction(pipe, image: Image.Image, *, direct: bool = False) -> baselines.Reconstruction:
+def model_reconstruction(
+    pipe, image: Image.Image, *, direct: bool = False, tiling: Tiling = DEFAULT_TILING
+) -> baselines.Reconstruction:
     """TADM: the stored file is the thumbnail PNG (with its metadata chunk), the output its upscale.
 
     ``direct`` decodes G_d's latent without the diffusion step (what a stage-1 model gives on its own).
+    ``tiling`` is the receiver's; a tile size or stride other than the default is named in the detail, since it
+    changes the result.
     """
     thumb = pipe.downscale(image)
     stored = thumb.to_png()
@@ -74,7 +79,9 @@ def model_reconstruction(pipe, image: Image.Image, *, direct: bool = False) -> b
     if direct:
         return baselines.Reconstruction(f"{name}-direct", pipe.upscale_direct(thumb), len(stored),
                                         f"{detail}, no diffusion step")
-    return baselines.Reconstruction(name, pipe.upscale(thumb), len(stored), detail)
+    if (tiling.tile_size, tiling.tile_stride) != (DEFAULT_TILING.tile_size, DEFAULT_TILING.tile_stride):
+        detail += f", latent tiles {tiling.tile_size}/{tiling.tile_stride}"
+    return baselines.Reconstruction(name, pipe.upscale(thumb, tiling=tiling), len(stored), detail)
 
 
 class PerceptualScorer:

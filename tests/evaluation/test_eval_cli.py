@@ -67,6 +67,24 @@ def test_direct_method_decodes_the_same_thumbnail_without_the_diffusion_step(sma
     assert "no diffusion step" in rows["tadm-tiny-direct"]["detail"]
 
 
+def test_tile_size_and_stride_reach_the_receiver_and_are_named(small_folder, tmp_path):
+    def model_row(*tiling_args):
+        out = tmp_path / "-".join(("o",) + tiling_args)
+        code = main(["eval", str(small_folder), "--methods", "model", "--preset", "tiny", "-o", str(out),
+                     "--max-images", "1", "--crops", "0", "--device", "cpu", "--no-perceptual", *tiling_args])
+        assert code == 0
+        with (out / "results-16x.csv").open() as f:
+            (row,) = csv.DictReader(f)
+        return row
+
+    default = model_row()
+    small = model_row("--tile-size", "16", "--tile-stride", "8")  # the 32x24 latent in six tiles, not one pass
+    assert "latent tiles" not in default["detail"]
+    assert small["detail"].endswith("latent tiles 16/8")
+    assert small["bytes"] == default["bytes"]  # the same thumbnail
+    assert small["psnr_y"] != default["psnr_y"]  # another receiver result
+
+
 def test_direct_model_is_a_second_model_directory(small_folder, tmp_path, capsys):
     from model.pipeline import TADMPipeline
 
@@ -103,6 +121,8 @@ def test_bad_arguments_are_one_line_errors(small_folder, tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # stopped before writing anything
     assert main(["eval", str(small_folder), "--budget", "model", "-o", str(tmp_path / "o")]) == 1
     assert "needs the `model` method" in capsys.readouterr().err
+    assert main(["eval", str(small_folder), "--tile-size", "8", "--tile-stride", "16", "-o", str(tmp_path / "o")]) == 1
+    assert "stride" in capsys.readouterr().err
 
 
 def test_aligned_timestep_recovers_the_forward_diffusion_step():
