@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .config import Settings
 from .queue.job_queue import JobQueue
-from .queue.registry import Registry
+from .queue.registry import Registry, WorkerInfo
 from .redis_client import AsyncRedis, connect, keys_for, server_time
 from .redis_keys import RedisKeys
 from .storage import Storage, open_storage
@@ -40,6 +40,11 @@ class Services:
         if self.started_at is None:
             self.started_at = await server_time(self.redis, self.keys.workers)
         return self.started_at
+
+    async def live_workers(self) -> list[WorkerInfo]:
+        """The workers that renewed their heartbeat since this process started: what `/readyz`, `/v1/info` and
+        `/metrics` count, so that they never disagree."""
+        return await self.registry.live_workers(since=await self.started())
 
     async def close(self) -> None:
         await self.redis.aclose()

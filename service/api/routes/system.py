@@ -32,7 +32,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     preview (notice)."""
     try:
         await services.redis.ping()
-        workers = await services.registry.live_workers(since=await services.started())
+        workers = await services.live_workers()
         redis_ok = True
     except (RedisError, OSError):
         workers, redis_ok = [], False
@@ -45,7 +45,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 @router.get("/v1/info", response_model=schemas.ModelInfo, tags=["info"])
 async def info(services: ServicesDep) -> schemas.ModelInfo:
     """What the live workers serve (read from their registrations; the API never loads a model)."""
-    workers = await services.registry.live_workers(since=await services.started())
+    workers = await services.live_workers()
     models = {w.model.model_id: w.model for w in workers}
     return schemas.ModelInfo(
         workers=len(workers),
@@ -60,7 +60,7 @@ async def prometheus(services: ServicesDep) -> Response:
     try:
         for stream, length in (await services.queue.lengths()).items():
             metrics.QUEUE_LENGTH.labels(stream).set(length)
-        metrics.LIVE_WORKERS.set(len(await services.registry.live_workers(since=await services.started())))
+        metrics.LIVE_WORKERS.set(len(await services.live_workers()))
     except (RedisError, OSError):
         pass  # the request counters still say something useful
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
