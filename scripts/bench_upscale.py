@@ -4,6 +4,7 @@
     scripts/bench_upscale.py --preset tiny                       # what `make bench` runs
     scripts/bench_upscale.py --preset nano --runs 5 --json out.json
     scripts/bench_upscale.py --preset sd21-base --device cuda --tile-batch-size 16
+    scripts/bench_upscale.py --model model/weights/nano-16x --serving --sizes 768x512 --top-ops 8   # where the time goes
 
 The model is built from its preset with random weights (``pretrained=False``): a random network costs what a
 trained one of the same architecture costs. The input is a real photograph (a Kodak image scaled to cover the
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="source photograph (default: kodim01)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--top-ops", type=int, default=0, metavar="N",
+                        help="profile one more upscale per size and report the N operators with the most own time")
     parser.add_argument("--child", type=parse_size, help=argparse.SUPPRESS)  # internal: measure one size here
     return parser
 
@@ -124,6 +127,7 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
                   "peak_mib": (peak - rss_before) / 1024 if reset and peak is not None and rss_before else None}
     seconds = [upscale() for _ in range(args.runs)]
     median = statistics.median(seconds)
+    top_ops = profile_top_ops(upscale, args.top_ops) if args.top_ops else None
     latent_h, latent_w = pipe.thumbnail_to_latent(thumbnail).shape[-2:]  # the padding is the model's layout's
     return {
         "size": list(size),
@@ -137,6 +141,25 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        **({"top_ops": top_ops} if top_ops is not None else {}),
+    }
+
+
+def profile_top_ops(upscale, count: int) -> dict:
+    """One upscale under torch.profiler (CPU activity): the ``count`` operators with the most own time, each with
+    its calls and share of the profiled upscale's own time. The profiler's overhead makes the upscale slower;
+    the shares are what to read. On CUDA these are host-side times (launches), not kernel times."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        upscale()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    ranked = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:count]
+    return {
+        "profiled_seconds": total / 1e6,
+        "ops": [{"name": e.key, "calls": e.count, "self_seconds": e.self_cpu_time_total / 1e6,
+                 "share": e.self_cpu_time_total / total} for e in ranked],
     }
 
 
@@ -186,6 +209,13 @@ def report(args: argparse.Namespace, results: list[dict]) -> None:
               f"{r['seconds_median']:>8.3f} {r['megapixels_per_s']:>7.3f} "
               f"{f'{peak:.1f}' if peak is not None else 'n/a':>9}")
     print(f"(peak memory: {first['memory']['kind']})")
+    for r in results:
+        if "top_ops" in r:
+            profiled = r["top_ops"]
+            print(f"top operators, {r['size'][0]}x{r['size'][1]} (one profiled upscale, "
+                  f"{profiled['profiled_seconds']:.3f} s of own time):")
+            for op in profiled["ops"]:
+                print(f"  {op['share']:6.1%} {op['self_seconds']:8.3f} s {op['calls']:>6}x  {op['name']}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -236,6 +236,21 @@ def test_bench_upscale_reports_seconds_and_peak_memory(tmp_path, photo):
     (row,) = json.loads(out.read_text())["results"]
     assert row["size"] == [256, 256] and row["thumbnail"] == [16, 16] and len(row["seconds_runs"]) == 2
     assert row["seconds_median"] > 0 and row["memory"]["peak_mib"] > 0 and row["torch_threads"] == 1
+    assert "top_ops" not in row  # profiling only when asked
+
+
+def test_bench_upscale_top_ops_ranks_the_profiled_operators(tmp_path, photo, capsys):
+    out = tmp_path / "upscale.json"
+    load_script("bench_upscale").main(["--sizes", "128x128", "--runs", "1", "--threads", "1", "--top-ops", "3",
+                                       "--json", str(out)])
+    (row,) = json.loads(out.read_text())["results"]
+    ops = row["top_ops"]["ops"]
+    assert len(ops) == 3 and row["top_ops"]["profiled_seconds"] > 0
+    assert [op["self_seconds"] for op in ops] == sorted((op["self_seconds"] for op in ops), reverse=True)
+    assert all(op["name"].startswith("aten::") and op["calls"] >= 1 for op in ops)
+    assert 0 < sum(op["share"] for op in ops) <= 1
+    printed = capsys.readouterr().out
+    assert "top operators, 128x128" in printed and ops[0]["name"] in printed
 
 
 def test_bench_upscale_times_a_model_directory_as_served(tmp_path, photo):
