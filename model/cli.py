@@ -59,25 +59,38 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 def add_tiling_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
     """--tile-size, --tile-stride (and --tile-batch-size): the fields of :class:`model.tiling.Tiling`, by their
-    names, with its defaults; :func:`tiling_from_args` reads them back."""
+    names; a knob not given keeps the model's default (:func:`tiling_from_args` reads them back)."""
     from .tiling import DEFAULT_TILING
 
-    p.add_argument("--tile-size", type=int, default=DEFAULT_TILING.tile_size,
-                   help=f"latent tile size (default {DEFAULT_TILING.tile_size})")
-    p.add_argument("--tile-stride", type=int, default=DEFAULT_TILING.tile_stride,
-                   help=f"latent tile stride (default {DEFAULT_TILING.tile_stride})")
+    p.add_argument("--tile-size", type=int, default=None,
+                   help=f"latent tile size (default: the model's; {DEFAULT_TILING.tile_size}, nano 80)")
+    p.add_argument("--tile-stride", type=int, default=None,
+                   help=f"latent tile stride (default: the model's; {DEFAULT_TILING.tile_stride}, nano 64)")
     if batch:  # --tile-batch: the option's first name, still accepted
-        p.add_argument("--tile-batch-size", "--tile-batch", dest="tile_batch_size", type=int,
-                       default=DEFAULT_TILING.tile_batch_size,
+        p.add_argument("--tile-batch-size", "--tile-batch", dest="tile_batch_size", type=int, default=None,
                        help=f"latent tiles per UNet call, speed only (default {DEFAULT_TILING.tile_batch_size})")
 
 
-def tiling_from_args(args: argparse.Namespace):  # -> Tiling
-    """The :class:`model.tiling.Tiling` of :func:`add_tiling_args`' options; a bad value is a one-line error."""
-    from .tiling import Tiling
+def _tiling_knobs(args: argparse.Namespace) -> dict:
+    return {name: getattr(args, name, None) for name in ("tile_size", "tile_stride", "tile_batch_size")}
+
+
+def check_tiling_args(args: argparse.Namespace) -> None:
+    """Refuse tiling options that no model could take (see :func:`model.tiling.check_overrides`) before a model
+    is loaded; a one-line error."""
+    from .tiling import check_overrides
 
     try:
-        return Tiling(**{name: getattr(args, name) for name in Tiling.__dataclass_fields__ if hasattr(args, name)})
+        check_overrides(**_tiling_knobs(args))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def tiling_from_args(args: argparse.Namespace, model_default):  # (Namespace, Tiling) -> Tiling
+    """The :class:`model.tiling.Tiling` of :func:`add_tiling_args`' options over ``model_default`` (the model's
+    ``pipe.default_tiling``); a bad value is a one-line error."""
+    try:
+        return model_default.overridden(**_tiling_knobs(args))
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
 
@@ -132,7 +145,7 @@ def _upscale(args: argparse.Namespace) -> int:
 
     from .thumbnail import Thumbnail, ThumbnailError
 
-    tiling = tiling_from_args(args)
+    check_tiling_args(args)
     if not args.thumbnail.is_file():
         raise CommandError(f"no such thumbnail: {args.thumbnail}")
     try:
@@ -140,6 +153,7 @@ def _upscale(args: argparse.Namespace) -> int:
     except ThumbnailError as exc:
         raise CommandError(f"{args.thumbnail}: {exc}") from exc
     pipe = load_pipeline(args, thumb.scale)
+    tiling = tiling_from_args(args, pipe.default_tiling)
     with tqdm(total=None, unit="tile", desc="upscale") as bar:
 
         def progress(done: int, total: int) -> None:

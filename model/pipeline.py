@@ -28,7 +28,7 @@ from .dfrm import DFRM
 from .layout import get_layout
 from .scheduler import HybridScheduler, Refiner
 from .thumbnail import Thumbnail, thumbnail_size
-from .tiling import DEFAULT_TILING, ProgressFn, TiledResult, Tiling, denoise_tiled
+from .tiling import ProgressFn, TiledResult, Tiling, denoise_tiled
 from .tpm import TimestepPredictor
 
 logger = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ class TADMPipeline:
         self.scaling_factor = float(self.vae.config.scaling_factor)
         self.latent_factor = backbones.vae_latent_factor(self.vae.config)
         self.layout = get_layout(config.get("layout", "project"))
+        # The tiles a reconstruction uses unless the caller (command line, worker settings) says otherwise.
+        self.default_tiling: Tiling = backbones.get_preset(config["preset"]).tiling
         self.vae_tile_size = 512
         for module in self.modules:
             module.eval().requires_grad_(False)
@@ -305,10 +307,11 @@ class TADMPipeline:
         self,
         thumbnail: Thumbnail | bytes,
         *,
-        tiling: Tiling = DEFAULT_TILING,
+        tiling: Tiling | None = None,
         progress: ProgressFn | None = None,
     ) -> Image.Image:
-        """Thumbnail -> HR image at the original size. ``progress(done, total)`` is called over latent tiles."""
+        """Thumbnail -> HR image at the original size, in the latent tiles of ``tiling`` (default: the model's,
+        :attr:`default_tiling`). ``progress(done, total)`` is called over latent tiles."""
         # 1. Check inputs
         thumbnail = self.check_thumbnail(thumbnail)
         # 2. LR image -> degraded latent ẑ
@@ -352,12 +355,12 @@ class TADMPipeline:
     def denoise(
         self,
         latents: Sequence[torch.Tensor],
-        tiling: Tiling = DEFAULT_TILING,
+        tiling: Tiling | None = None,
         progress: ProgressFn | None = None,
     ) -> list[TiledResult]:
         """The one-step diffusion over the tiles of several latents at once (tiles share UNet batches), placed
-        and merged as the model's layout says."""
-        return denoise_tiled(latents, self.denoise_step, tiling, progress, self.layout.tiles)
+        and merged as the model's layout says; ``tiling`` defaults to the model's (:attr:`default_tiling`)."""
+        return denoise_tiled(latents, self.denoise_step, tiling or self.default_tiling, progress, self.layout.tiles)
 
     def denoise_step(self, tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch of tiles (B,C,h,w) -> (clean tiles z0, timesteps t)."""

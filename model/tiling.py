@@ -19,7 +19,9 @@ Where the tiles go and how they are weighted is a :class:`TileLayout`, a propert
   ``s * tile_stride // tile_size`` instead (two thirds of the tile with the defaults, as at full size).
 
 :class:`Tiling` holds the three knobs and their defaults, once; the command line, the worker's settings and the
-pipeline pass it whole, by the same field names. This module imports torch only when it computes, so that the
+pipeline pass it whole, by the same field names. A model's preset may choose other tiles
+(``pipe.default_tiling``: the nano models' are smaller, for CPU speed); the command line and the worker's
+settings override what they are given and keep the model's default for the rest. This module imports torch only when it computes, so that the
 service's settings (read by the API, which has no torch) can take their defaults from it.
 """
 
@@ -28,7 +30,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -58,7 +60,29 @@ class Tiling:
         if self.tile_batch_size < 1:
             raise ValueError(f"`tile_batch_size` must be >= 1 but is {self.tile_batch_size}")
 
+    def overridden(self, tile_size: int | None = None, tile_stride: int | None = None,
+                   tile_batch_size: int | None = None) -> Tiling:
+        """This tiling with the knobs that are given (not None) replaced: a model's default tiling under the
+        command line's or the worker's settings. A combination that would leave gaps is refused here."""
+        check_overrides(tile_size, tile_stride, tile_batch_size)
+        given = {"tile_size": tile_size, "tile_stride": tile_stride, "tile_batch_size": tile_batch_size}
+        return replace(self, **{name: value for name, value in given.items() if value is not None})
 
+
+def check_overrides(tile_size: int | None = None, tile_stride: int | None = None,
+                    tile_batch_size: int | None = None) -> None:
+    """Refuse, before any model is loaded, overrides that no model's default could make valid: a value below 1,
+    or a stride above the tile size given with it. (A stride alone is checked against the model's tile size by
+    :meth:`Tiling.overridden`.)"""
+    for name, value in (("tile_size", tile_size), ("tile_stride", tile_stride), ("tile_batch_size", tile_batch_size)):
+        if value is not None and value < 1:
+            raise ValueError(f"`{name}` must be >= 1 but is {value}")
+    if tile_size is not None and tile_stride is not None:
+        Tiling(tile_size=tile_size, tile_stride=tile_stride)  # its own check, with its message
+
+
+# The paper's tiles (96 latent pixels at stride 64, an overlap of 32): the default of every model whose preset
+# names no other (see model.backbones.Preset.tiling).
 DEFAULT_TILING = Tiling()
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from bench_common import DEFAULT_IMAGE, REPO, cover_crop, parse_size, parse_sizes
 from model.cli import add_tiling_args, tiling_from_args
+from model.tiling import check_overrides
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -102,7 +103,7 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
     with Image.open(args.image) as photo:
         source = cover_crop(photo.convert("RGB"), size)
     thumbnail = pipe.downscale(source)
-    tiling = tiling_from_args(args)
+    tiling = tiling_from_args(args, pipe.default_tiling)  # the model's tiles, unless --tile-* say otherwise
 
     def upscale() -> float:
         start = time.perf_counter()
@@ -134,6 +135,8 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
         "thumbnail": list(thumbnail.image.size),
         "scale": pipe.scale,  # a --model's own scale, not --scale
         "tiles": len(pipe.layout.tiles.plan(latent_h, latent_w, tiling.tile_size, tiling.tile_stride)),
+        "tiling": {"tile_size": tiling.tile_size, "tile_stride": tiling.tile_stride,
+                   "tile_batch_size": tiling.tile_batch_size},
         "seconds_median": median,
         "seconds_runs": seconds,
         "megapixels_per_s": size[0] * size[1] / 1e6 / median,
@@ -201,7 +204,8 @@ def report(args: argparse.Namespace, results: list[dict]) -> None:
     serving = ", serving optimisations" if args.serving else ""
     print(f"upscale benchmark: {model}{serving}, {first['scale']}x, {args.device} "
           f"[{first['device_name']}, torch {first['torch']}, {first['torch_threads']} threads], "
-          f"tiles {args.tile_size}/{args.tile_stride}, tile batch {args.tile_batch_size}, median of {args.runs}")
+          f"tiles {first['tiling']['tile_size']}/{first['tiling']['tile_stride']}, "
+          f"tile batch {first['tiling']['tile_batch_size']}, median of {args.runs}")
     print(f"{'size':>11} {'thumbnail':>10} {'tiles':>5} {'seconds':>8} {'MP/s':>7} {'peak MiB':>9}")
     for r in results:
         peak = r["memory"]["peak_mib"]
@@ -222,8 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.tile_batch_size < 1 or (args.threads is not None and args.threads < 1):
-        parser.error("--runs, --tile-batch-size and --threads must be at least 1")
+    if args.runs < 1 or (args.threads is not None and args.threads < 1):
+        parser.error("--runs and --threads must be at least 1")
+    try:
+        check_overrides(args.tile_size, args.tile_stride, args.tile_batch_size)
+    except ValueError as exc:
+        parser.error(str(exc))
     if not args.image.is_file():
         parser.error(f"--image {args.image} does not exist (the Kodak photographs live in ../shared/data/kodak)")
     if args.child is not None:
@@ -240,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             "weights": "trained" if args.model else "random", "serving_optimisations": args.serving,
             "scale": results[0]["scale"], "device": args.device,
             "dtype": args.dtype or "default", "image": args.image.name, "runs": args.runs,
-            "tile_size": args.tile_size, "tile_stride": args.tile_stride, "tile_batch_size": args.tile_batch_size,
+            **results[0]["tiling"],  # the model's default tiles unless --tile-* were given
             "results": results,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)

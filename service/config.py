@@ -12,7 +12,11 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from model.tiling import DEFAULT_TILING, Tiling  # torch-free: the API reads these settings too
+from model.tiling import (  # torch-free: the API reads these settings too
+    DEFAULT_TILING,
+    Tiling,
+    check_overrides,
+)
 
 
 class Settings(BaseSettings):
@@ -113,10 +117,16 @@ class Settings(BaseSettings):
     device: str | None = Field(default=None, description="Torch device of the worker (`cpu`, `cuda:0`); unset: auto.")
     worker_name: str | None = Field(default=None, description="Consumer name in Redis; unset: `<hostname>-<pid>`.")
     worker_batch_size: int = Field(default=4, description="Jobs a worker takes per batch (their tiles share UNet calls).")
-    # The fields of model.tiling.Tiling, by its names and with its defaults; the worker passes `tiling` whole.
-    tile_size: int = Field(default=DEFAULT_TILING.tile_size, description="Latent tile size of the upscaler.")
-    tile_stride: int = Field(default=DEFAULT_TILING.tile_stride, description="Latent tile stride of the upscaler.")
-    tile_batch_size: int = Field(default=DEFAULT_TILING.tile_batch_size, description="Latent tiles per UNet call.")
+    # The fields of model.tiling.Tiling, by its names; unset, the model's own default (`tiling_for`).
+    tile_size: int | None = Field(
+        default=None, description="Latent tile size of the upscaler; unset: the model's (nano 80, the paper's 96)."
+    )
+    tile_stride: int | None = Field(
+        default=None, description="Latent tile stride of the upscaler; unset: the model's (64)."
+    )
+    tile_batch_size: int | None = Field(
+        default=None, description=f"Latent tiles per UNet call; unset: {DEFAULT_TILING.tile_batch_size}."
+    )
     worker_metrics_port: int = Field(default=0, description="Port of the worker's Prometheus endpoint; 0 turns it off.")
 
     # -- Serving --------------------------------------------------------------------------------------------
@@ -135,16 +145,16 @@ class Settings(BaseSettings):
         "that is surely running, however fast the machine.",
     )
 
-    @property
-    def tiling(self) -> Tiling:
-        """The upscaler's tiling, passed whole to the pipeline."""
-        return Tiling(tile_size=self.tile_size, tile_stride=self.tile_stride, tile_batch_size=self.tile_batch_size)
+    def tiling_for(self, model_default: Tiling) -> Tiling:
+        """The upscaler's tiling: the model's default (``pipe.default_tiling``) with the knobs set here."""
+        return model_default.overridden(self.tile_size, self.tile_stride, self.tile_batch_size)
 
     @model_validator(mode="after")
     def _tiling_fits(self) -> Settings:
-        # A stride above the tile size (or a zero) is refused when the process starts, naming the knob, rather
-        # than failing every reconstruction later.
-        _ = self.tiling
+        # A zero, or a stride above the tile size set with it, is refused when the process starts, naming the
+        # knob, rather than failing every reconstruction later (a stride alone is checked against the model's
+        # tile size when the worker has loaded it).
+        check_overrides(self.tile_size, self.tile_stride, self.tile_batch_size)
         return self
 
     @property

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from model.cli import add_model_args, add_tiling_args, tiling_from_args
+from model.cli import add_model_args, add_tiling_args, check_tiling_args, tiling_from_args
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _eval(args: argparse.Namespace) -> int:
     from .evaluate import PerceptualScorer, evaluate, list_images, model_reconstruction
 
     methods = _parse_methods(args.methods)
-    tiling = tiling_from_args(args)
+    check_tiling_args(args)
     try:
         paths = list_images(args.data, args.max_images)
     except (FileNotFoundError, ValueError) as exc:
@@ -72,13 +72,14 @@ def _eval(args: argparse.Namespace) -> int:
     for name in methods:
         if name in codecs.CODECS and not codecs.codec_available(name):
             raise CommandError(f"this Pillow cannot encode {name}; drop it from --methods")
-    pipe = direct_pipe = None
+    pipe = direct_pipe = tiling = None
     if "model" in methods or ("direct" in methods and args.direct_model is None):
         if args.model is None and args.preset is None:
             raise CommandError("the `model` and `direct` methods need --model DIR or --preset NAME")
         from model.cli import load_pipeline
 
         pipe = load_pipeline(args, args.scale)
+        tiling = tiling_from_args(args, pipe.default_tiling)
     if "direct" in methods:
         direct_pipe = pipe if args.direct_model is None else _load_model_dir(args.direct_model, args)
     elif args.direct_model is not None:
@@ -140,10 +141,11 @@ def _timesteps(args: argparse.Namespace) -> int:
         raise CommandError(f"no such image: {args.image}")
     if args.model is None and args.preset is None:
         raise CommandError("give --model DIR or --preset NAME")
-    from model.cli import load_pipeline, tiling_from_args
+    from model.cli import load_pipeline
 
-    tiling = tiling_from_args(args)
+    check_tiling_args(args)
     pipe = load_pipeline(args, args.scale)
+    tiling = tiling_from_args(args, pipe.default_tiling)
     maps = timestep_maps(pipe, args.image, tiling)
     plot_timestep_maps(maps, args.output, title=f"{args.image.name}, {pipe.scale}x, model {pipe.model_id}")
     print(f"{args.output}: {len(maps.predicted.flatten())} tiles, Pearson r(t, t*) = {maps.correlation:.3f}")  # noqa: T201

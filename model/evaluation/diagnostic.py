@@ -17,7 +17,7 @@ import torch
 
 from model.pipeline import load_rgb, pil_to_tensor
 from model.scheduler import alphas_cumprod
-from model.tiling import DEFAULT_TILING, Tiling
+from model.tiling import Tiling
 
 
 @dataclass
@@ -43,9 +43,10 @@ def aligned_timestep(z_hat: torch.Tensor, z: torch.Tensor, acp: torch.Tensor) ->
 
 
 @torch.inference_mode()
-def timestep_maps(pipe, image, tiling: Tiling = DEFAULT_TILING) -> TimestepMaps:
+def timestep_maps(pipe, image, tiling: Tiling | None = None) -> TimestepMaps:
     """Encode the HR image (clean latent z), rescale it (degraded ẑ), and compare t with t* on every tile
-    (the tiles of ``tiling``'s size and stride, as the receiver cuts them)."""
+    (the tiles of ``tiling``'s size and stride, default the model's, as the receiver cuts them)."""
+    tiling = tiling or pipe.default_tiling
     image = load_rgb(image)
     x = pipe.pad_image(pil_to_tensor(image).to(pipe.device))  # (1, 3, H', W'), as downscale pads it
     z = pipe.encode_latent(x)  # (1, 4, H'/8, W'/8)

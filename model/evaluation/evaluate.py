@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..tiling import DEFAULT_TILING, Tiling
+from ..tiling import Tiling
 from . import baselines
 from .metrics import y_metrics
 
@@ -65,13 +65,13 @@ def check_readable(paths: list[Path]) -> None:
 
 
 def model_reconstruction(
-    pipe, image: Image.Image, *, direct: bool = False, tiling: Tiling = DEFAULT_TILING
+    pipe, image: Image.Image, *, direct: bool = False, tiling: Tiling | None = None
 ) -> baselines.Reconstruction:
     """TADM: the stored file is the thumbnail PNG (with its metadata chunk), the output its upscale.
 
     ``direct`` decodes G_d's latent without the diffusion step (what a stage-1 model gives on its own).
-    ``tiling`` is the receiver's; a tile size or stride other than the default is named in the detail, since it
-    changes the result.
+    ``tiling`` is the receiver's (default: the model's); its tile size and stride are named in the detail, since
+    they change the result and a model's default may change between versions.
     """
     thumb = pipe.downscale(image)
     stored = thumb.to_png()
@@ -79,8 +79,8 @@ def model_reconstruction(
     if direct:
         return baselines.Reconstruction(f"{name}-direct", pipe.upscale_direct(thumb), len(stored),
                                         f"{detail}, no diffusion step")
-    if (tiling.tile_size, tiling.tile_stride) != (DEFAULT_TILING.tile_size, DEFAULT_TILING.tile_stride):
-        detail += f", latent tiles {tiling.tile_size}/{tiling.tile_stride}"
+    tiling = tiling or pipe.default_tiling
+    detail += f", latent tiles {tiling.tile_size}/{tiling.tile_stride}"
     return baselines.Reconstruction(name, pipe.upscale(thumb, tiling=tiling), len(stored), detail)
 
 

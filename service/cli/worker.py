@@ -23,7 +23,7 @@ def _worker(args: argparse.Namespace) -> int:
     from model.cli import CommandError
 
     from ..config import Settings
-    from ..worker.process import run_worker
+    from ..worker.process import WorkerSetupError, run_worker
 
     overrides = {"model": args.model, "model_preset": args.preset, "model_scale": args.scale,
                  "device": args.device}
@@ -31,5 +31,7 @@ def _worker(args: argparse.Namespace) -> int:
     try:
         asyncio.run(run_worker(settings))
     except ModelDirectoryError as exc:
+        raise CommandError(str(exc)) from exc
+    except WorkerSetupError as exc:
         raise CommandError(str(exc)) from exc
     return 0

@@ -33,11 +33,19 @@ MONITOR_TICK_SECONDS = 0.5  # how often progress is published and cancellations 
 SWEEP_INTERVAL_SECONDS = 60.0  # how often a worker deletes posted thumbnails past their retention
 
 
+class WorkerSetupError(Exception):
+    """A setting that does not fit the model the worker loaded."""
+
+
 class Worker:
     """The loop of one worker process around its :class:`BatchRunner`."""
 
     def __init__(self, settings: Settings, pipe, model: ModelInfo, services: Services) -> None:
         self.settings, self.model = settings, model
+        try:
+            tiling = settings.tiling_for(pipe.default_tiling)
+        except ValueError as exc:  # a TADM_TILE_STRIDE above the model's tile size (the settings checked the rest)
+            raise WorkerSetupError(f"TADM_TILE_SIZE / TADM_TILE_STRIDE do not fit model {model.model_id}: {exc}") from exc
         self.queue, self.registry, self.posted = services.queue, services.registry, services.posted
         self._last_sweep = float("-inf")
         self.name = settings.worker_name or f"{socket.gethostname()}-{os.getpid()}"
@@ -47,7 +55,7 @@ class Worker:
         self.runner = BatchRunner(
             pipe, queue=services.queue, records=services.records, storage=services.storage, cache=services.cache,
             failures=Failures(services.queue, settings.max_attempts), in_flight=self.in_flight,
-            tiling=settings.tiling, keep_originals=settings.keep_originals, max_pixels=settings.max_image_pixels,
+            tiling=tiling, keep_originals=settings.keep_originals, max_pixels=settings.max_image_pixels,
             hold_file=settings.test_hold_file,
         )
 
@@ -174,15 +182,15 @@ async def run_worker(settings: Settings) -> None:
 
     pipe, info = await asyncio.to_thread(load_model, settings)
     services = build_services(settings)
-    worker = Worker(settings, pipe, info, services)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, worker.stop)
-    if settings.worker_metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.worker_metrics_port)
     try:
+        worker = Worker(settings, pipe, info, services)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        if settings.worker_metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.worker_metrics_port)
         await worker.run()
     finally:
         await services.close()

@@ -30,6 +30,10 @@ def test_downscale_then_upscale(tmp_path, kodak_image):
     assert up.returncode == 0, up.stderr
     with Image.open(tmp_path / "out.png") as out:
         assert out.size == (768, 512)
+    # a stride alone is checked against the model's own tile size (tiny: the paper's 96) once it is loaded
+    gaps = tadm("upscale", "t.png", "-o", "x.png", "--preset", "tiny", "--device", "cpu", "--tile-stride", "200",
+                cwd=tmp_path)
+    assert gaps.returncode == 1 and "`tile_stride` (200) larger than `tile_size` (96)" in gaps.stderr
     # the wrong scale is refused with a message naming both
     wrong = tadm("upscale", "t.png", "-o", "x.png", "--model", str(tmp_path / "none"), cwd=tmp_path)
     assert wrong.returncode == 1 and "not a TADM model directory" in wrong.stderr
@@ -42,7 +46,8 @@ def test_downscale_then_upscale(tmp_path, kodak_image):
         (["downscale", "notes.png", "-o", "t.png", "--preset", "tiny"], "not a readable image"),
         (["upscale", "notes.png", "-o", "o.png", "--preset", "tiny"], "must be a PNG"),
         (["downscale", "notes.png", "-o", "t.png", "--model", "nowhere"], "not a TADM model directory"),
-        (["upscale", "notes.png", "-o", "o.png", "--tile-stride", "200"], "`tile_stride` (200) larger than `tile_size` (96)"),
+        (["upscale", "notes.png", "-o", "o.png", "--tile-size", "64", "--tile-stride", "200"],
+         "`tile_stride` (200) larger than `tile_size` (64)"),  # refused before the thumbnail is read
     ],
 )
 def test_clear_messages(tmp_path, args, message):

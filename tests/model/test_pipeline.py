@@ -127,3 +127,21 @@ def test_a_merged_pipeline_refuses_to_save(tmp_path):
     with pytest.raises(RuntimeError, match="merged"):
         pipe.save_pretrained(tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+def test_upscale_takes_the_models_default_tiles(kodak_image):
+    pipe = TADMPipeline.from_preset("tiny", pretrained=False)
+    assert pipe.default_tiling == Tiling()  # the tiny preset names none: the paper's 96/64
+    thumb = pipe.downscale(kodak_image)
+    paper = np.asarray(pipe.upscale(thumb))
+    pipe.default_tiling = Tiling(tile_size=16, tile_stride=8)  # as a preset with its own tiles would
+    small = np.asarray(pipe.upscale(thumb))
+    assert np.array_equal(small, np.asarray(pipe.upscale(thumb, tiling=Tiling(tile_size=16, tile_stride=8))))
+    assert not np.array_equal(small, paper)
+
+
+def test_nano_is_served_in_smaller_tiles_that_leave_its_id_alone():
+    pipe = TADMPipeline.from_preset("nano", pretrained=False)
+    assert pipe.default_tiling == Tiling(tile_size=80, tile_stride=64, tile_batch_size=8)
+    assert "tiling" not in pipe.config  # a serving knob, like TADM_TILE_SIZE: stored thumbnails keep their model
+    assert TADMPipeline.from_preset("sd21-base", pretrained=False).default_tiling == Tiling()

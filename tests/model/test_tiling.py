@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.tiling import DEFAULT_TILING, Tiling, denoise_tiled, gaussian_window, plan_tiles, tile_starts
+from model.tiling import (
+    DEFAULT_TILING,
+    Tiling,
+    check_overrides,
+    denoise_tiled,
+    gaussian_window,
+    plan_tiles,
+    tile_starts,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,6 +86,23 @@ def test_tiling_defaults_are_the_papers_and_bad_knobs_are_named():
         Tiling(tile_batch_size=0)
     with pytest.raises(ValueError, match="must be positive"):
         Tiling(tile_size=0)
+
+
+def test_overrides_replace_only_the_knobs_given():
+    model_default = Tiling(tile_size=80, tile_stride=64)
+    assert model_default.overridden() == model_default
+    assert model_default.overridden(tile_size=72) == Tiling(tile_size=72, tile_stride=64, tile_batch_size=8)
+    assert model_default.overridden(tile_batch_size=2) == Tiling(tile_size=80, tile_stride=64, tile_batch_size=2)
+    with pytest.raises(ValueError, match="`tile_stride` \\(90\\) larger than `tile_size` \\(80\\)"):
+        model_default.overridden(tile_stride=90)  # fine for the paper's 96, not for this model's 80
+
+
+def test_overrides_no_model_could_take_are_refused_before_one_is_known():
+    check_overrides(tile_stride=500)  # a stride alone may fit some model's tile
+    with pytest.raises(ValueError, match="`tile_stride` \\(96\\) larger than `tile_size` \\(64\\)"):
+        check_overrides(tile_size=64, tile_stride=96)
+    with pytest.raises(ValueError, match="`tile_size` must be >= 1 but is 0"):
+        check_overrides(tile_size=0)
 
 
 def test_tiling_imports_without_torch():

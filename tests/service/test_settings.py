@@ -1,26 +1,40 @@
-"""The tiling settings are model.tiling.Tiling's knobs, with its defaults, checked when a process starts."""
+"""The tiling settings are model.tiling.Tiling's knobs over the model's own default, checked when a process
+starts (what no model could take; a stride above the loaded model's tile: tests/service/test_worker.py)."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
+from model.backbones import NANO
 from model.tiling import DEFAULT_TILING, Tiling
 from service.config import Settings
 
 
-def test_tiling_defaults_come_from_the_model_library():
-    assert Settings().tiling == DEFAULT_TILING
+def test_unset_tiling_is_the_models_default():
+    assert Settings().tiling_for(NANO.tiling) == NANO.tiling == Tiling(tile_size=80, tile_stride=64)
+    assert Settings().tiling_for(DEFAULT_TILING) == DEFAULT_TILING
 
 
-def test_tiling_is_read_whole_from_the_environment(monkeypatch):
+def test_tiling_set_in_the_environment_overrides_the_model(monkeypatch):
     monkeypatch.setenv("TADM_TILE_SIZE", "64")
     monkeypatch.setenv("TADM_TILE_STRIDE", "48")
     monkeypatch.setenv("TADM_TILE_BATCH_SIZE", "16")
-    assert Settings().tiling == Tiling(tile_size=64, tile_stride=48, tile_batch_size=16)
+    assert Settings().tiling_for(NANO.tiling) == Tiling(tile_size=64, tile_stride=48, tile_batch_size=16)
 
 
-def test_tiling_that_would_leave_gaps_is_refused_at_start(monkeypatch):
-    monkeypatch.setenv("TADM_TILE_STRIDE", "200")
-    with pytest.raises(ValidationError, match="`tile_stride` \\(200\\) larger than `tile_size` \\(96\\)"):
+def test_a_knob_set_alone_keeps_the_models_others(monkeypatch):
+    monkeypatch.setenv("TADM_TILE_SIZE", "72")
+    assert Settings().tiling_for(NANO.tiling) == Tiling(tile_size=72, tile_stride=64, tile_batch_size=8)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"TADM_TILE_SIZE": "64", "TADM_TILE_STRIDE": "200"}, "`tile_stride` \\(200\\) larger than `tile_size` \\(64\\)"),
+    ({"TADM_TILE_BATCH_SIZE": "0"}, "`tile_batch_size` must be >= 1 but is 0"),
+])
+def test_tiling_no_model_could_take_is_refused_at_start(monkeypatch, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=message):
         Settings()
+

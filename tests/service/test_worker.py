@@ -97,6 +97,21 @@ def test_the_worker_registers_what_its_weights_measured(pipe, settings, tmp_path
     assert info.quality["summary"].startswith("preview model: 23.20 dB PSNR-Y on kodak (24 photos)")
 
 
+async def test_the_worker_keeps_the_models_tiles_for_the_knobs_it_is_not_given(settings):
+    from model import TADMPipeline
+    from service.worker.process import Worker
+
+    pipe = TADMPipeline.from_preset("tiny", scale=16, pretrained=False)
+    pipe.default_tiling = Tiling(tile_size=8, tile_stride=6)  # as a preset with its own tiles (nano: 80/64) says
+    settings = settings.model_copy(update={"tile_batch_size": 16})
+    services = build_services(settings)
+    try:
+        worker = Worker(settings, pipe, ModelInfo(pipe.model_id, "tiny", 16, False), services)
+        assert worker.runner.tiling == Tiling(tile_size=8, tile_stride=6, tile_batch_size=16)
+    finally:
+        await services.close()
+
+
 def test_worker_without_its_model_is_a_one_line_error(settings, tmp_path):
     missing = tmp_path / "no-such-model"
     env = {"TADM_REDIS_URL": settings.redis_url, "TADM_KEY_PREFIX": settings.key_prefix, "TADM_MODEL": str(missing),
@@ -105,6 +120,20 @@ def test_worker_without_its_model_is_a_one_line_error(settings, tmp_path):
     assert result.returncode == 1, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("tadm worker: error:") and str(missing) in last and "tadm.json" in last
+    assert "Traceback" not in result.stderr
+
+
+def test_a_tile_stride_above_the_models_tile_is_a_one_line_error(settings):
+    """TADM_TILE_STRIDE alone passes the settings' check at start; the worker refuses it once it knows its
+    model's tile size (the tiny preset's: 96), before taking any job."""
+    env = {"TADM_REDIS_URL": settings.redis_url, "TADM_KEY_PREFIX": settings.key_prefix, "TADM_TILE_STRIDE": "200",
+           "TADM_DEVICE": "cpu", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    result = subprocess.run([*TADM_COMMAND, "worker", "--preset", "tiny"], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("tadm worker: error: TADM_TILE_SIZE / TADM_TILE_STRIDE do not fit model")
+    assert last.endswith("`tile_stride` (200) larger than `tile_size` (96) would leave gaps")
     assert "Traceback" not in result.stderr
 
 
