@@ -120,10 +120,12 @@ async def test_posted_thumbnails_are_swept_after_their_retention(settings, photo
 
 
 async def test_the_worker_loop_sweeps_posted_thumbnails(settings):
+    from model import TADMPipeline
     from service.worker.process import Worker
 
+    pipe = TADMPipeline.from_preset("tiny", scale=16, pretrained=False)  # no job reaches it: the sweep is the test
     services = build_services(settings)
-    worker = Worker(settings, pipe=None, model=ModelInfo(MODEL_ID, "tiny", 16, False), services=services)
+    worker = Worker(settings, pipe=pipe, model=ModelInfo(MODEL_ID, "tiny", 16, False), services=services)
     try:
         await worker.queue.ensure_groups(worker.streams)
         key = "inputs/" + "cc" * 32 + ".png"
