@@ -233,8 +233,10 @@ def test_bench_upscale_reports_seconds_and_peak_memory(tmp_path, photo):
     out = tmp_path / "upscale.json"
     # 256x256: well above the 64x64 warm-up upscale, so the measured one needs memory the warm-up did not leave.
     load_script("bench_upscale").main(["--sizes", "256x256", "--runs", "2", "--threads", "1", "--json", str(out)])
-    (row,) = json.loads(out.read_text())["results"]
+    doc = json.loads(out.read_text())
+    (row,) = doc["results"]
     assert row["size"] == [256, 256] and row["thumbnail"] == [16, 16] and len(row["seconds_runs"]) == 2
+    assert (doc["tile_size"], doc["tile_stride"], doc["tile_batch_size"]) == (96, 64, 8)  # the tiny model's own
     assert row["seconds_median"] > 0 and row["memory"]["peak_mib"] > 0 and row["torch_threads"] == 1
     assert "top_ops" not in row  # profiling only when asked
 
@@ -259,8 +261,9 @@ def test_bench_upscale_times_a_model_directory_as_served(tmp_path, photo):
     saved = TADMPipeline.from_preset("tiny", scale=32, seed=3).save_pretrained(tmp_path / "m")
     out = tmp_path / "upscale.json"
     load_script("bench_upscale").main(["--model", str(saved), "--serving", "--sizes", "256x192", "--runs", "1",
-                                       "--threads", "1", "--json", str(out)])
+                                       "--threads", "1", "--tile-stride", "40", "--json", str(out)])
     doc = json.loads(out.read_text())
+    assert (doc["tile_size"], doc["tile_stride"]) == (96, 40)  # the stride given, the model's tile size
     assert doc["model"] == str(saved) and doc["preset"] is None and doc["weights"] == "trained"
     assert doc["serving_optimisations"] is True and doc["results"][0]["thumbnail"] == [8, 6]
     assert doc["scale"] == 32  # the model's own, not --scale's default
