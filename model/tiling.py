@@ -19,10 +19,10 @@ Where the tiles go and how they are weighted is a :class:`TileLayout`, a propert
   ``s * tile_stride // tile_size`` instead (two thirds of the tile with the defaults, as at full size).
 
 :class:`Tiling` holds the three knobs and their defaults, once; the command line, the worker's settings and the
-pipeline pass it whole, by the same field names. A model's preset may choose other tiles
-(``pipe.default_tiling``: the nano models' are smaller, for CPU speed); the command line and the worker's
-settings override what they are given and keep the model's default for the rest. This module imports torch only when it computes, so that the
-service's settings (read by the API, which has no torch) can take their defaults from it.
+pipeline pass it whole, by the same field names. A model's preset may choose other tiles (``pipe.default_tiling``:
+the nano models' are smaller, for CPU speed); the command line and the worker's settings override the knobs they
+set and keep the model's default for the rest. This module imports torch only when it computes, so that the
+service's settings (read by the API, which has no torch) can check their values with it.
 """
 
 from __future__ import annotations
