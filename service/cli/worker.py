@@ -30,8 +30,6 @@ def _worker(args: argparse.Namespace) -> int:
     settings = Settings(**{name: value for name, value in overrides.items() if value is not None})
     try:
         asyncio.run(run_worker(settings))
-    except ModelDirectoryError as exc:
-        raise CommandError(str(exc)) from exc
-    except WorkerSetupError as exc:
+    except (ModelDirectoryError, WorkerSetupError) as exc:
         raise CommandError(str(exc)) from exc
     return 0

@@ -45,7 +45,9 @@ class Worker:
         try:
             tiling = settings.tiling_for(pipe.default_tiling)
         except ValueError as exc:  # a TADM_TILE_STRIDE above the model's tile size (the settings checked the rest)
-            raise WorkerSetupError(f"TADM_TILE_SIZE / TADM_TILE_STRIDE do not fit model {model.model_id}: {exc}") from exc
+            raise WorkerSetupError(
+                f"TADM_TILE_SIZE / TADM_TILE_STRIDE do not fit model {model.model_id}: {exc}"
+            ) from exc
         self.queue, self.registry, self.posted = services.queue, services.registry, services.posted
         self._last_sweep = float("-inf")
         self.name = settings.worker_name or f"{socket.gethostname()}-{os.getpid()}"
