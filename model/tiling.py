@@ -63,8 +63,8 @@ class Tiling:
     def overridden(self, tile_size: int | None = None, tile_stride: int | None = None,
                    tile_batch_size: int | None = None) -> Tiling:
         """This tiling with the knobs that are given (not None) replaced: a model's default tiling under the
-        command line's or the worker's settings. A combination that would leave gaps is refused here."""
-        check_overrides(tile_size, tile_stride, tile_batch_size)
+        command line's or the worker's settings. A combination that would leave gaps is refused (by the new
+        tiling's own check)."""
         given = {"tile_size": tile_size, "tile_stride": tile_stride, "tile_batch_size": tile_batch_size}
         return replace(self, **{name: value for name, value in given.items() if value is not None})
 

@@ -37,4 +37,3 @@ def test_tiling_no_model_could_take_is_refused_at_start(monkeypatch, env, messag
         monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=message):
         Settings()
-
