@@ -89,9 +89,13 @@ class DFRM(ModelMixin, ConfigMixin):
             ``1 / 0.18215`` for checkpoints imported from the authors' code.
         latent_factor: the VAE's downsampling per side (8 for Stable Diffusion; 4 for the nano backbone). The
             latent branch reduces the latent by ``scale / latent_factor`` per side and G_d enlarges it back.
-        shuffle_channels: G_d's width between two of its PixelShuffles (default ``hidden_channels // 4``, the
-            authors' layout). With a narrow ``hidden_channels`` and two or more shuffles the default leaves
-            ``hidden_channels / 16`` channels to predict the whole latent from; the nano preset widens it.
+        shuffle_channels: G_d's width between two of its PixelShuffles (default ``decoder_channels // 4``, the
+            authors' layout). With a narrow ``decoder_channels`` and two or more shuffles the default leaves
+            ``decoder_channels / 16`` channels to predict the whole latent from; the nano preset widens it.
+        decoder_channels: G_d's width before its PixelShuffles (default ``hidden_channels``, the authors' layout).
+        decoder_res_blocks: G_d's Resblocks (default ``num_res_blocks``). G_d works at the thumbnail's
+            resolution, so widening and deepening it costs little; :func:`model.training.widen.widen_decoder`
+            does so to a trained DFRM without changing its outputs.
     """
 
     @register_to_config
@@ -107,6 +111,8 @@ class DFRM(ModelMixin, ConfigMixin):
         latent_scale: float = 1.0,
         latent_factor: int = 8,
         shuffle_channels: int | None = None,
+        decoder_channels: int | None = None,
+        decoder_res_blocks: int | None = None,
     ) -> None:
         super().__init__()
         if scale not in SUPPORTED_SCALES:
@@ -138,12 +144,13 @@ class DFRM(ModelMixin, ConfigMixin):
         self.fusing_module = nn.Sequential(*[Resblock(fc) for _ in range(num_res_blocks)], ConvBlock(fc, 3))
 
         # G_d: z_lr (B,3,H/s,W/s) -> ẑ (B,C,H/f,W/f)
-        final: list[nn.Module] = [ConvBlock(3, hc)]
-        final += [Resblock(hc) for _ in range(num_res_blocks)]
+        dc = decoder_channels or hc
+        final: list[nn.Module] = [ConvBlock(3, dc)]
+        final += [Resblock(dc) for _ in range(num_res_blocks if decoder_res_blocks is None else decoder_res_blocks)]
         # Each PixelShuffle quarters the width; a ConvBlock between two shuffles sets it to `shuffle_channels`.
-        # With the default (hc/4) this is the authors' 16x and 32x layout (their checkpoints load by index).
-        between = shuffle_channels or hc // 4
-        c = hc
+        # With the defaults (dc = hc, hc/4) this is the authors' 16x and 32x layout (their checkpoints load by index).
+        between = shuffle_channels or dc // 4
+        c = dc
         for i in range(latent_unshuffles):
             final.append(nn.PixelShuffle(2))
             c //= 4

@@ -23,6 +23,9 @@
 #   CROP [128; 32x: 192]   BATCH [8]   CHECKPOINT_EVERY [200]
 #   STAGE0_STEPS [5000]  STAGE1_STEPS [4000]  STAGE2_STEPS [400]  STAGE3_STEPS [1500]
 #   STAGE0_LR [6e-4]  STAGE1_LR [5e-4]  STAGE2_LR [3e-4]  STAGE3_LR [1e-4]   STAGEn_HALVE [2/3 of the stage's steps]
+#   GD_CHANNELS, GD_RES_BLOCKS, GD_SHUFFLE [unset]: grow G_d (the DFRM's thumbnail-to-latent decoder) to this
+#     width / number of Resblocks / width between shuffles before training, keeping its outputs (tadm train
+#     --decoder-channels etc.; a no-op once the model has that size, so they may stay set on a resumed run)
 #   STAGEn_SECONDS [none]: a time budget; the stage ends when its loop has run that long (or at its steps, if
 #     sooner) and writes its model from the steps done (training.json records them and the planned steps)
 #   PHOTOS [~/.cache/tadm/photos]   GATHER [1; 0: PHOTOS/images is ready, do not fetch]   WORKERS [1]
@@ -99,6 +102,9 @@ for n in $STAGES; do
     fi
     [[ "$n" == 2 || "$n" == 3 ]] && extra+=(--perceptual-loss none)
     [[ -n "${SECONDS_BUDGET[$n]}" ]] && extra+=(--max-seconds "${SECONDS_BUDGET[$n]}")
+    [[ -n "${GD_CHANNELS:-}" ]] && extra+=(--decoder-channels "$GD_CHANNELS")
+    [[ -n "${GD_RES_BLOCKS:-}" ]] && extra+=(--decoder-res-blocks "$GD_RES_BLOCKS")
+    [[ -n "${GD_SHUFFLE:-}" ]] && extra+=(--shuffle-channels "$GD_SHUFFLE")
     echo "stage$n: training ${STEPS[$n]} steps${SECONDS_BUDGET[$n]:+ or ${SECONDS_BUDGET[$n]} s} into $out"
     nice -n "$NICE" "${TADM[@]}" train "stage$n" "${start[@]}" --data "$PHOTOS/images" --output "$out" \
       --scale "$SCALE" --iterations "${STEPS[$n]}" --lr "${LR[$n]}" --lr-halve-every "${HALVE[$n]}" \

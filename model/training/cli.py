@@ -41,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone", type=Path,
                    help="a model directory (any scale) whose VAE, UNet and empty prompt replace the start model's")
     p.add_argument("--scale", type=int, choices=(16, 32), default=16)
+    grow = p.add_argument_group(
+        "G_d size", "grow the start model's G_d (the DFRM's thumbnail-to-latent decoder) before training, keeping "
+                    "its outputs: new channels and Resblocks start silent and learn (model.training.widen)")
+    grow.add_argument("--decoder-channels", type=int, help="G_d's width before its PixelShuffles")
+    grow.add_argument("--decoder-res-blocks", type=int, help="G_d's Resblocks")
+    grow.add_argument("--shuffle-channels", type=int, help="G_d's width between two PixelShuffles")
     p.add_argument("--iterations", type=int, help="optimiser steps (default: the stage's)")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="end this run's training loop after that many seconds and write the model from the steps "
@@ -105,6 +111,8 @@ def _train(args: argparse.Namespace) -> int:
         stage=args.stage, output_dir=args.output, data_dirs=args.data, init=args.init, preset=args.preset,
         random_init=stage.name == "stage0",  # stage 0 exists to train the backbone from scratch
         scale=args.scale, base=args.base, backbone=args.backbone, iterations=args.iterations,
+        decoder_channels=args.decoder_channels, decoder_res_blocks=args.decoder_res_blocks,
+        shuffle_channels=args.shuffle_channels,
         max_seconds=args.max_seconds, lr=args.lr,
         halve_every=args.lr_halve_every, warmup_steps=args.warmup_steps,
         batch_size=args.batch_size, crop_size=args.crop_size, gradient_accumulation=args.gradient_accumulation,

@@ -18,6 +18,10 @@ class TrainConfig:
     random_init: bool = False  # the preset's architecture with random weights (benchmarks); tiny always is
     backbone: Path | None = None  # a model directory whose VAE, UNet and empty prompt replace the start model's
     scale: int = 16
+    # G_d's size: the start model's G_d is widened/deepened to it without changing its outputs (None keeps a size)
+    decoder_channels: int | None = None
+    decoder_res_blocks: int | None = None
+    shuffle_channels: int | None = None
     base: str | None = None
     iterations: int | None = None
     max_seconds: float | None = None  # end this run's loop after that long and write the model from its steps

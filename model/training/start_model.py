@@ -12,6 +12,7 @@ from . import history as training_history
 from . import stages
 from .checkpointing import TrainingSetupError
 from .config import TrainConfig
+from .widen import decoder_shape, widen_decoder
 
 
 def load_start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:
@@ -21,6 +22,24 @@ def load_start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:
     if config.backbone is not None:
         adopt_backbone(pipe, TADMPipeline.from_pretrained(config.backbone))
     return pipe
+
+
+def resize_decoder(pipe: TADMPipeline, config: TrainConfig) -> tuple[int, int, int] | None:
+    """Grow the start model's G_d to the size ``config`` asks for, keeping its outputs (see
+    :mod:`model.training.widen`); returns the size it had when it grew, else ``None``."""
+    if config.decoder_channels is None and config.decoder_res_blocks is None and config.shuffle_channels is None:
+        return None
+    before = decoder_shape(pipe.dfrm)
+    try:
+        wider = widen_decoder(pipe.dfrm, channels=config.decoder_channels, res_blocks=config.decoder_res_blocks,
+                              shuffle_channels=config.shuffle_channels, seed=config.seed)
+    except ValueError as exc:
+        raise TrainingSetupError(str(exc)) from exc
+    if decoder_shape(wider) == before:
+        return None
+    pipe.dfrm = wider
+    pipe.model_id = pipe.compute_model_id()
+    return before
 
 
 def _start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:

@@ -40,7 +40,8 @@ from .data import LatentCache, RandomCrops, StepSampler, find_images
 from .losses import PerceptualTerms
 from .monitoring import TrainingLog, validate
 from .schedules import halving_schedule
-from .start_model import load_start_model
+from .start_model import load_start_model, resize_decoder
+from .widen import decoder_shape
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,12 @@ def train(config: TrainConfig) -> Path:
     set_seed(config.seed)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    pipe = load_start_model(config, stage).to(accelerator.device, torch.float32)  # fp32 master weights
+    pipe = load_start_model(config, stage)
+    decoder_grown_from = resize_decoder(pipe, config)
+    if decoder_grown_from is not None:
+        logger.info("%s: G_d grown from %s to %s (channels, Resblocks, width between shuffles), outputs kept",
+                    stage.name, decoder_grown_from, decoder_shape(pipe.dfrm))
+    pipe.to(accelerator.device, torch.float32)  # fp32 master weights
     params = stage.trainable(pipe)
     stages.set_trainable(pipe, params)
     logger.info("%s: %d trainable tensors, %.2f M parameters", stage.name, len(params),
@@ -213,6 +219,9 @@ def train(config: TrainConfig) -> Path:
         stopped_early = {"planned_iterations": iterations, "max_seconds": config.max_seconds} if done < iterations else {}
         entry = {"stage": stage.name, "iterations": done, **stopped_early, "lr": lr, "halve_every": halve_every,
                  "warmup_steps": config.warmup_steps, "backbone": str(config.backbone) if config.backbone else None,
+                 # G_d's (channels, Resblocks, width between shuffles); grown_from when this stage grew it
+                 "g_d": list(decoder_shape(pipe.dfrm)),
+                 **({"g_d_grown_from": list(decoder_grown_from)} if decoder_grown_from else {}),
                  "batch_size": config.batch_size, "processes": accelerator.num_processes,
                  "gradient_accumulation": config.gradient_accumulation, "crop_size": config.crop_size,
                  "seed": config.seed, "mixed_precision": config.mixed_precision,

@@ -70,3 +70,21 @@ def test_two_processes_train_as_one_run(tmp_path, photo_folder):
     history = json.loads((out / "model" / "training.json").read_text())["stages"]
     assert history[-1]["processes"] == 2 and history[-1]["gradient_accumulation"] == 2
     assert (out / "checkpoints" / "step-00000002" / "state.json").is_file()
+
+
+def test_g_d_grows_from_the_command_line_and_never_shrinks(tmp_path, photo_folder, capsys):
+    common = ["--data", str(photo_folder), "--iterations", "1", "--batch-size", "1", "--crop-size", "64",
+              "--num-workers", "0", "--validate-every", "0"]
+    assert main(["train", "stage1", "--preset", "tiny", "-o", str(tmp_path / "start"), *common]) == 0
+    start = str(tmp_path / "start" / "model")
+    grown = tmp_path / "grown"
+    assert main(["train", "stage1", "--init", start, "--skip-stage-check", "--decoder-channels", "32",
+                 "-o", str(grown), *common]) == 0
+    assert '"decoder_channels": 32' in (grown / "model" / "dfrm" / "config.json").read_text()
+    capsys.readouterr()
+    code = main(["train", "stage1", "--init", start, "--skip-stage-check", "--decoder-res-blocks", "0",
+                 "-o", str(tmp_path / "shrunk"), *common])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "G_d can only grow" in err and "Traceback" not in err
+    assert not (tmp_path / "shrunk" / "model").exists()
