@@ -68,11 +68,12 @@ def widen_decoder(
 
 def _paired_decoder_modules(old: nn.Sequential, new: nn.Sequential, old_blocks: int):
     """(old module or None, new module) for every module of the new G_d that holds weights."""
-    new_blocks = sum(isinstance(m, Resblock) for m in new)
-    yield old[0], new[0]
+    old_modules, new_modules = list(old), list(new)
+    new_blocks = sum(isinstance(m, Resblock) for m in new_modules)
+    yield old_modules[0], new_modules[0]
     for i in range(new_blocks):
-        yield (old[1 + i] if i < old_blocks else None), new[1 + i]
-    for old_tail, new_tail in zip(old[1 + old_blocks:], new[1 + new_blocks:], strict=True):
+        yield (old_modules[1 + i] if i < old_blocks else None), new_modules[1 + i]
+    for old_tail, new_tail in zip(old_modules[1 + old_blocks:], new_modules[1 + new_blocks:], strict=True):
         if _convs(new_tail):
             yield old_tail, new_tail
 
