@@ -24,6 +24,20 @@ from .blocks import ConvBlock, Downsample, Resblock, zero_init
 SUPPORTED_SCALES = (16, 32)
 
 
+def decoder_sizes(
+    hidden_channels: int,
+    num_res_blocks: int,
+    shuffle_channels: int | None = None,
+    decoder_channels: int | None = None,
+    decoder_res_blocks: int | None = None,
+) -> tuple[int, int, int]:
+    """G_d's (channels, Resblocks, width between shuffles) from the DFRM's arguments; the defaults are the
+    authors' layout (``hidden_channels``, ``num_res_blocks``, a quarter of the channels)."""
+    channels = decoder_channels or hidden_channels
+    res_blocks = num_res_blocks if decoder_res_blocks is None else decoder_res_blocks
+    return channels, res_blocks, shuffle_channels or channels // 4
+
+
 class DenseBlock(nn.Module):
     """Five 3x3 convs, each fed the input and all earlier outputs; zero-initialised last conv (identity start)."""
 
@@ -144,12 +158,12 @@ class DFRM(ModelMixin, ConfigMixin):
         self.fusing_module = nn.Sequential(*[Resblock(fc) for _ in range(num_res_blocks)], ConvBlock(fc, 3))
 
         # G_d: z_lr (B,3,H/s,W/s) -> ẑ (B,C,H/f,W/f)
-        dc = decoder_channels or hc
+        dc, decoder_blocks, between = decoder_sizes(hc, num_res_blocks, shuffle_channels, decoder_channels,
+                                                    decoder_res_blocks)
         final: list[nn.Module] = [ConvBlock(3, dc)]
-        final += [Resblock(dc) for _ in range(num_res_blocks if decoder_res_blocks is None else decoder_res_blocks)]
-        # Each PixelShuffle quarters the width; a ConvBlock between two shuffles sets it to `shuffle_channels`.
-        # With the defaults (dc = hc, hc/4) this is the authors' 16x and 32x layout (their checkpoints load by index).
-        between = shuffle_channels or dc // 4
+        final += [Resblock(dc) for _ in range(decoder_blocks)]
+        # Each PixelShuffle quarters the width; a ConvBlock between two shuffles sets it to `between`. With the
+        # defaults this is the authors' 16x and 32x layout (their checkpoints load by index).
         c = dc
         for i in range(latent_unshuffles):
             final.append(nn.PixelShuffle(2))
@@ -161,6 +175,13 @@ class DFRM(ModelMixin, ConfigMixin):
 
         # F: z_lr <-> LR image, same resolution
         self.inv_module = nn.ModuleList(InvBlockExp(3, 1, 1.0, inv_growth) for _ in range(num_inv_blocks))
+
+    @property
+    def decoder_shape(self) -> tuple[int, int, int]:
+        """G_d's (channels, Resblocks, width between shuffles) as built."""
+        c = self.config
+        return decoder_sizes(c.hidden_channels, c.num_res_blocks, c.shuffle_channels, c.decoder_channels,
+                             c.decoder_res_blocks)
 
     # -- the two chains -------------------------------------------------------------------------------
     def encode_features(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from . import history as training_history
 from . import stages
 from .checkpointing import TrainingSetupError
 from .config import TrainConfig
-from .widen import decoder_shape, widen_decoder
+from .widen import widen_decoder
 
 
 def load_start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:
@@ -29,13 +29,13 @@ def resize_decoder(pipe: TADMPipeline, config: TrainConfig) -> tuple[int, int, i
     :mod:`model.training.widen`); returns the size it had when it grew, else ``None``."""
     if config.decoder_channels is None and config.decoder_res_blocks is None and config.shuffle_channels is None:
         return None
-    before = decoder_shape(pipe.dfrm)
+    before = pipe.dfrm.decoder_shape
     try:
         wider = widen_decoder(pipe.dfrm, channels=config.decoder_channels, res_blocks=config.decoder_res_blocks,
                               shuffle_channels=config.shuffle_channels, seed=config.seed)
     except ValueError as exc:
         raise TrainingSetupError(str(exc)) from exc
-    if decoder_shape(wider) == before:
+    if wider.decoder_shape == before:
         return None
     pipe.dfrm = wider
     pipe.model_id = pipe.compute_model_id()

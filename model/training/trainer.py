@@ -41,7 +41,6 @@ from .losses import PerceptualTerms
 from .monitoring import TrainingLog, validate
 from .schedules import halving_schedule
 from .start_model import load_start_model, resize_decoder
-from .widen import decoder_shape
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +113,7 @@ def train(config: TrainConfig) -> Path:
     decoder_grown_from = resize_decoder(pipe, config)
     if decoder_grown_from is not None:
         logger.info("%s: G_d grown from %s to %s (channels, Resblocks, width between shuffles), outputs kept",
-                    stage.name, decoder_grown_from, decoder_shape(pipe.dfrm))
+                    stage.name, decoder_grown_from, pipe.dfrm.decoder_shape)
     pipe.to(accelerator.device, torch.float32)  # fp32 master weights
     params = stage.trainable(pipe)
     stages.set_trainable(pipe, params)
@@ -220,7 +219,7 @@ def train(config: TrainConfig) -> Path:
         entry = {"stage": stage.name, "iterations": done, **stopped_early, "lr": lr, "halve_every": halve_every,
                  "warmup_steps": config.warmup_steps, "backbone": str(config.backbone) if config.backbone else None,
                  # G_d's (channels, Resblocks, width between shuffles); grown_from when this stage grew it
-                 "g_d": list(decoder_shape(pipe.dfrm)),
+                 "g_d": list(pipe.dfrm.decoder_shape),
                  **({"g_d_grown_from": list(decoder_grown_from)} if decoder_grown_from else {}),
                  "batch_size": config.batch_size, "processes": accelerator.num_processes,
                  "gradient_accumulation": config.gradient_accumulation, "crop_size": config.crop_size,

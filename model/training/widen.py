@@ -21,14 +21,6 @@ from model.blocks import Resblock, zero_init
 from model.dfrm import DFRM
 
 
-def decoder_shape(dfrm: DFRM) -> tuple[int, int, int]:
-    """G_d's (channels, Resblocks, width between shuffles) as built."""
-    config = dfrm.config
-    channels = config.decoder_channels or config.hidden_channels
-    res_blocks = config.num_res_blocks if config.decoder_res_blocks is None else config.decoder_res_blocks
-    return channels, res_blocks, config.shuffle_channels or channels // 4
-
-
 def widen_decoder(
     dfrm: DFRM,
     *,
@@ -40,7 +32,7 @@ def widen_decoder(
     """A DFRM equal to ``dfrm`` (outputs identical up to float rounding) whose G_d has ``channels`` channels,
     ``res_blocks`` Resblocks and ``shuffle_channels`` between its shuffles; ``None`` keeps a size. Sizes may
     only grow. The new weights are seeded by ``seed``."""
-    old_channels, old_blocks, old_between = decoder_shape(dfrm)
+    old_channels, old_blocks, old_between = dfrm.decoder_shape
     new_shape = (channels or old_channels, old_blocks if res_blocks is None else res_blocks,
                  shuffle_channels or old_between)
     for name, old, new in zip(("channels", "Resblocks", "width between shuffles"),

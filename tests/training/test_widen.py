@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from model.dfrm import DFRM
-from model.training.widen import decoder_shape, widen_decoder
+from model.training.widen import widen_decoder
 
 from .conftest import small_run
 
@@ -28,7 +28,7 @@ def trained_looking_dfrm(scale: int, seed: int = 0) -> DFRM:
 def test_a_grown_g_d_gives_the_same_latent(scale):
     dfrm = trained_looking_dfrm(scale)
     wider = widen_decoder(dfrm, channels=24, res_blocks=4, shuffle_channels=12)
-    assert decoder_shape(dfrm) == (16, 2, 8) and decoder_shape(wider) == (24, 4, 12)
+    assert dfrm.decoder_shape == (16, 2, 8) and wider.decoder_shape == (24, 4, 12)
     assert sum(p.numel() for p in wider.parameters()) > sum(p.numel() for p in dfrm.parameters())
     y = torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(1)) * 2 - 1
     expected = dfrm.upscale(y)
@@ -62,7 +62,7 @@ def test_a_grown_g_d_saves_and_loads(tmp_path):
     wider.save_pretrained(tmp_path)
     loaded = DFRM.from_pretrained(tmp_path).eval()
     y = torch.rand(1, 3, 3, 3) * 2 - 1
-    assert decoder_shape(loaded) == (20, 3, 8)
+    assert loaded.decoder_shape == (20, 3, 8)
     assert torch.equal(loaded.upscale(y), wider.eval().upscale(y))
 
 
@@ -76,10 +76,10 @@ def test_a_stage_that_grows_g_d_records_it(tmp_path, photo_folder):
     from model.training.trainer import train
 
     start = train(small_run("stage1", tmp_path / "start", photo_folder, preset="tiny", iterations=1))
-    before = decoder_shape(TADMPipeline.from_pretrained(start).dfrm)
+    before = TADMPipeline.from_pretrained(start).dfrm.decoder_shape
     grown = train(small_run("stage1", tmp_path / "grown", photo_folder, init=start, iterations=2,
                             check_previous_stage=False, decoder_channels=before[0] * 2, decoder_res_blocks=before[1] + 1))
-    assert decoder_shape(TADMPipeline.from_pretrained(grown).dfrm)[:2] == (before[0] * 2, before[1] + 1)
+    assert TADMPipeline.from_pretrained(grown).dfrm.decoder_shape[:2] == (before[0] * 2, before[1] + 1)
     entry = json.loads((grown / "training.json").read_text())["stages"][-1]
     assert entry["g_d_grown_from"] == list(before)
     assert entry["g_d"][:2] == [before[0] * 2, before[1] + 1]
