@@ -31,9 +31,12 @@
 #   PHOTOS [~/.cache/tadm/photos]   GATHER [1; 0: PHOTOS/images is ready, do not fetch]   WORKERS [1]
 #   TADM [.venv/bin/tadm; e.g. "python3 -m service.cli" where the package is not installed]
 # On a GPU host raise BATCH/CROP (scripts/device_train_nano.sh does for a lent device); the commands are the same.
-# (the 2026-12-01 session's recipe). 32x crops are larger: with 128 px its thumbnails are 4x4, every pixel at a
-# border, and a 32x stage 1 trained so reached 16.49 dB PSNR-Y on Kodak against 19.61 after 1,500 more steps on
-# 192 px crops (see model/weights/nano-32x/README.md).
+# CROP's default is the 2026-12-01 session's recipe. 32x crops are larger: with 128 px its thumbnails are 4x4, every
+# pixel at a border, and a 32x stage 1 trained so reached 16.49 dB PSNR-Y on Kodak against 19.61 after 1,500 more
+# steps on 192 px crops (see model/weights/nano-32x/README.md). Later sessions continue on larger crops, given on the
+# command line: 192 px at 16x since the third session; for stage 3 since the eighth, CROP=320 BATCH=3 (about the
+# pixels of 192 px x 8 per step; the thumbnails 20x20 at 16x and 10x10 at 32x, the latent the 80x80 serving tile).
+# The model cards record each session's command and what it gave.
 # THREADS defaults to 1: on the 2 shared cores of the development machine a stage-0 step (batch 8, 128 px) took
 # 1.5-2.9 s on one thread and 20-23 s on two (OpenMP threads waiting on each other while other jobs hold a core).
 # On a dedicated host set THREADS to its core count.
