@@ -26,6 +26,8 @@
 #   GD_CHANNELS, GD_RES_BLOCKS, GD_SHUFFLE [unset]: grow G_d (the DFRM's thumbnail-to-latent decoder) to this
 #     width / number of Resblocks / width between shuffles before training, keeping its outputs (tadm train
 #     --decoder-channels etc.; a no-op once the model has that size, so they may stay set on a resumed run)
+#   STAGEn_LOSS_WEIGHTS [none]: the stage's loss weights replaced by term name, "TERM=WEIGHT ..." (tadm train
+#     --loss-weight, recorded in training.json; e.g. STAGE3_LOSS_WEIGHTS="latent=0.25")
 #   STAGEn_SECONDS [none]: a time budget; the stage ends when its loop has run that long (or at its steps, if
 #     sooner) and writes its model from the steps done (training.json records them and the planned steps)
 #   PHOTOS [~/.cache/tadm/photos]   GATHER [1; 0: PHOTOS/images is ready, do not fetch]   WORKERS [1]
@@ -70,6 +72,8 @@ declare -A STEPS=([0]="${STAGE0_STEPS:-5000}" [1]="${STAGE1_STEPS:-4000}" [2]="$
 declare -A HALVE=([0]="${STAGE0_HALVE:-$(( ${STEPS[0]} * 2 / 3 ))}" [1]="${STAGE1_HALVE:-$(( ${STEPS[1]} * 2 / 3 ))}"
                    [2]="${STAGE2_HALVE:-$(( ${STEPS[2]} * 2 / 3 ))}" [3]="${STAGE3_HALVE:-$(( ${STEPS[3]} * 2 / 3 ))}")
 declare -A LR=([0]="${STAGE0_LR:-6e-4}" [1]="${STAGE1_LR:-5e-4}" [2]="${STAGE2_LR:-3e-4}" [3]="${STAGE3_LR:-1e-4}")
+declare -A LOSS_WEIGHTS=([0]="${STAGE0_LOSS_WEIGHTS:-}" [1]="${STAGE1_LOSS_WEIGHTS:-}" [2]="${STAGE2_LOSS_WEIGHTS:-}"
+                         [3]="${STAGE3_LOSS_WEIGHTS:-}")
 declare -A SECONDS_BUDGET=([0]="${STAGE0_SECONDS:-}" [1]="${STAGE1_SECONDS:-}" [2]="${STAGE2_SECONDS:-}"
                            [3]="${STAGE3_SECONDS:-}")
 
@@ -105,6 +109,7 @@ for n in $STAGES; do
     fi
     [[ "$n" == 2 || "$n" == 3 ]] && extra+=(--perceptual-loss none)
     [[ -n "${SECONDS_BUDGET[$n]}" ]] && extra+=(--max-seconds "${SECONDS_BUDGET[$n]}")
+    for weight in ${LOSS_WEIGHTS[$n]}; do extra+=(--loss-weight "$weight"); done
     [[ -n "${GD_CHANNELS:-}" ]] && extra+=(--decoder-channels "$GD_CHANNELS")
     [[ -n "${GD_RES_BLOCKS:-}" ]] && extra+=(--decoder-res-blocks "$GD_RES_BLOCKS")
     [[ -n "${GD_SHUFFLE:-}" ]] && extra+=(--shuffle-channels "$GD_SHUFFLE")

@@ -4,6 +4,9 @@ Perceptual losses: stages 2 and 3 use LPIPS-VGG and DISTS (``--perceptual-loss l
 Their pretrained VGG weights cannot always be had (no network, no torchvision); training then refuses to start
 unless a substitute is chosen explicitly: ``--perceptual-loss lpips`` (LPIPS only) or ``none`` (pixel MSE only,
 the weights of the other terms unchanged). The choice is recorded in the model's ``training.json``.
+
+Loss weights: ``--loss-weight TERM=WEIGHT`` replaces one of the stage's weights (the supplement's by default), e.g.
+to rebalance the other terms against pixel MSE once the perceptual ones are absent; training.json records them.
 """
 
 from __future__ import annotations
@@ -67,6 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output")
+    p.add_argument("--loss-weight", dest="loss_weights", action="append", type=parse_loss_weight, default=[],
+                   metavar="TERM=WEIGHT",
+                   help="replace one of the stage's loss weights, by term name (repeatable; e.g. latent=0.25; "
+                        "the terms and their defaults are in training.json's loss_weights)")
     p.add_argument("--perceptual-loss", choices=sorted(PERCEPTUAL_CHOICES), default="lpips+dists",
                    help="stages 2-3: the spec's lpips+dists, or an explicit substitute: lpips, none (pixel-only)")
     p.add_argument("--cache-latents", type=Path, help="folder for cached VAE latents (crops snap to a 64 px grid)")
@@ -74,6 +81,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-stage-check", action="store_true",
                    help="allow --init from a model that the previous stage did not write")
     p.set_defaults(handler=_train)
+
+
+def parse_loss_weight(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected TERM=WEIGHT (e.g. latent=0.25), got {text!r}") from None
 
 
 def perceptual_names(choice: str, uses_perceptual: bool) -> tuple[str, ...]:
@@ -121,6 +138,7 @@ def _train(args: argparse.Namespace) -> int:
         validate_every=args.validate_every, validation_images=args.validation_images, log_every=args.log_every,
         seed=args.seed, resume=args.resume,
         perceptual=perceptual_names(args.perceptual_loss, stage.uses_perceptual),
+        loss_weights=dict(args.loss_weights),
         cache_latents=args.cache_latents, num_workers=args.num_workers,
         check_previous_stage=not args.skip_stage_check,
     )

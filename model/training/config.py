@@ -42,6 +42,8 @@ class TrainConfig:
     resume: bool = False
     # LPIPS/DISTS terms of stages 2-3 by name; () is the pixel-only substitute (chosen explicitly in the CLI)
     perceptual: tuple[str, ...] = ()
+    # the stage's loss weights replaced by name (e.g. {"latent": 0.25}); {} keeps the supplement's
+    loss_weights: dict[str, float] = field(default_factory=dict)
     cache_latents: Path | None = None
     num_workers: int = 2
     check_previous_stage: bool = True

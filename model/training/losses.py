@@ -9,7 +9,7 @@ Every term is logged; the weights are data so that a stage added later can reuse
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 STAGE1_WEIGHTS = {"lr_guidance": 3.0, "latent_direct": 1.0, "latent_quantized": 1.0}
 IMAGE_WEIGHTS = {"mse": 2.0, "lpips": 5.0, "dists": 5.0}
-STAGE3_EXTRA_WEIGHTS = {"lr_guidance": 1.0, "latent": 1.0}
+STAGE3_WEIGHTS = {**IMAGE_WEIGHTS, "lr_guidance": 1.0, "latent": 1.0}
 
 # (reference, test) in [-1, 1], (B,3,H,W) -> (B,) distances, differentiable in `test`.
 PerceptualFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -42,7 +42,7 @@ def bicubic_target(x: torch.Tensor, scale: int) -> torch.Tensor:
                          antialias=True).clamp(-1, 1)
 
 
-def weighted_total(terms: dict[str, torch.Tensor], weights: dict[str, float]) -> dict[str, torch.Tensor]:
+def weighted_total(terms: dict[str, torch.Tensor], weights: Mapping[str, float]) -> dict[str, torch.Tensor]:
     """``terms`` plus ``loss``, the sum of each term times its weight (terms without a weight are not summed)."""
     weighted = [weights[name] * value for name, value in terms.items() if name in weights]
     return {**terms, "loss": torch.stack(weighted).sum()}
@@ -53,7 +53,8 @@ def decode(pipe, z0: torch.Tensor) -> torch.Tensor:
     return pipe.vae.decode(z0.to(pipe.dtype) / pipe.scaling_factor).sample.float()
 
 
-def stage1_loss(pipe, x: torch.Tensor, z: torch.Tensor, perceptual: PerceptualTerms | None = None) -> dict:
+def stage1_loss(pipe, x: torch.Tensor, z: torch.Tensor, perceptual: PerceptualTerms | None = None,
+                weights: Mapping[str, float] = STAGE1_WEIGHTS) -> dict:
     """DFRM: LR guidance towards bicubic and the two latent reconstructions (direct and through Q)."""
     out = pipe.dfrm(x, z)
     terms = {
@@ -61,7 +62,7 @@ def stage1_loss(pipe, x: torch.Tensor, z: torch.Tensor, perceptual: PerceptualTe
         "latent_direct": F.mse_loss(out["z_direct"], z),
         "latent_quantized": F.mse_loss(out["z_hat"], z),
     }
-    return weighted_total(terms, STAGE1_WEIGHTS)
+    return weighted_total(terms, weights)
 
 
 def image_terms(pipe, x: torch.Tensor, z_hat: torch.Tensor, perceptual: PerceptualTerms | None) -> dict:
@@ -75,17 +76,19 @@ def image_terms(pipe, x: torch.Tensor, z_hat: torch.Tensor, perceptual: Perceptu
     return terms
 
 
-def stage2_loss(pipe, x: torch.Tensor, z: torch.Tensor, perceptual: PerceptualTerms | None = None) -> dict:
+def stage2_loss(pipe, x: torch.Tensor, z: torch.Tensor, perceptual: PerceptualTerms | None = None,
+                weights: Mapping[str, float] = IMAGE_WEIGHTS) -> dict:
     """Enhancement: the frozen DFRM makes the rounded thumbnail and ẑ; the rest learns to restore x."""
     with torch.no_grad():
         z_hat = pipe.dfrm.upscale(pipe.dfrm.downscale(x, z, noise=False))
-    return weighted_total(image_terms(pipe, x, z_hat, perceptual), IMAGE_WEIGHTS)
+    return weighted_total(image_terms(pipe, x, z_hat, perceptual), weights)
 
 
-def stage3_loss(pipe, x: torch.Tensor, z: torch.Tensor, perceptual: PerceptualTerms | None = None) -> dict:
+def stage3_loss(pipe, x: torch.Tensor, z: torch.Tensor, perceptual: PerceptualTerms | None = None,
+                weights: Mapping[str, float] = STAGE3_WEIGHTS) -> dict:
     """Joint: gradients flow from the image through the UNet into the DFRM (noisy quantisation)."""
     out = pipe.dfrm(x, z)
     terms = image_terms(pipe, x, out["z_hat"], perceptual)
     terms["lr_guidance"] = F.mse_loss(out["y"], bicubic_target(x, pipe.scale))
     terms["latent"] = F.mse_loss(out["z_hat"], z)
-    return weighted_total(terms, {**IMAGE_WEIGHTS, **STAGE3_EXTRA_WEIGHTS})
+    return weighted_total(terms, weights)

@@ -19,6 +19,8 @@ bound on everything later stages can reach).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 
@@ -58,7 +60,8 @@ def noisy_latents(schedule: dict, z0: torch.Tensor, generator: torch.Generator |
     return a.sqrt() * z0 + (1 - a).sqrt() * noise, t, noise
 
 
-def stage0_loss(pipe, x: torch.Tensor, z: torch.Tensor, perceptual=None) -> dict:
+def stage0_loss(pipe, x: torch.Tensor, z: torch.Tensor, perceptual=None,
+                weights: Mapping[str, float] = STAGE0_WEIGHTS) -> dict:
     """Autoencoder reconstruction + KL + latent scale, and the UNet's ε-prediction loss.
 
     ``z`` (the trainer's no-grad encoding) is not used: the encoder is being trained, so it runs here with
@@ -80,13 +83,13 @@ def stage0_loss(pipe, x: torch.Tensor, z: torch.Tensor, perceptual=None) -> dict
     terms["denoise"] = F.mse_loss(eps, noise)
     terms["latent_std"] = scaled.detach().std()  # logged only
     terms["psnr"] = (10 * torch.log10(4 / terms["mse"].detach().clamp_min(1e-10)))  # logged only, RGB in [-1,1]
-    return weighted_total(terms, STAGE0_WEIGHTS)
+    return weighted_total(terms, weights)
 
 
 STAGE0 = Stage(
     name="stage0",
     summary="nano only: the VAE as an autoencoder and the UNet as an ε-denoiser from scratch (AdamW 4e-4, 20K)",
-    trainable=backbone_parameters, loss=stage0_loss,
+    trainable=backbone_parameters, loss=stage0_loss, loss_weights=STAGE0_WEIGHTS,
     optimizer="adamw", lr=4e-4, halve_every=8_000, iterations=20_000, uses_perceptual=False, previous=None,
 )
 if __name__ != "__main__":  # run as `python -m`, this copy only checks a model; importing `stages` registers it

@@ -14,7 +14,7 @@ from . import losses
 from . import stage0 as _stage0  # noqa: F401  (registers stage0)
 
 # The registry's names stay reachable as `stages.*` (the trainer, the command line and the tests use them so).
-from .registry import STAGES, NamedParameters, Stage, get_stage, register_stage  # noqa: F401
+from .registry import STAGES, NamedParameters, Stage, get_stage, loss_weights, register_stage  # noqa: F401
 
 
 # -- what each stage trains --------------------------------------------------------------------------------
@@ -46,17 +46,17 @@ def joint_parameters(pipe) -> NamedParameters:
 
 register_stage(Stage(
     name="stage1", summary="the DFRM (Adam 2e-4, halved every 50K, 200K iterations)",
-    trainable=dfrm_parameters, loss=losses.stage1_loss,
+    trainable=dfrm_parameters, loss=losses.stage1_loss, loss_weights=losses.STAGE1_WEIGHTS,
     optimizer="adam", lr=2e-4, halve_every=50_000, iterations=200_000, uses_perceptual=False, previous=None,
 ))
 register_stage(Stage(
     name="stage2", summary="UNet LoRA + conv_in, VAE-decoder LoRA, TPM, refiner (AdamW 3e-4, halved every 15K, 50K)",
-    trainable=enhancement_parameters, loss=losses.stage2_loss,
+    trainable=enhancement_parameters, loss=losses.stage2_loss, loss_weights=losses.IMAGE_WEIGHTS,
     optimizer="adamw", lr=3e-4, halve_every=15_000, iterations=50_000, uses_perceptual=True, previous="stage1",
 ))
 register_stage(Stage(
     name="stage3", summary="all of stages 1 and 2 jointly (AdamW 1e-5, 10K iterations)",
-    trainable=joint_parameters, loss=losses.stage3_loss,
+    trainable=joint_parameters, loss=losses.stage3_loss, loss_weights=losses.STAGE3_WEIGHTS,
     optimizer="adamw", lr=1e-5, halve_every=None, iterations=10_000, uses_perceptual=True, previous="stage2",
 ))
 

@@ -53,9 +53,10 @@ class StageModel(nn.Module):
     """The pipeline's modules under one nn.Module (what accelerate wraps), computing one stage's loss."""
 
     def __init__(self, pipe: TADMPipeline, stage: stages.Stage, perceptual: PerceptualTerms | None,
-                 cache: LatentCache | None) -> None:
+                 cache: LatentCache | None, loss_weights: dict[str, float]) -> None:
         super().__init__()
         self.pipe, self.stage, self.perceptual, self.cache = pipe, stage, perceptual, cache
+        self.loss_weights = loss_weights
         # Registered as children so that .parameters() and DDP see them; the pipeline keeps the same objects.
         self.vae, self.unet, self.dfrm, self.tpm, self.refiner = pipe.vae, pipe.unet, pipe.dfrm, pipe.tpm, pipe.refiner
 
@@ -65,7 +66,7 @@ class StageModel(nn.Module):
         else:
             with torch.no_grad():
                 z = self.pipe.encode_latent(pixels)  # (B, 4, c/8, c/8), the frozen encoder
-        return self.stage.loss(self.pipe, pixels, z, self.perceptual)
+        return self.stage.loss(self.pipe, pixels, z, self.perceptual, self.loss_weights)
 
 
 def resolved(config: TrainConfig, stage: stages.Stage) -> tuple[int, float, int | None]:
@@ -105,6 +106,7 @@ def train(config: TrainConfig) -> Path:
     # 1. Set up: accelerator, seed, start model, trainable parameters
     stage = stages.get_stage(config.stage)
     iterations, lr, halve_every = resolved(config, stage)
+    weights = stages.loss_weights(stage, config.loss_weights)  # refused here, before anything is written
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     set_seed(config.seed)
     output_dir = Path(config.output_dir)
@@ -151,7 +153,7 @@ def train(config: TrainConfig) -> Path:
             logger.warning("%s: the resumed run keeps its base learning rate %g (--lr %g is ignored)",
                            stage.name, restored_lr, lr)
             lr = restored_lr
-    model = StageModel(pipe, stage, perceptual, cache)
+    model = StageModel(pipe, stage, perceptual, cache, weights)
     model, optimizer = accelerator.prepare(model, optimizer)
 
     # 4. Loop
@@ -228,6 +230,8 @@ def train(config: TrainConfig) -> Path:
                  # theirs (up to the checkpoint resumed from) and this run's
                  "resumed_at_step": start_step, "loop_seconds": round(loop_seconds(), 1),
                  "perceptual": sorted(perceptual.functions) if perceptual else [],
+                 # the weights the total used; the changed ones also by themselves, for a reader of the history
+                 "loss_weights": weights, "loss_weights_changed": dict(config.loss_weights),
                  "data": [str(d) for d in config.data_dirs], "model_id": pipe.model_id,
                  "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         training_history.write(model_dir, training_history.with_stage(history, entry))

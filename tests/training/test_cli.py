@@ -31,6 +31,25 @@ def test_stage1_runs_from_the_command_line(tmp_path, photo_folder, capsys):
     assert "stage1 done" in capsys.readouterr().out
 
 
+def test_a_loss_weight_is_recorded_and_a_wrong_one_refused(tmp_path, photo_folder, capsys):
+    import json
+
+    common = ["train", "stage1", "--preset", "tiny", "--data", str(photo_folder), "--iterations", "1",
+              "--batch-size", "1", "--crop-size", "64", "--num-workers", "0", "--validate-every", "0"]
+    assert main([*common, "-o", str(tmp_path / "run"), "--loss-weight", "lr_guidance=0.5"]) == 0
+    entry = json.loads((tmp_path / "run" / "model" / "training.json").read_text())["stages"][-1]
+    assert entry["loss_weights"]["lr_guidance"] == 0.5 and entry["loss_weights"]["latent_direct"] == 1.0
+    assert entry["loss_weights_changed"] == {"lr_guidance": 0.5}
+
+    assert main([*common, "-o", str(tmp_path / "wrong"), "--loss-weight", "latent=0.5"]) == 1
+    err = capsys.readouterr().err
+    assert "stage1 has no loss term 'latent'" in err and "latent_direct" in err
+    assert not (tmp_path / "wrong").exists()  # refused before anything was written
+    with pytest.raises(SystemExit):  # argparse: not TERM=WEIGHT
+        main([*common, "-o", str(tmp_path / "bad"), "--loss-weight", "latent"])
+    assert "expected TERM=WEIGHT" in capsys.readouterr().err
+
+
 def test_bad_data_folder_is_a_one_line_error(tmp_path, capsys):
     code = main(["train", "stage1", "--preset", "tiny", "--data", str(tmp_path / "missing"), "-o",
                  str(tmp_path / "run"), "--num-workers", "0"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from model.pipeline import TADMPipeline
 from model.training import stages
@@ -57,7 +58,8 @@ def test_stage3_trains_the_union(pipe):
 
 def test_registry_takes_a_new_stage(pipe):
     stage = stages.Stage(name="stage-test", summary="TPM only", trainable=lambda p: stages._prefixed("tpm", p.tpm),
-                         loss=stages.losses.stage2_loss, optimizer="adam", lr=1e-4, halve_every=None,
+                         loss=stages.losses.stage2_loss, loss_weights=stages.losses.IMAGE_WEIGHTS,
+                         optimizer="adam", lr=1e-4, halve_every=None,
                          iterations=1, uses_perceptual=False, previous=None)
     stages.register_stage(stage)
     try:
@@ -73,3 +75,29 @@ def test_registry_takes_a_new_stage(pipe):
 def test_unknown_stage_names_the_choices():
     with pytest.raises(ValueError, match="stage1"):
         stages.get_stage("stage9")
+
+
+def test_a_changed_loss_weight_changes_the_total_by_that_term(pipe):
+    """stage 3 with the latent term at 0.25 instead of 1: the total loses 0.75 x that term, nothing else moves."""
+    stage = stages.get_stage("stage3")
+    weights = stages.loss_weights(stage, {"latent": 0.25})
+    assert weights == {**stage.loss_weights, "latent": 0.25}
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+    def terms(w):
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # the same quantisation noise for both
+            return stage.loss(pipe, x, pipe.encode_latent(x), None, w)
+
+    default, changed = terms(stage.loss_weights), terms(weights)
+    assert float(default["latent"]) > 0
+    assert torch.allclose(default["latent"], changed["latent"]) and torch.allclose(default["mse"], changed["mse"])
+    assert float(default["loss"] - changed["loss"]) == pytest.approx(0.75 * float(default["latent"]), rel=1e-4)
+
+
+def test_unknown_or_negative_loss_weights_are_refused_by_name():
+    stage = stages.get_stage("stage3")
+    with pytest.raises(ValueError, match="no loss term 'latnet'.*lr_guidance"):
+        stages.loss_weights(stage, {"latnet": 1.0})
+    with pytest.raises(ValueError, match="mse is negative"):
+        stages.loss_weights(stage, {"mse": -1.0})
