@@ -50,14 +50,21 @@ def save_checkpoint(output_dir: Path, step: int, params: NamedParameters, optimi
     return directory
 
 
-def load_trainable(directory: Path, params: NamedParameters) -> None:
-    """Copy a checkpoint's trainable tensors into ``params`` (the same names, all of them)."""
+def read_trainable(directory: Path, params: NamedParameters, owner: str = "") -> dict[str, torch.Tensor]:
+    """A checkpoint's trainable tensors, refused unless they are exactly ``params``' names (``owner``, e.g.
+    " than stage3 of MODEL", says in the message whose parameters were expected)."""
     from safetensors.torch import load_file
 
     saved = load_file(str(directory / "trainable.safetensors"))
     if set(saved) != set(params):
-        raise TrainingSetupError(f"{directory} was written for other parameters ({len(saved)} vs {len(params)}); "
-                                 "was it another stage or model?")
+        raise TrainingSetupError(f"{directory} was written for other parameters{owner} ({len(saved)} vs "
+                                 f"{len(params)} tensors); was it another stage or model?")
+    return saved
+
+
+def load_trainable(directory: Path, params: NamedParameters) -> None:
+    """Copy a checkpoint's trainable tensors into ``params`` (the same names, all of them)."""
+    saved = read_trainable(directory, params)
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(saved[name])

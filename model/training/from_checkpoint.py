@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from model.pipeline import TADMPipeline
 
 from . import stages
-from .checkpointing import TrainingSetupError
+from .checkpointing import TrainingSetupError, read_trainable
 
 
 def model_from_checkpoints(stage_name: str, start: Path, checkpoints: list[Path], output: Path) -> TADMPipeline:
@@ -34,14 +33,9 @@ def model_from_checkpoints(stage_name: str, start: Path, checkpoints: list[Path]
     params = stages.get_stage(stage_name).trainable(pipe)
     saved = []
     for checkpoint in checkpoints:
-        path = checkpoint / "trainable.safetensors"
-        if not path.is_file():
+        if not (checkpoint / "trainable.safetensors").is_file():
             raise TrainingSetupError(f"{checkpoint} is not a checkpoint (no trainable.safetensors)")
-        tensors = load_file(str(path))
-        if set(tensors) != set(params):
-            raise TrainingSetupError(f"{checkpoint} was written for other parameters than {stage_name} of {start} "
-                                     f"({len(tensors)} vs {len(params)} tensors)")
-        saved.append(tensors)
+        saved.append(read_trainable(checkpoint, params, owner=f" than {stage_name} of {start}"))
     with torch.no_grad():
         for name, param in params.items():
             param.copy_(torch.stack([tensors[name].float() for tensors in saved]).mean(0))
