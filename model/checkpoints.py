@@ -3,7 +3,8 @@
 Layout (``save_pretrained``)::
 
     tadm.json                 what this model is: preset, scale, base (and VAE) reference, noise schedule, LoRA
-                              ranks, what the TPM sees (``tpm_input``), how images are tiled (``layout``)
+                              ranks (and the UNet's alpha once its rank grew), what the TPM sees
+                              (``tpm_input``), how images are tiled (``layout``)
     dfrm/ tpm/ refiner/       diffusers ModelMixin directories (config.json + safetensors)
     adapters.safetensors      UNet LoRA + the fully trained UNet conv_in + VAE-decoder LoRA (peft key names)
     empty_prompt.safetensors  the text encoder's output for "", so serving never loads a text encoder

@@ -24,9 +24,11 @@ VAE_ADAPTER = "vae_skip"
 UNET_FULL_TRAINED = ("conv_in.weight", "conv_in.bias")
 
 
-def attach_unet_lora(unet: Any, rank: int, init: Any = "gaussian") -> None:
-    """Add the UNet adapter (rank ``rank``, peft's default alpha) on the spec's targets."""
-    unet.add_adapter(LoraConfig(r=rank, init_lora_weights=init, target_modules=UNET_LORA_TARGETS), UNET_ADAPTER)
+def attach_unet_lora(unet: Any, rank: int, init: Any = "gaussian", alpha: float | None = None) -> None:
+    """Add the UNet adapter (rank ``rank``; alpha ``alpha``, else peft's default) on the spec's targets."""
+    scale = {} if alpha is None else {"lora_alpha": alpha}
+    unet.add_adapter(LoraConfig(r=rank, init_lora_weights=init, target_modules=UNET_LORA_TARGETS, **scale),
+                     UNET_ADAPTER)
 
 
 def attach_vae_lora(vae: Any, rank: int, init: Any = "gaussian") -> None:

@@ -180,7 +180,8 @@ class TADMPipeline:
         else:
             vae = AutoencoderKL.from_pretrained(path / checkpoints.BACKBONE_DIR, subfolder="vae")
             unet = UNet2DConditionModel.from_pretrained(path / checkpoints.BACKBONE_DIR, subfolder="unet")
-        lora.attach_unet_lora(unet, int(config["unet_lora_rank"]))
+        # unet_lora_alpha: only in a model whose adapter grew (model.training.grow_lora); else peft's default
+        lora.attach_unet_lora(unet, int(config["unet_lora_rank"]), alpha=config.get("unet_lora_alpha"))
         lora.attach_vae_lora(vae, int(config["vae_lora_rank"]))
         adapters = checkpoints.load_tensors(path / checkpoints.ADAPTERS_NAME)
         lora.load_adapter_state_dict(unet, checkpoints.split_prefixed(adapters, "unet"), "unet", lora.UNET_FULL_TRAINED)

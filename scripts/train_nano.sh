@@ -26,6 +26,8 @@
 #   GD_CHANNELS, GD_RES_BLOCKS, GD_SHUFFLE [unset]: grow G_d (the DFRM's thumbnail-to-latent decoder) to this
 #     width / number of Resblocks / width between shuffles before training, keeping its outputs (tadm train
 #     --decoder-channels etc.; a no-op once the model has that size, so they may stay set on a resumed run)
+#   UNET_LORA_RANK [unset]: raise the UNet LoRA rank to this before training, keeping its outputs (tadm train
+#     --unet-lora-rank, model/training/grow_lora.py; a no-op once the model has that rank)
 #   STAGEn_LOSS_WEIGHTS [none]: the stage's loss weights replaced by term name, "TERM=WEIGHT ..." (tadm train
 #     --loss-weight, recorded in training.json; e.g. STAGE3_LOSS_WEIGHTS="latent=0.25")
 #   STAGEn_SECONDS [none]: a time budget; the stage ends when its loop has run that long (or at its steps, if
@@ -113,6 +115,7 @@ for n in $STAGES; do
     [[ -n "${GD_CHANNELS:-}" ]] && extra+=(--decoder-channels "$GD_CHANNELS")
     [[ -n "${GD_RES_BLOCKS:-}" ]] && extra+=(--decoder-res-blocks "$GD_RES_BLOCKS")
     [[ -n "${GD_SHUFFLE:-}" ]] && extra+=(--shuffle-channels "$GD_SHUFFLE")
+    [[ -n "${UNET_LORA_RANK:-}" ]] && extra+=(--unet-lora-rank "$UNET_LORA_RANK")
     echo "stage$n: training ${STEPS[$n]} steps${SECONDS_BUDGET[$n]:+ or ${SECONDS_BUDGET[$n]} s} into $out"
     nice -n "$NICE" "${TADM[@]}" train "stage$n" "${start[@]}" --data "$PHOTOS/images" --output "$out" \
       --scale "$SCALE" --iterations "${STEPS[$n]}" --lr "${LR[$n]}" --lr-halve-every "${HALVE[$n]}" \

@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     grow.add_argument("--decoder-channels", type=int, help="G_d's width before its PixelShuffles")
     grow.add_argument("--decoder-res-blocks", type=int, help="G_d's Resblocks")
     grow.add_argument("--shuffle-channels", type=int, help="G_d's width between two PixelShuffles")
+    p.add_argument("--unet-lora-rank", type=int,
+                   help="raise the start model's UNet LoRA rank to R before training, keeping its outputs (new "
+                        "directions start at zero and learn; model.training.grow_lora)")
     p.add_argument("--iterations", type=int, help="optimiser steps (default: the stage's)")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="end this run's training loop after that many seconds and write the model from the steps "
@@ -129,7 +132,7 @@ def _train(args: argparse.Namespace) -> int:
         random_init=stage.name == "stage0",  # stage 0 exists to train the backbone from scratch
         scale=args.scale, base=args.base, backbone=args.backbone, iterations=args.iterations,
         decoder_channels=args.decoder_channels, decoder_res_blocks=args.decoder_res_blocks,
-        shuffle_channels=args.shuffle_channels,
+        shuffle_channels=args.shuffle_channels, unet_lora_rank=args.unet_lora_rank,
         max_seconds=args.max_seconds, lr=args.lr,
         halve_every=args.lr_halve_every, warmup_steps=args.warmup_steps,
         batch_size=args.batch_size, crop_size=args.crop_size, gradient_accumulation=args.gradient_accumulation,

@@ -22,6 +22,8 @@ class TrainConfig:
     decoder_channels: int | None = None
     decoder_res_blocks: int | None = None
     shuffle_channels: int | None = None
+    # the UNet LoRA rank: the start model's adapter is raised to it without changing its outputs (None keeps it)
+    unet_lora_rank: int | None = None
     base: str | None = None
     iterations: int | None = None
     max_seconds: float | None = None  # end this run's loop after that long and write the model from its steps

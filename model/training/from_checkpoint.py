@@ -5,7 +5,8 @@
 
 A checkpoint holds only the tensors its stage trains (:mod:`.checkpointing`); the rest (the frozen VAE encoder and
 UNet, the shapes) come from ``START``, the model directory the stage started from (or the one it wrote: the
-stage changes none of the others). Given several checkpoints, the model gets the mean of their tensors, a cheap
+stage changes none of the others); a run that raised the UNet LoRA rank (``--unet-lora-rank``) has checkpoints of
+the higher rank, and ``START`` is raised to it the way the run raised it. Given several checkpoints, the model gets the mean of their tensors, a cheap
 stand-in for an average of the weights over the last steps. ``tadm eval --model OUT`` then scores it.
 """
 
@@ -16,11 +17,13 @@ import sys
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 from model.pipeline import TADMPipeline
 
 from . import stages
 from .checkpointing import TrainingSetupError, read_trainable
+from .grow_lora import grow_unet_lora
 
 
 def model_from_checkpoints(stage_name: str, start: Path, checkpoints: list[Path], output: Path) -> TADMPipeline:
@@ -30,6 +33,9 @@ def model_from_checkpoints(stage_name: str, start: Path, checkpoints: list[Path]
         raise TrainingSetupError("no checkpoint given")
     pipe = TADMPipeline.from_pretrained(start)
     pipe.to("cpu", torch.float32)
+    rank = checkpoint_unet_lora_rank(checkpoints[0])
+    if rank is not None and rank > int(pipe.config["unet_lora_rank"]):
+        grow_unet_lora(pipe, rank)  # the new A rows are overwritten by the checkpoint's
     params = stages.get_stage(stage_name).trainable(pipe)
     saved = []
     for checkpoint in checkpoints:
@@ -43,6 +49,18 @@ def model_from_checkpoints(stage_name: str, start: Path, checkpoints: list[Path]
         module.eval()
     pipe.save_pretrained(output)
     return pipe
+
+
+def checkpoint_unet_lora_rank(checkpoint: Path) -> int | None:
+    """The UNet LoRA rank of a checkpoint's tensors (the rows of any UNet ``lora_A``), ``None`` if it has none."""
+    path = checkpoint / "trainable.safetensors"
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as tensors:
+        for key in tensors.keys():  # noqa: SIM118 (safe_open is not a mapping)
+            if key.startswith("unet.") and ".lora_A." in key:
+                return int(tensors.get_slice(key).get_shape()[0])
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

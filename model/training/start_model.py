@@ -12,6 +12,7 @@ from . import history as training_history
 from . import stages
 from .checkpointing import TrainingSetupError
 from .config import TrainConfig
+from .grow_lora import grow_unet_lora
 from .widen import widen_decoder
 
 
@@ -40,6 +41,17 @@ def resize_decoder(pipe: TADMPipeline, config: TrainConfig) -> tuple[int, int, i
     pipe.dfrm = wider
     pipe.model_id = pipe.compute_model_id()
     return before
+
+
+def raise_unet_lora_rank(pipe: TADMPipeline, config: TrainConfig) -> int | None:
+    """Raise the start model's UNet LoRA rank to ``config.unet_lora_rank``, keeping its outputs (see
+    :mod:`model.training.grow_lora`); returns the rank it had when it grew, else ``None``."""
+    if config.unet_lora_rank is None:
+        return None
+    try:
+        return grow_unet_lora(pipe, config.unet_lora_rank, seed=config.seed)
+    except ValueError as exc:
+        raise TrainingSetupError(str(exc)) from exc
 
 
 def _start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:

@@ -40,7 +40,7 @@ from .data import LatentCache, RandomCrops, StepSampler, find_images
 from .losses import PerceptualTerms
 from .monitoring import TrainingLog, validate
 from .schedules import halving_schedule
-from .start_model import load_start_model, resize_decoder
+from .start_model import load_start_model, raise_unet_lora_rank, resize_decoder
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,10 @@ def train(config: TrainConfig) -> Path:
     if decoder_grown_from is not None:
         logger.info("%s: G_d grown from %s to %s (channels, Resblocks, width between shuffles), outputs kept",
                     stage.name, decoder_grown_from, pipe.dfrm.decoder_shape)
+    lora_grown_from = raise_unet_lora_rank(pipe, config)
+    if lora_grown_from is not None:
+        logger.info("%s: UNet LoRA rank raised from %d to %d, outputs kept", stage.name, lora_grown_from,
+                    config.unet_lora_rank)
     pipe.to(accelerator.device, torch.float32)  # fp32 master weights
     params = stage.trainable(pipe)
     stages.set_trainable(pipe, params)
@@ -223,6 +227,8 @@ def train(config: TrainConfig) -> Path:
                  # G_d's (channels, Resblocks, width between shuffles); grown_from when this stage grew it
                  "g_d": list(pipe.dfrm.decoder_shape),
                  **({"g_d_grown_from": list(decoder_grown_from)} if decoder_grown_from else {}),
+                 "unet_lora_rank": pipe.config["unet_lora_rank"],
+                 **({"unet_lora_rank_grown_from": lora_grown_from} if lora_grown_from else {}),
                  "batch_size": config.batch_size, "processes": accelerator.num_processes,
                  "gradient_accumulation": config.gradient_accumulation, "crop_size": config.crop_size,
                  "seed": config.seed, "mixed_precision": config.mixed_precision,
