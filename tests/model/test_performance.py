@@ -269,6 +269,29 @@ def test_bench_upscale_times_a_model_directory_as_served(tmp_path, photo):
     assert doc["scale"] == 32  # the model's own, not --scale's default
 
 
+def test_bench_compare_times_two_models_in_turns(tmp_path, photo):
+    from model.pipeline import TADMPipeline
+
+    compare = load_script("bench_compare")
+    assert compare.round_order(3) == [(0, 0), (0, 1), (1, 1), (1, 0), (2, 0), (2, 1)]  # A first in even rounds
+    assert compare.paired_ratio([1.0, 2.0, 4.0], [2.0, 2.0, 2.0]) == 1.0  # ratios 2, 1, 0.5: their median
+    saved = TADMPipeline.from_preset("tiny", scale=16, seed=3).save_pretrained(tmp_path / "m")
+    out = tmp_path / "compare.json"
+    compare.main([str(saved), "preset:tiny", "--size", "128x96", "--rounds", "2", "--threads", "1",
+                  "--json", str(out)])
+    doc = json.loads(out.read_text())
+    a, b = doc["models"]
+    assert a["model"] == str(saved) and b["model"] == "preset:tiny" and a["model_id"] != b["model_id"]
+    assert a["thumbnail"] == b["thumbnail"] == [8, 6] and len(a["seconds_runs"]) == len(b["seconds_runs"]) == 2
+    assert doc["b_over_a_paired_median"] == compare.paired_ratio(a["seconds_runs"], b["seconds_runs"]) > 0
+
+
+def test_bench_compare_refuses_a_folder_that_is_not_a_model(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        load_script("bench_compare").main([str(tmp_path), "preset:tiny"])
+    assert "not a model directory" in capsys.readouterr().err
+
+
 def test_bench_scripts_reject_bad_arguments(bench_gpu, capsys):
     with pytest.raises(SystemExit):
         bench_gpu.main(["--sizes", "2048by2048"])
