@@ -3,7 +3,7 @@
 #
 #   scripts/ship_nano.sh [RUN_DIR]      # default RUN_DIR: ~/.cache/tadm/nano-${SCALE}x (what train_nano.sh wrote)
 #
-# 1. model/weights/nano-${SCALE}x/ <- RUN_DIR/stage3/model, stored as float16 (python -m model.training.ship weights)
+# 1. model/weights/nano-${SCALE}x/ <- RUN_DIR/stage3/model (or MODEL), stored as float16 (python -m model.training.ship weights)
 # 2. Kodak-24 at the model's scale: the shipped weights, the stage-1 model alone (`direct`: no diffusion step;
 #    DIRECT_MODEL, default RUN/stage1/model, else the shipped model's own G_d when the run had no stage 1),
 #    bicubic, and JPEG / WebP / AVIF at the bicubic thumbnail's bytes -> model/weights/nano-${SCALE}x/evaluation/
@@ -13,6 +13,7 @@
 # Then write the session's figures into model/weights/nano-${SCALE}x/README.md (the model card) and commit.
 #
 # Settings: SCALE [16]   KODAK [../shared/data/kodak]   THREADS [2]   NOTE [""] (recorded with the evaluation)
+#   MODEL [RUN_DIR/stage3/model]: the model to ship, e.g. RUN_DIR/stage2/model for a run that ended with stage 2
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,10 +24,11 @@ DEST="$REPO/model/weights/nano-${SCALE}x"
 PY="$REPO/.venv/bin/python"
 export OMP_NUM_THREADS="${THREADS:-2}"
 
-[[ -f "$RUN/stage3/model/tadm.json" ]] || { echo "no stage-3 model in $RUN (run scripts/train_nano.sh first)" >&2; exit 2; }
+MODEL="${MODEL:-$RUN/stage3/model}"
+[[ -f "$MODEL/tadm.json" ]] || { echo "no model at $MODEL (run scripts/train_nano.sh first, or set MODEL)" >&2; exit 2; }
 [[ -d "$KODAK" ]] || { echo "Kodak photographs not found at $KODAK (set KODAK)" >&2; exit 2; }
 
-"$PY" -m model.training.ship weights "$RUN/stage3/model" --scale "$SCALE"
+"$PY" -m model.training.ship weights "$MODEL" --scale "$SCALE"
 DIRECT="${DIRECT_MODEL:-$RUN/stage1/model}"
 if [[ ! -f "$DIRECT/tadm.json" ]]; then
   echo "no stage-1 model in $RUN (the run began at a later stage): \`direct\` is the shipped model's own G_d," \
