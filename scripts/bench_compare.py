@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Side-by-side upscale benchmark: two models timed in turns in one process, so that a shared machine's drift
-falls on both alike.
+"""Side-by-side upscale benchmark on the CPU: two models timed in turns in one process, so that a shared machine's
+drift falls on both alike.
 
     scripts/bench_compare.py model/weights/nano-16x /tmp/new-16x --serving --size 768x512 --rounds 7 --threads 2
     scripts/bench_compare.py preset:nano model/weights/nano-16x --size 2048x2048 --json out.json

@@ -14,11 +14,12 @@ rank-``R`` adapter equals the rank-``r`` one when
 from __future__ import annotations
 
 import torch
+from peft import LoraConfig
 
 from model import lora
 from model.pipeline import TADMPipeline
 
-PEFT_DEFAULT_ALPHA = 8  # LoraConfig's lora_alpha, which attach_unet_lora uses when a config names none
+PEFT_DEFAULT_ALPHA = LoraConfig().lora_alpha  # what attach_unet_lora uses when a model's config names no alpha
 
 
 def grow_unet_lora(pipe: TADMPipeline, rank: int, seed: int = 0) -> int | None:
