@@ -155,6 +155,11 @@ def _upscale(args: argparse.Namespace) -> int:
     except ThumbnailError as exc:
         raise CommandError(f"{args.thumbnail}: {exc}") from exc
     pipe = load_pipeline(args, thumb.scale)
+    # the worker's switches (LoRA merged into the weights: 1.07x faster for nano on 2 CPU cores); the results
+    # agree with the unmerged model within 5e-4 (model.performance)
+    from .performance import optimize_for_serving
+
+    optimize_for_serving(pipe)
     tiling = tiling_from_args(args, pipe.default_tiling)
     with tqdm(total=None, unit="tile", desc="upscale") as bar:
 

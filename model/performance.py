@@ -109,6 +109,13 @@ def optimize_for_inference(
     return applied
 
 
+def optimize_for_serving(pipe: TADMPipeline) -> InferenceOptimizations:
+    """The switches every serving path applies (the worker, `tadm upscale`): LoRA merged, SDPA attention, NHWC on
+    CUDA only (see ``channels_last`` above: the CPU group norm loses precision in NHWC), nothing compiled (a
+    one-off command would pay the compile time for nothing)."""
+    return optimize_for_inference(pipe, channels_last=pipe.device.type == "cuda")
+
+
 def merge_lora_in_float32(module: nn.Module) -> int:
     """Merge ``module``'s LoRA adapters into its base weights, computing the sum in float32.
 

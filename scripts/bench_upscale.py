@@ -97,9 +97,9 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
     else:
         pipe = TADMPipeline.from_preset(args.preset, scale=args.scale, pretrained=False, device=device, dtype=dtype)
     if args.serving:  # what `tadm worker` does after loading (service/worker/loading.py)
-        from model.performance import optimize_for_inference
+        from model.performance import optimize_for_serving
 
-        optimize_for_inference(pipe, channels_last=device.type == "cuda")
+        optimize_for_serving(pipe)
     with Image.open(args.image) as photo:
         source = cover_crop(photo.convert("RGB"), size)
     thumbnail = pipe.downscale(source)

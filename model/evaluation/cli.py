@@ -84,6 +84,11 @@ def _eval(args: argparse.Namespace) -> int:
         direct_pipe = pipe if args.direct_model is None else _load_model_dir(args.direct_model, args)
     elif args.direct_model is not None:
         raise CommandError("--direct-model is for the `direct` method; add it to --methods")
+    # scored as the worker serves them (LoRA merged: speed only, results within 5e-4, model.performance)
+    from model.performance import optimize_for_serving
+
+    for loaded in {id(p): p for p in (pipe, direct_pipe) if p is not None}.values():
+        optimize_for_serving(loaded)
     if args.budget == "model" and "model" not in methods:
         raise CommandError("--budget model needs the `model` method")
     wanted_baselines = tuple(m for m in methods if m not in MODEL_METHODS)

@@ -38,9 +38,9 @@ def load_model(settings: Settings):  # -> (TADMPipeline, ModelInfo)
     info = ModelInfo(pipe.model_id, str(pipe.config["preset"]), pipe.scale, trained, quality)
     # Serving switches that change speed, not results (model.performance): LoRA folded into the weights, SDPA
     # attention; NHWC only on CUDA (PyTorch's CPU group norm loses precision in NHWC).
-    from model.performance import optimize_for_inference
+    from model.performance import optimize_for_serving
 
-    optimize_for_inference(pipe, channels_last=pipe.device.type == "cuda")
+    optimize_for_serving(pipe)
     if not trained:
         banner = "!" * 100
         logger.warning("\n%s\n!!! WARNING: %s\n%s", banner, RANDOM_WEIGHTS_WARNING, banner)

@@ -18,7 +18,12 @@ import torch
 from PIL import Image
 
 from model import TADMPipeline, lora
-from model.performance import merge_lora_in_float32, optimize_for_inference, static_batch_step
+from model.performance import (
+    merge_lora_in_float32,
+    optimize_for_inference,
+    optimize_for_serving,
+    static_batch_step,
+)
 from model.tiling import Tiling, denoise_tiled
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,6 +106,19 @@ def test_merged_lora_matches_unmerged(z_hat):
     assert all(layer.merged for _, layer in lora.lora_layers(pipe.unet) + lora.lora_layers(pipe.vae))
     assert max_diff(merged_latent, latent) < TOLERANCE
     assert max_diff(merged_pixels, pixels) < TOLERANCE
+
+
+def test_serving_switches_on_cpu():
+    """What the worker and `tadm upscale` apply on a CPU: every adapter merged, SDPA, and NCHW kept (NHWC would
+    cost the CPU group norm its precision, see CHANNELS_LAST_TOLERANCE)."""
+    pipe = fresh_pipe()
+    randomize_lora_b(pipe.unet, seed=4)
+    applied = optimize_for_serving(pipe)
+    assert applied.merged_lora_layers == len(lora.lora_layers(pipe.unet)) + len(lora.lora_layers(pipe.vae)) > 0
+    assert all(layer.merged for _, layer in lora.lora_layers(pipe.unet) + lora.lora_layers(pipe.vae))
+    assert applied.attention == "AttnProcessor2_0" and not applied.channels_last and applied.compiled == ()
+    conv = pipe.unet.conv_in.get_base_layer() if hasattr(pipe.unet.conv_in, "get_base_layer") else pipe.unet.conv_in
+    assert conv.weight.is_contiguous() and not conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_merge_in_float32_rounds_each_weight_once():
@@ -278,10 +296,11 @@ def test_bench_compare_times_two_models_in_turns(tmp_path, photo):
     saved = TADMPipeline.from_preset("tiny", scale=16, seed=3).save_pretrained(tmp_path / "m")
     out = tmp_path / "compare.json"
     compare.main([str(saved), "preset:tiny", "--size", "128x96", "--rounds", "2", "--threads", "1",
-                  "--json", str(out)])
+                  "--serving", "b", "--json", str(out)])
     doc = json.loads(out.read_text())
     a, b = doc["models"]
     assert a["model"] == str(saved) and b["model"] == "preset:tiny" and a["model_id"] != b["model_id"]
+    assert doc["serving_optimisations"] == "b" and (a["serving"], b["serving"]) == (False, True)
     assert a["thumbnail"] == b["thumbnail"] == [8, 6] and len(a["seconds_runs"]) == len(b["seconds_runs"]) == 2
     assert doc["b_over_a_paired_median"] == compare.paired_ratio(a["seconds_runs"], b["seconds_runs"]) > 0
 
