@@ -183,6 +183,11 @@ class DFRM(ModelMixin, ConfigMixin):
         return decoder_sizes(c.hidden_channels, c.num_res_blocks, c.shuffle_channels, c.decoder_channels,
                              c.decoder_res_blocks)
 
+    @property
+    def encoder_shape(self) -> tuple[int, int]:
+        """G_e's latent branch (channels, Resblocks); the fusion has the same Resblocks, ``pixel_channels`` wider."""
+        return self.config.hidden_channels, self.config.num_res_blocks
+
     # -- the two chains -------------------------------------------------------------------------------
     def encode_features(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """G_e: HR pixels in [-1,1] (B,3,H,W) and scaled latent (B,C,H/f,W/f) -> z_lr (B,3,H/s,W/s)."""

@@ -26,6 +26,9 @@
 #   GD_CHANNELS, GD_RES_BLOCKS, GD_SHUFFLE [unset]: grow G_d (the DFRM's thumbnail-to-latent decoder) to this
 #     width / number of Resblocks / width between shuffles before training, keeping its outputs (tadm train
 #     --decoder-channels etc.; a no-op once the model has that size, so they may stay set on a resumed run)
+#   GE_CHANNELS, GE_RES_BLOCKS [unset]: grow G_e (the DFRM's image-and-latent-to-thumbnail encoder: its latent
+#     branch's width, the Resblocks of that branch and of the fusion) the same way, keeping its thumbnails (tadm
+#     train --encoder-channels / --encoder-res-blocks)
 #   UNET_LORA_RANK [unset]: raise the UNet LoRA rank to this before training, keeping its outputs (tadm train
 #     --unet-lora-rank, model/training/grow_lora.py; a no-op once the model has that rank)
 #   STAGEn_LOSS_WEIGHTS [none]: the stage's loss weights replaced by term name, "TERM=WEIGHT ..." (tadm train
@@ -115,6 +118,8 @@ for n in $STAGES; do
     [[ -n "${GD_CHANNELS:-}" ]] && extra+=(--decoder-channels "$GD_CHANNELS")
     [[ -n "${GD_RES_BLOCKS:-}" ]] && extra+=(--decoder-res-blocks "$GD_RES_BLOCKS")
     [[ -n "${GD_SHUFFLE:-}" ]] && extra+=(--shuffle-channels "$GD_SHUFFLE")
+    [[ -n "${GE_CHANNELS:-}" ]] && extra+=(--encoder-channels "$GE_CHANNELS")
+    [[ -n "${GE_RES_BLOCKS:-}" ]] && extra+=(--encoder-res-blocks "$GE_RES_BLOCKS")
     [[ -n "${UNET_LORA_RANK:-}" ]] && extra+=(--unet-lora-rank "$UNET_LORA_RANK")
     echo "stage$n: training ${STEPS[$n]} steps${SECONDS_BUDGET[$n]:+ or ${SECONDS_BUDGET[$n]} s} into $out"
     nice -n "$NICE" "${TADM[@]}" train "stage$n" "${start[@]}" --data "$PHOTOS/images" --output "$out" \

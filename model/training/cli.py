@@ -50,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     grow.add_argument("--decoder-channels", type=int, help="G_d's width before its PixelShuffles")
     grow.add_argument("--decoder-res-blocks", type=int, help="G_d's Resblocks")
     grow.add_argument("--shuffle-channels", type=int, help="G_d's width between two PixelShuffles")
+    grow_e = p.add_argument_group(
+        "G_e size", "grow the start model's G_e (the DFRM's image-and-latent-to-thumbnail encoder) before training, "
+                    "keeping its thumbnails: new channels and Resblocks start silent and learn (model.training.widen)")
+    grow_e.add_argument("--encoder-channels", type=int, help="the width of G_e's latent branch (its fusion: "
+                                                             "the pixel branch's width more)")
+    grow_e.add_argument("--encoder-res-blocks", type=int, help="the Resblocks of G_e's latent branch and fusion")
     p.add_argument("--unet-lora-rank", type=int,
                    help="raise the start model's UNet LoRA rank to R before training, keeping its outputs (new "
                         "directions start at zero and learn; model.training.grow_lora)")
@@ -133,6 +139,7 @@ def _train(args: argparse.Namespace) -> int:
         scale=args.scale, base=args.base, backbone=args.backbone, iterations=args.iterations,
         decoder_channels=args.decoder_channels, decoder_res_blocks=args.decoder_res_blocks,
         shuffle_channels=args.shuffle_channels, unet_lora_rank=args.unet_lora_rank,
+        encoder_channels=args.encoder_channels, encoder_res_blocks=args.encoder_res_blocks,
         max_seconds=args.max_seconds, lr=args.lr,
         halve_every=args.lr_halve_every, warmup_steps=args.warmup_steps,
         batch_size=args.batch_size, crop_size=args.crop_size, gradient_accumulation=args.gradient_accumulation,

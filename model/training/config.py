@@ -22,6 +22,9 @@ class TrainConfig:
     decoder_channels: int | None = None
     decoder_res_blocks: int | None = None
     shuffle_channels: int | None = None
+    # G_e's size (its latent branch's width and the Resblocks of that branch and the fusion), grown the same way
+    encoder_channels: int | None = None
+    encoder_res_blocks: int | None = None
     # the UNet LoRA rank: the start model's adapter is raised to it without changing its outputs (None keeps it)
     unet_lora_rank: int | None = None
     base: str | None = None

@@ -5,8 +5,9 @@
 
 A checkpoint holds only the tensors its stage trains (:mod:`.checkpointing`); the rest (the frozen VAE encoder and
 UNet, the shapes) come from ``START``, the model directory the stage started from (or the one it wrote: the
-stage changes none of the others); a run that raised the UNet LoRA rank (``--unet-lora-rank``) has checkpoints of
-the higher rank, and ``START`` is raised to it the way the run raised it. Given several checkpoints, the model gets the mean of their tensors, a cheap
+stage changes none of the others); a run that raised the UNet LoRA rank (``--unet-lora-rank``) or grew G_d or G_e
+(``--decoder-*``, ``--encoder-*``) has checkpoints of the larger shapes, and ``START`` is grown to them the way the
+run grew it (their tensors then overwrite the new weights). Given several checkpoints, the model gets the mean of their tensors, a cheap
 stand-in for an average of the weights over the last steps. ``tadm eval --model OUT`` then scores it.
 """
 
@@ -24,6 +25,7 @@ from model.pipeline import TADMPipeline
 from . import stages
 from .checkpointing import TrainingSetupError, read_trainable
 from .grow_lora import grow_unet_lora
+from .widen import widen_decoder, widen_encoder
 
 
 def model_from_checkpoints(stage_name: str, start: Path, checkpoints: list[Path], output: Path) -> TADMPipeline:
@@ -36,6 +38,14 @@ def model_from_checkpoints(stage_name: str, start: Path, checkpoints: list[Path]
     rank = checkpoint_unet_lora_rank(checkpoints[0])
     if rank is not None and rank > int(pipe.config["unet_lora_rank"]):
         grow_unet_lora(pipe, rank)  # the new A rows are overwritten by the checkpoint's
+    sizes = checkpoint_dfrm_sizes(checkpoints[0])
+    if sizes is not None:
+        encoder, decoder = sizes
+        if encoder != pipe.dfrm.encoder_shape:
+            pipe.dfrm = widen_encoder(pipe.dfrm, channels=encoder[0], res_blocks=encoder[1])
+        if decoder[:2] != pipe.dfrm.decoder_shape[:2] or decoder[2] not in (None, pipe.dfrm.decoder_shape[2]):
+            pipe.dfrm = widen_decoder(pipe.dfrm, channels=decoder[0], res_blocks=decoder[1],
+                                      shuffle_channels=decoder[2])
     params = stages.get_stage(stage_name).trainable(pipe)
     saved = []
     for checkpoint in checkpoints:
@@ -61,6 +71,30 @@ def checkpoint_unet_lora_rank(checkpoint: Path) -> int | None:
             if key.startswith("unet.") and ".lora_A." in key:
                 return int(tensors.get_slice(key).get_shape()[0])
     return None
+
+
+def checkpoint_dfrm_sizes(checkpoint: Path) -> tuple[tuple[int, int], tuple[int, int, int | None]] | None:
+    """G_e's (channels, Resblocks) and G_d's (channels, Resblocks, width between shuffles) as a checkpoint's DFRM
+    tensors have them, ``None`` if it holds no DFRM (stage 2). Between shuffles: the first ConvBlock after G_d's
+    Resblocks writes that width; with a single shuffle there is none (``None``)."""
+    path = checkpoint / "trainable.safetensors"
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as tensors:
+        shapes = {k.removeprefix("dfrm."): tensors.get_slice(k).get_shape() for k in tensors.keys()  # noqa: SIM118
+                  if k.startswith("dfrm.")}
+    if "final_module.0.conv_in.weight" not in shapes:
+        return None
+
+    def res_blocks(module: str) -> int:
+        return len({k.split(".")[1] for k in shapes if k.startswith(f"{module}.") and ".res_block." in k})
+
+    decoder_blocks = res_blocks("final_module")
+    after_blocks = sorted(int(k.split(".")[1]) for k in shapes
+                          if k.startswith("final_module.") and k.endswith(".conv_in.weight"))[1:]
+    between = shapes[f"final_module.{after_blocks[0]}.conv_in.weight"][0] if len(after_blocks) > 1 else None
+    encoder = (shapes["latent_module.0.conv_in.weight"][0], res_blocks("latent_module"))
+    return encoder, (shapes["final_module.0.conv_in.weight"][0], decoder_blocks, between)
 
 
 def main(argv: list[str] | None = None) -> int:

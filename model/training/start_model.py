@@ -13,7 +13,7 @@ from . import stages
 from .checkpointing import TrainingSetupError
 from .config import TrainConfig
 from .grow_lora import grow_unet_lora
-from .widen import widen_decoder
+from .widen import widen_decoder, widen_encoder
 
 
 def load_start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:
@@ -37,6 +37,24 @@ def resize_decoder(pipe: TADMPipeline, config: TrainConfig) -> tuple[int, int, i
     except ValueError as exc:
         raise TrainingSetupError(str(exc)) from exc
     if wider.decoder_shape == before:
+        return None
+    pipe.dfrm = wider
+    pipe.model_id = pipe.compute_model_id()
+    return before
+
+
+def resize_encoder(pipe: TADMPipeline, config: TrainConfig) -> tuple[int, int] | None:
+    """Grow the start model's G_e to the size ``config`` asks for, keeping its thumbnails (see
+    :mod:`model.training.widen`); returns the size it had when it grew, else ``None``."""
+    if config.encoder_channels is None and config.encoder_res_blocks is None:
+        return None
+    before = pipe.dfrm.encoder_shape
+    try:
+        wider = widen_encoder(pipe.dfrm, channels=config.encoder_channels, res_blocks=config.encoder_res_blocks,
+                              seed=config.seed)
+    except ValueError as exc:
+        raise TrainingSetupError(str(exc)) from exc
+    if wider.encoder_shape == before:
         return None
     pipe.dfrm = wider
     pipe.model_id = pipe.compute_model_id()

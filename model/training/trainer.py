@@ -40,7 +40,7 @@ from .data import LatentCache, RandomCrops, StepSampler, find_images
 from .losses import PerceptualTerms
 from .monitoring import TrainingLog, validate
 from .schedules import halving_schedule
-from .start_model import load_start_model, raise_unet_lora_rank, resize_decoder
+from .start_model import load_start_model, raise_unet_lora_rank, resize_decoder, resize_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,10 @@ def train(config: TrainConfig) -> Path:
     if decoder_grown_from is not None:
         logger.info("%s: G_d grown from %s to %s (channels, Resblocks, width between shuffles), outputs kept",
                     stage.name, decoder_grown_from, pipe.dfrm.decoder_shape)
+    encoder_grown_from = resize_encoder(pipe, config)
+    if encoder_grown_from is not None:
+        logger.info("%s: G_e grown from %s to %s (channels, Resblocks), thumbnails kept", stage.name,
+                    encoder_grown_from, pipe.dfrm.encoder_shape)
     lora_grown_from = raise_unet_lora_rank(pipe, config)
     if lora_grown_from is not None:
         logger.info("%s: UNet LoRA rank raised from %d to %d, outputs kept", stage.name, lora_grown_from,
@@ -227,6 +231,9 @@ def train(config: TrainConfig) -> Path:
                  # G_d's (channels, Resblocks, width between shuffles); grown_from when this stage grew it
                  "g_d": list(pipe.dfrm.decoder_shape),
                  **({"g_d_grown_from": list(decoder_grown_from)} if decoder_grown_from else {}),
+                 # G_e's (channels, Resblocks), the same way
+                 "g_e": list(pipe.dfrm.encoder_shape),
+                 **({"g_e_grown_from": list(encoder_grown_from)} if encoder_grown_from else {}),
                  "unet_lora_rank": pipe.config["unet_lora_rank"],
                  **({"unet_lora_rank_grown_from": lora_grown_from} if lora_grown_from else {}),
                  "batch_size": config.batch_size, "processes": accelerator.num_processes,
