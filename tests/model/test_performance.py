@@ -318,3 +318,21 @@ def test_bench_scripts_reject_bad_arguments(bench_gpu, capsys):
     with pytest.raises(SystemExit):
         bench_gpu.main(["--device", "cpu", "--configs", "fastest"])
     assert "baseline,optimized,compiled" in capsys.readouterr().err
+
+
+def test_bench_downscale_times_a_grown_g_e_beside_the_model(tmp_path, capsys):
+    from model.pipeline import TADMPipeline
+
+    bench = load_script("bench_downscale")
+    saved = TADMPipeline.from_preset("tiny", scale=16, seed=3).save_pretrained(tmp_path / "m")
+    channels, blocks = TADMPipeline.from_pretrained(saved).dfrm.encoder_shape
+    out = tmp_path / "downscale.json"
+    bench.main([str(saved), "--grow", f"{channels * 2}/{blocks + 1}", "--sizes", "128x96", "--rounds", "2",
+                "--threads", "1", "--json", str(out)])
+    rows = json.loads(out.read_text())["results"]
+    assert [r["g_e"] for r in rows] == [[channels, blocks], [channels * 2, blocks + 1]]
+    assert rows[1]["parameters"] > rows[0]["parameters"] and rows[0]["over_as_is_paired_median"] == 1.0
+    assert all(len(r["seconds_runs"]) == 2 and r["seconds_median"] > 0 for r in rows)
+    with pytest.raises(SystemExit):  # G_e only grows
+        bench.main([str(saved), "--grow", f"{channels // 2}/{blocks}", "--sizes", "64x64", "--rounds", "1"])
+    assert "G_e can only grow" in capsys.readouterr().err
