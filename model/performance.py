@@ -110,7 +110,7 @@ def optimize_for_inference(
 
 
 def optimize_for_serving(pipe: TADMPipeline) -> InferenceOptimizations:
-    """The switches every serving path applies (the worker, `tadm upscale`): LoRA merged, SDPA attention, NHWC on
+    """The switches every serving path applies (the worker, `tadm upscale`, `tadm eval`): LoRA merged, SDPA attention, NHWC on
     CUDA only (see ``channels_last`` above: the CPU group norm loses precision in NHWC), nothing compiled (a
     one-off command would pay the compile time for nothing)."""
     return optimize_for_inference(pipe, channels_last=pipe.device.type == "cuda")

@@ -7,8 +7,8 @@ A checkpoint holds only the tensors its stage trains (:mod:`.checkpointing`); th
 UNet, the shapes) come from ``START``, the model directory the stage started from (or the one it wrote: the
 stage changes none of the others); a run that raised the UNet LoRA rank (``--unet-lora-rank``) or grew G_d or G_e
 (``--decoder-*``, ``--encoder-*``) has checkpoints of the larger shapes, and ``START`` is grown to them the way the
-run grew it (their tensors then overwrite the new weights). Given several checkpoints, the model gets the mean of their tensors, a cheap
-stand-in for an average of the weights over the last steps. ``tadm eval --model OUT`` then scores it.
+run grew it (their tensors then overwrite the new weights). Given several checkpoints, the model gets the mean of
+their tensors, a cheap stand-in for an average of the weights over the last steps. ``tadm eval --model OUT`` then scores it.
 """
 
 from __future__ import annotations
