@@ -3,9 +3,13 @@ preset for a first stage, optionally with another model's trained backbone (VAE 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
 from model import lora
+from model.dfrm import DFRM
 from model.pipeline import TADMPipeline
 
 from . import history as training_history
@@ -30,17 +34,10 @@ def resize_decoder(pipe: TADMPipeline, config: TrainConfig) -> tuple[int, int, i
     :mod:`model.training.widen`); returns the size it had when it grew, else ``None``."""
     if config.decoder_channels is None and config.decoder_res_blocks is None and config.shuffle_channels is None:
         return None
-    before = pipe.dfrm.decoder_shape
-    try:
-        wider = widen_decoder(pipe.dfrm, channels=config.decoder_channels, res_blocks=config.decoder_res_blocks,
-                              shuffle_channels=config.shuffle_channels, seed=config.seed)
-    except ValueError as exc:
-        raise TrainingSetupError(str(exc)) from exc
-    if wider.decoder_shape == before:
-        return None
-    pipe.dfrm = wider
-    pipe.model_id = pipe.compute_model_id()
-    return before
+    return _regrow_dfrm(
+        pipe, lambda dfrm: dfrm.decoder_shape,
+        lambda dfrm: widen_decoder(dfrm, channels=config.decoder_channels, res_blocks=config.decoder_res_blocks,
+                                   shuffle_channels=config.shuffle_channels, seed=config.seed))
 
 
 def resize_encoder(pipe: TADMPipeline, config: TrainConfig) -> tuple[int, int] | None:
@@ -48,13 +45,21 @@ def resize_encoder(pipe: TADMPipeline, config: TrainConfig) -> tuple[int, int] |
     :mod:`model.training.widen`); returns the size it had when it grew, else ``None``."""
     if config.encoder_channels is None and config.encoder_res_blocks is None:
         return None
-    before = pipe.dfrm.encoder_shape
+    return _regrow_dfrm(
+        pipe, lambda dfrm: dfrm.encoder_shape,
+        lambda dfrm: widen_encoder(dfrm, channels=config.encoder_channels, res_blocks=config.encoder_res_blocks,
+                                   seed=config.seed))
+
+
+def _regrow_dfrm(pipe: TADMPipeline, shape_of: Callable[[DFRM], Any], widen: Callable[[DFRM], DFRM]) -> Any:
+    """Replace ``pipe``'s DFRM by ``widen(dfrm)``; the shape it had (by ``shape_of``) when that changed it, else
+    ``None`` (asking for the size a model already has is not growth, so a resumed run records nothing)."""
+    before = shape_of(pipe.dfrm)
     try:
-        wider = widen_encoder(pipe.dfrm, channels=config.encoder_channels, res_blocks=config.encoder_res_blocks,
-                              seed=config.seed)
+        wider = widen(pipe.dfrm)
     except ValueError as exc:
         raise TrainingSetupError(str(exc)) from exc
-    if wider.encoder_shape == before:
+    if shape_of(wider) == before:
         return None
     pipe.dfrm = wider
     pipe.model_id = pipe.compute_model_id()
