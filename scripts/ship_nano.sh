@@ -14,13 +14,15 @@
 #
 # Settings: SCALE [16]   KODAK [../shared/data/kodak]   THREADS [2]   NOTE [""] (recorded with the evaluation)
 #   MODEL [RUN_DIR/stage3/model]: the model to ship, e.g. RUN_DIR/stage2/model for a run that ended with stage 2
+#   DEST [model/weights/nano-${SCALE}x]: where it goes; model/weights/nano-${SCALE}x-run keeps a run that ended below
+#     the shipped model on the training photos, unserved, for the next session to continue (train_nano.sh START=)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 SCALE="${SCALE:-16}"
 RUN="${1:-${HOME}/.cache/tadm/nano-${SCALE}x}"
 KODAK="${KODAK:-$REPO/../shared/data/kodak}"
-DEST="$REPO/model/weights/nano-${SCALE}x"
+DEST="${DEST:-$REPO/model/weights/nano-${SCALE}x}"
 PY="$REPO/.venv/bin/python"
 export OMP_NUM_THREADS="${THREADS:-2}"
 
@@ -28,7 +30,7 @@ MODEL="${MODEL:-$RUN/stage3/model}"
 [[ -f "$MODEL/tadm.json" ]] || { echo "no model at $MODEL (run scripts/train_nano.sh first, or set MODEL)" >&2; exit 2; }
 [[ -d "$KODAK" ]] || { echo "Kodak photographs not found at $KODAK (set KODAK)" >&2; exit 2; }
 
-"$PY" -m model.training.ship weights "$MODEL" --scale "$SCALE"
+"$PY" -m model.training.ship weights "$MODEL" --scale "$SCALE" --dest "$DEST"
 DIRECT="${DIRECT_MODEL:-$RUN/stage1/model}"
 if [[ ! -f "$DIRECT/tadm.json" ]]; then
   echo "no stage-1 model in $RUN (the run began at a later stage): \`direct\` is the shipped model's own G_d," \

@@ -35,6 +35,8 @@
 #     --loss-weight, recorded in training.json; e.g. STAGE3_LOSS_WEIGHTS="latent=0.25")
 #   STAGEn_SECONDS [none]: a time budget; the stage ends when its loop has run that long (or at its steps, if
 #     sooner) and writes its model from the steps done (training.json records them and the planned steps)
+#   START [model/weights/nano-${SCALE}x]: the model the first stage continues, e.g. a run committed unshipped
+#     (model/weights/nano-16x-run, when a session's run ended below the shipped model on the training photos)
 #   PHOTOS [~/.cache/tadm/photos]   GATHER [1; 0: PHOTOS/images is ready, do not fetch]   WORKERS [1]
 #   TADM [.venv/bin/tadm; e.g. "python3 -m service.cli" where the package is not installed]
 # On a GPU host raise BATCH/CROP (scripts/device_train_nano.sh does for a lent device); the commands are the same.
@@ -56,7 +58,7 @@ RUN="${1:-${HOME}/.cache/tadm/nano-${SCALE:-16}x}"
 SCALE="${SCALE:-16}"
 if [[ "$SCALE" == 32 ]]; then STAGES="${STAGES:-1 2 3}"; else STAGES="${STAGES:-0 1 2 3}"; fi
 WARMUP="${WARMUP:-100}"
-SHIPPED="$REPO/model/weights/nano-${SCALE}x"
+SHIPPED="${START:-$REPO/model/weights/nano-${SCALE}x}"
 BACKBONE="${BACKBONE:-}"
 if [[ "$SCALE" == 32 && -z "$BACKBONE" ]]; then
   BACKBONE="${HOME}/.cache/tadm/nano-16x/stage0/model"
@@ -100,7 +102,7 @@ for n in $STAGES; do
     if [[ -n "$previous" ]]; then
       start=(--init "$previous")
     elif [[ "$n" == "$first" && -f "$SHIPPED/tadm.json" ]]; then
-      echo "stage$n: continuing the shipped weights $SHIPPED (fresh optimiser, $WARMUP warm-up steps)"
+      echo "stage$n: continuing $SHIPPED (fresh optimiser, $WARMUP warm-up steps)"
       start=(--init "$SHIPPED" --skip-stage-check)
       extra+=(--warmup-steps "$WARMUP")
     elif [[ "$n" == 0 || ( "$n" == 1 && -n "$BACKBONE" ) ]]; then
