@@ -58,7 +58,9 @@ RUN="${1:-${HOME}/.cache/tadm/nano-${SCALE:-16}x}"
 SCALE="${SCALE:-16}"
 if [[ "$SCALE" == 32 ]]; then STAGES="${STAGES:-1 2 3}"; else STAGES="${STAGES:-0 1 2 3}"; fi
 WARMUP="${WARMUP:-100}"
-SHIPPED="${START:-$REPO/model/weights/nano-${SCALE}x}"
+# A START given by hand must be a model: a mistyped one would otherwise start the run from scratch, silently.
+[[ -z "${START:-}" || -f "$START/tadm.json" ]] || { echo "START $START is not a model directory" >&2; exit 2; }
+START="${START:-$REPO/model/weights/nano-${SCALE}x}"
 BACKBONE="${BACKBONE:-}"
 if [[ "$SCALE" == 32 && -z "$BACKBONE" ]]; then
   BACKBONE="${HOME}/.cache/tadm/nano-16x/stage0/model"
@@ -101,9 +103,9 @@ for n in $STAGES; do
     extra=()
     if [[ -n "$previous" ]]; then
       start=(--init "$previous")
-    elif [[ "$n" == "$first" && -f "$SHIPPED/tadm.json" ]]; then
-      echo "stage$n: continuing $SHIPPED (fresh optimiser, $WARMUP warm-up steps)"
-      start=(--init "$SHIPPED" --skip-stage-check)
+    elif [[ "$n" == "$first" && -f "$START/tadm.json" ]]; then
+      echo "stage$n: continuing $START (fresh optimiser, $WARMUP warm-up steps)"
+      start=(--init "$START" --skip-stage-check)
       extra+=(--warmup-steps "$WARMUP")
     elif [[ "$n" == 0 || ( "$n" == 1 && -n "$BACKBONE" ) ]]; then
       start=(--preset nano)
