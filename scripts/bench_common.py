@@ -1,10 +1,11 @@
-"""What the benchmark scripts share: the source photograph, the sizes they are asked for, and how a photograph
-is cut to a size. Imported by ``bench_upscale.py`` and ``bench_gpu.py`` from beside them (no torch here: the
-upscale benchmark's parent process stays light)."""
+"""What the benchmark scripts share: the source photograph, the sizes they are asked for, how a photograph is cut
+to a size, and how their JSON is written. Imported by the ``bench_*.py`` scripts from beside them (no torch here:
+the upscale benchmark's parent process stays light)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -34,3 +35,15 @@ def cover_crop(image: Image.Image, size: tuple[int, int]) -> Image.Image:
                           Image.Resampling.LANCZOS)
     left, top = (scaled.width - w) // 2, (scaled.height - h) // 2
     return scaled.crop((left, top, left + w, top + h))
+
+
+def require_image(parser: argparse.ArgumentParser, image: Path) -> None:
+    """A usage error, naming where the photographs live, when the source photograph is missing."""
+    if not image.is_file():
+        parser.error(f"--image {image} does not exist (the Kodak photographs live in ../shared/data/kodak)")
+
+
+def write_json(path: Path, document: dict) -> None:
+    """``document`` as indented JSON at ``path``, its folder created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")

@@ -18,14 +18,13 @@ gives both models the worker's serving switches (LoRA merged; ``--serving a`` or
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench_common import DEFAULT_IMAGE, cover_crop, parse_size
+from bench_common import DEFAULT_IMAGE, cover_crop, parse_size, require_image, write_json
 from bench_upscale import cpu_name
 
 
@@ -106,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in (args.model_a, args.model_b):
         if not spec.startswith("preset:") and not (Path(spec) / "tadm.json").is_file():
             parser.error(f"{spec} is not a model directory (no tadm.json) nor preset:NAME")
-    if not args.image.is_file():
-        parser.error(f"--image {args.image} does not exist (the Kodak photographs live in ../shared/data/kodak)")
+    require_image(parser, args.image)
     doc = compare(args)
     doc["command"] = "scripts/bench_compare.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"side by side, {args.size[0]}x{args.size[1]}, {args.rounds} rounds in turns, "
@@ -119,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
               f"[{runs}]")
     print(f"  B / A, paired by round: {doc['b_over_a_paired_median']:.3f}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        write_json(args.json, doc)
         print(f"wrote {args.json}")
     return 0
 

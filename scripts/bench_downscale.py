@@ -13,14 +13,13 @@ round (above 1: slower).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench_common import DEFAULT_IMAGE, cover_crop, parse_size, parse_sizes
+from bench_common import DEFAULT_IMAGE, cover_crop, parse_size, parse_sizes, require_image, write_json
 from bench_upscale import cpu_name
 
 
@@ -88,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds and --threads must be at least 1")
     if not (args.model / "tadm.json").is_file():
         parser.error(f"{args.model} is not a model directory (no tadm.json)")
-    if not args.image.is_file():
-        parser.error(f"--image {args.image} does not exist (the Kodak photographs live in ../shared/data/kodak)")
+    require_image(parser, args.image)
     try:
         doc = measure(args)
     except ValueError as exc:  # a --grow size smaller than the model's
@@ -100,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {row['size'][0]}x{row['size'][1]}  G_e {row['variant']:>6} {tuple(row['g_e'])}: median "
               f"{row['seconds_median']:.3f} s, x{row['over_as_is_paired_median']:.2f} paired")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        write_json(args.json, doc)
         print(f"wrote {args.json}")
     return 0
 

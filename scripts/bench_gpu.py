@@ -52,7 +52,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from bench_common import DEFAULT_IMAGE, cover_crop, parse_sizes
+from bench_common import DEFAULT_IMAGE, cover_crop, parse_sizes, require_image, write_json
 from bench_gpu_report import format_row, summarize
 from bench_gpu_stages import (
     STAGES,
@@ -404,8 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 1 or args.tile_batch_size < 1 or (args.jobs is not None and args.jobs < 1):
         parser.error("--runs, --warmup, --tile-batch-size and --jobs must be at least 1")
-    if not args.image.is_file():
-        parser.error(f"--image {args.image} does not exist (the Kodak photographs live in ../shared/data/kodak)")
+    require_image(parser, args.image)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     args.unet_batches = args.unet_batches or ([1, 4, 8, 16, 32] if cuda else [1, 2])
@@ -425,8 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     def write(document: dict) -> None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({**header, **document}, indent=2) + "\n")
+        write_json(args.json, {**header, **document})
 
     benchmark = Benchmark(args)
     benchmark.write = write if args.json else None

@@ -31,7 +31,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench_common import DEFAULT_IMAGE, REPO, cover_crop, parse_size, parse_sizes
+from bench_common import DEFAULT_IMAGE, REPO, cover_crop, parse_size, parse_sizes, require_image, write_json
 from model.cli import add_tiling_args, tiling_from_args
 from model.tiling import check_overrides
 
@@ -232,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         check_overrides(args.tile_size, args.tile_stride, args.tile_batch_size)
     except ValueError as exc:
         parser.error(str(exc))
-    if not args.image.is_file():
-        parser.error(f"--image {args.image} does not exist (the Kodak photographs live in ../shared/data/kodak)")
+    require_image(parser, args.image)
     if args.child is not None:
         print(json.dumps(measure(args, args.child)))
         return 0
@@ -251,8 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             **results[0]["tiling"],  # the model's default tiles unless --tile-* were given
             "results": results,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        write_json(args.json, document)
         print(f"wrote {args.json}")
     return 0
 
