@@ -33,6 +33,9 @@
 #     --unet-lora-rank, model/training/grow_lora.py; a no-op once the model has that rank)
 #   STAGEn_LOSS_WEIGHTS [none]: the stage's loss weights replaced by term name, "TERM=WEIGHT ..." (tadm train
 #     --loss-weight, recorded in training.json; e.g. STAGE3_LOSS_WEIGHTS="latent=0.25")
+#   EMA_DECAY [unset]: every stage keeps an exponential moving average of its weights and writes it as its model
+#     (tadm train --ema-decay, model/training/weight_average.py; e.g. 0.995, over the last ~200 steps: at batch 3
+#     the last step's weights are a noisy sample, checkpoints 100 steps apart differ by up to 0.04 dB)
 #   STAGEn_SECONDS [none]: a time budget; the stage ends when its loop has run that long (or at its steps, if
 #     sooner) and writes its model from the steps done (training.json records them and the planned steps)
 #   START [model/weights/nano-${SCALE}x]: the model the first stage continues, e.g. a run committed unshipped
@@ -125,6 +128,7 @@ for n in $STAGES; do
     [[ -n "${GE_CHANNELS:-}" ]] && extra+=(--encoder-channels "$GE_CHANNELS")
     [[ -n "${GE_RES_BLOCKS:-}" ]] && extra+=(--encoder-res-blocks "$GE_RES_BLOCKS")
     [[ -n "${UNET_LORA_RANK:-}" ]] && extra+=(--unet-lora-rank "$UNET_LORA_RANK")
+    [[ -n "${EMA_DECAY:-}" ]] && extra+=(--ema-decay "$EMA_DECAY")
     echo "stage$n: training ${STEPS[$n]} steps${SECONDS_BUDGET[$n]:+ or ${SECONDS_BUDGET[$n]} s} into $out"
     nice -n "$NICE" "${TADM[@]}" train "stage$n" "${start[@]}" --data "$PHOTOS/images" --output "$out" \
       --scale "$SCALE" --iterations "${STEPS[$n]}" --lr "${LR[$n]}" --lr-halve-every "${HALVE[$n]}" \

@@ -1,8 +1,9 @@
 """A training run's checkpoints: only what changes (the trainable tensors, the optimiser and schedule states,
 the RNG states and the step), so that a resumed run continues exactly where the checkpoint was taken.
 
-``OUTPUT/checkpoints/step-N/`` holds ``trainable.safetensors``, ``optimizer.pt`` and ``state.json``, written
-last so that its presence marks the checkpoint complete.
+``OUTPUT/checkpoints/step-N/`` holds ``trainable.safetensors``, ``optimizer.pt``, the weight average when the
+run keeps one (``averaged.safetensors``, :mod:`.weight_average`) and ``state.json``, written last so that its
+presence marks the checkpoint complete.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from pathlib import Path
 import torch
 
 from .registry import NamedParameters
+from .weight_average import WeightAverage
 
 CHECKPOINTS_DIR = "checkpoints"
+TRAINABLE_FILE = "trainable.safetensors"
 
 
 class TrainingSetupError(ValueError):
@@ -30,14 +33,16 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 
 def save_checkpoint(output_dir: Path, step: int, params: NamedParameters, optimizer, scheduler,
-                    keep: int, loop_seconds: float = 0.0) -> Path:
+                    keep: int, loop_seconds: float = 0.0, average: WeightAverage | None = None) -> Path:
     """``loop_seconds``: the stage's training-loop time up to this step, over every run that led here, so that a
     stage stopped and resumed still records its whole wall time."""
     from safetensors.torch import save_file
 
     directory = output_dir / CHECKPOINTS_DIR / f"step-{step:08d}"
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: p.detach().cpu().contiguous() for k, p in params.items()}, str(directory / "trainable.safetensors"))
+    save_file({k: p.detach().cpu().contiguous() for k, p in params.items()}, str(directory / TRAINABLE_FILE))
+    if average is not None:
+        average.save(directory)
     rng = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
@@ -50,12 +55,14 @@ def save_checkpoint(output_dir: Path, step: int, params: NamedParameters, optimi
     return directory
 
 
-def read_trainable(directory: Path, params: NamedParameters, owner: str = "") -> dict[str, torch.Tensor]:
-    """A checkpoint's trainable tensors, refused unless they are exactly ``params``' names (``owner``, e.g.
-    " than stage3 of MODEL", says in the message whose parameters were expected)."""
+def read_trainable(directory: Path, params: NamedParameters, owner: str = "",
+                   file: str = TRAINABLE_FILE) -> dict[str, torch.Tensor]:
+    """A checkpoint's trainable tensors (``file``: the weights, or their average), refused unless they are
+    exactly ``params``' names (``owner``, e.g. " than stage3 of MODEL", says in the message whose parameters
+    were expected)."""
     from safetensors.torch import load_file
 
-    saved = load_file(str(directory / "trainable.safetensors"))
+    saved = load_file(str(directory / file))
     if set(saved) != set(params):
         raise TrainingSetupError(f"{directory} was written for other parameters{owner} ({len(saved)} vs "
                                  f"{len(params)} tensors); was it another stage or model?")

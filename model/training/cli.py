@@ -67,6 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-halve-every", type=int, help="halve the rate every N steps (default: the stage's)")
     p.add_argument("--warmup-steps", type=int, default=0,
                    help="linear learning-rate warm-up over N steps (a fresh optimiser on trained weights)")
+    p.add_argument("--ema-decay", type=parse_decay, default=None,
+                   help="keep an exponential moving average of the trained weights (e.g. 0.995: over the last "
+                        "~200 steps) and write it as the stage's model; checkpoints keep it (default: off)")
     p.add_argument("--batch-size", type=int, default=16, help="per process and micro-batch (default 16)")
     p.add_argument("--crop-size", type=int, default=512, help="square random crops (default 512)")
     p.add_argument("--gradient-accumulation", type=int, default=1)
@@ -100,6 +103,16 @@ def parse_loss_weight(text: str) -> tuple[str, float]:
         return name.strip(), float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected TERM=WEIGHT (e.g. latent=0.25), got {text!r}") from None
+
+
+def parse_decay(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a decay between 0 and 1 (exclusive), e.g. 0.995; got {text!r}")
+    return value
 
 
 def perceptual_names(choice: str, uses_perceptual: bool) -> tuple[str, ...]:
@@ -141,7 +154,7 @@ def _train(args: argparse.Namespace) -> int:
         shuffle_channels=args.shuffle_channels, unet_lora_rank=args.unet_lora_rank,
         encoder_channels=args.encoder_channels, encoder_res_blocks=args.encoder_res_blocks,
         max_seconds=args.max_seconds, lr=args.lr,
-        halve_every=args.lr_halve_every, warmup_steps=args.warmup_steps,
+        halve_every=args.lr_halve_every, warmup_steps=args.warmup_steps, ema_decay=args.ema_decay,
         batch_size=args.batch_size, crop_size=args.crop_size, gradient_accumulation=args.gradient_accumulation,
         mixed_precision=args.mixed_precision, max_grad_norm=args.max_grad_norm,
         checkpoint_every=args.checkpoint_every, checkpoints_kept=args.checkpoints_kept,

@@ -32,6 +32,8 @@ class TrainConfig:
     max_seconds: float | None = None  # end this run's loop after that long and write the model from its steps
     lr: float | None = None
     halve_every: int | None = None
+    # an exponential moving average of the trainable weights, written as the stage's model (None: the last step's)
+    ema_decay: float | None = None
     warmup_steps: int = 0  # linear warm-up of a fresh optimiser (a model continued from earlier sessions' weights)
     batch_size: int = 16
     crop_size: int = 512

@@ -8,7 +8,9 @@ UNet, the shapes) come from ``START``, the model directory the stage started fro
 stage changes none of the others); a run that raised the UNet LoRA rank (``--unet-lora-rank``) or grew G_d or G_e
 (``--decoder-*``, ``--encoder-*``) has checkpoints of the larger shapes, and ``START`` is grown to them the way the
 run grew it (their tensors then overwrite the new weights). Given several checkpoints, the model gets the mean of
-their tensors, a cheap stand-in for an average of the weights over the last steps. ``tadm eval --model OUT`` then scores it.
+their tensors, a cheap stand-in for an average of the weights over the last steps. A run that keeps one
+(``tadm train --ema-decay``) has it in every checkpoint: ``--averaged`` takes that average instead of the
+weights, as the stage will write its model. ``tadm eval --model OUT`` then scores it.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ from safetensors import safe_open
 from model.pipeline import TADMPipeline
 
 from . import stages
-from .checkpointing import TrainingSetupError, read_trainable
+from .checkpointing import TRAINABLE_FILE, TrainingSetupError, read_trainable
 from .grow_lora import grow_unet_lora
+from .weight_average import AVERAGED_FILE
 from .widen import widen_decoder, widen_encoder
 
 
-def model_from_checkpoints(stage_name: str, start: Path, checkpoints: list[Path], output: Path) -> TADMPipeline:
-    """``start`` with ``stage_name``'s trainable tensors replaced by their mean over ``checkpoints``; saved to
-    ``output`` and returned."""
+def model_from_checkpoints(stage_name: str, start: Path, checkpoints: list[Path], output: Path,
+                          averaged: bool = False) -> TADMPipeline:
+    """``start`` with ``stage_name``'s trainable tensors replaced by their mean over ``checkpoints`` (``averaged``:
+    by the mean of the checkpoints' weight averages); saved to ``output`` and returned."""
     if not checkpoints:
         raise TrainingSetupError("no checkpoint given")
     pipe = TADMPipeline.from_pretrained(start)
@@ -49,9 +53,12 @@ def model_from_checkpoints(stage_name: str, start: Path, checkpoints: list[Path]
     params = stages.get_stage(stage_name).trainable(pipe)
     saved = []
     for checkpoint in checkpoints:
-        if not (checkpoint / "trainable.safetensors").is_file():
-            raise TrainingSetupError(f"{checkpoint} is not a checkpoint (no trainable.safetensors)")
-        saved.append(read_trainable(checkpoint, params, owner=f" than {stage_name} of {start}"))
+        if not (checkpoint / TRAINABLE_FILE).is_file():
+            raise TrainingSetupError(f"{checkpoint} is not a checkpoint (no {TRAINABLE_FILE})")
+        if averaged and not (checkpoint / AVERAGED_FILE).is_file():
+            raise TrainingSetupError(f"{checkpoint} holds no weight average (its run had no --ema-decay)")
+        saved.append(read_trainable(checkpoint, params, owner=f" than {stage_name} of {start}",
+                                    file=AVERAGED_FILE if averaged else TRAINABLE_FILE))
     with torch.no_grad():
         for name, param in params.items():
             param.copy_(torch.stack([tensors[name].float() for tensors in saved]).mean(0))
@@ -63,7 +70,7 @@ def model_from_checkpoints(stage_name: str, start: Path, checkpoints: list[Path]
 
 def checkpoint_unet_lora_rank(checkpoint: Path) -> int | None:
     """The UNet LoRA rank of a checkpoint's tensors (the rows of any UNet ``lora_A``), ``None`` if it has none."""
-    path = checkpoint / "trainable.safetensors"
+    path = checkpoint / TRAINABLE_FILE
     if not path.is_file():
         return None
     with safe_open(str(path), framework="pt") as tensors:
@@ -77,7 +84,7 @@ def checkpoint_dfrm_sizes(checkpoint: Path) -> tuple[tuple[int, int], tuple[int,
     """G_e's (channels, Resblocks) and G_d's (channels, Resblocks, width between shuffles) as a checkpoint's DFRM
     tensors have them, ``None`` if it holds no DFRM (stage 2). Between shuffles: the first ConvBlock after G_d's
     Resblocks writes that width; with a single shuffle there is none (``None``)."""
-    path = checkpoint / "trainable.safetensors"
+    path = checkpoint / TRAINABLE_FILE
     if not path.is_file():
         return None
     with safe_open(str(path), framework="pt") as tensors:
@@ -104,13 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("start", type=Path, help="the model directory the stage started from (or wrote)")
     parser.add_argument("checkpoints", type=Path, nargs="+", help="RUN/stageN/checkpoints/step-N folders")
     parser.add_argument("-o", "--output", type=Path, required=True, help="the model directory to write")
+    parser.add_argument("--averaged", action="store_true",
+                        help="the checkpoints' weight averages (a run with --ema-decay), not their weights")
     args = parser.parse_args(argv)
     try:
-        pipe = model_from_checkpoints(args.stage, args.start, args.checkpoints, args.output)
+        pipe = model_from_checkpoints(args.stage, args.start, args.checkpoints, args.output, args.averaged)
     except (TrainingSetupError, ValueError, FileNotFoundError) as exc:
         print(f"from_checkpoint: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    print(f"wrote {args.output} (model id {pipe.model_id}) from {', '.join(c.name for c in args.checkpoints)}")  # noqa: T201
+    what = "the weight averages of " if args.averaged else ""
+    print(f"wrote {args.output} (model id {pipe.model_id}) from {what}{', '.join(c.name for c in args.checkpoints)}")  # noqa: T201
     return 0
 
 

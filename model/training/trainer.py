@@ -41,6 +41,7 @@ from .losses import PerceptualTerms
 from .monitoring import TrainingLog, validate
 from .schedules import halving_schedule
 from .start_model import load_start_model, raise_unet_lora_rank, resize_decoder, resize_encoder
+from .weight_average import WeightAverage
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +162,11 @@ def train(config: TrainConfig) -> Path:
             logger.warning("%s: the resumed run keeps its base learning rate %g (--lr %g is ignored)",
                            stage.name, restored_lr, lr)
             lr = restored_lr
+    # started here, from the start model's weights or the checkpoint's just restored
+    average = WeightAverage(params, config.ema_decay) if config.ema_decay is not None else None
+    if average is not None and checkpoint is not None and not average.load(checkpoint):
+        logger.warning("%s: %s holds no weight average; the average starts from its weights", stage.name,
+                       checkpoint)
     model = StageModel(pipe, stage, perceptual, cache, weights)
     model, optimizer = accelerator.prepare(model, optimizer)
 
@@ -190,6 +196,8 @@ def train(config: TrainConfig) -> Path:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
+        if average is not None:
+            average.update(params)
         done = step + 1
         if not math.isfinite(totals["loss"]):
             raise FloatingPointError(f"loss is {totals['loss']} at step {done}; lower --lr or check the data")
@@ -202,7 +210,8 @@ def train(config: TrainConfig) -> Path:
             log.write({"step": done, "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
                        "seconds": time.perf_counter() - started, **dict(zip(names, means.tolist(), strict=True))})
         if done % config.checkpoint_every == 0 and accelerator.is_main_process:
-            save_checkpoint(output_dir, done, params, optimizer, scheduler, config.checkpoints_kept, loop_seconds())
+            save_checkpoint(output_dir, done, params, optimizer, scheduler, config.checkpoints_kept, loop_seconds(),
+                            average)
         if config.validate_every and done % config.validate_every == 0 and accelerator.is_main_process:
             validate(pipe, config.validation_images or paths[:2], output_dir / "validation" / f"step-{done:08d}",
                      config.crop_size)
@@ -218,6 +227,8 @@ def train(config: TrainConfig) -> Path:
     accelerator.wait_for_everyone()
     model_dir = output_dir / MODEL_DIR
     if accelerator.is_main_process:
+        if average is not None:
+            average.copy_to(params)  # the stage's model is the average, not the last step's weights
         for module in pipe.modules:
             module.eval()
         pipe.save_pretrained(model_dir)
@@ -227,7 +238,9 @@ def train(config: TrainConfig) -> Path:
         # iterations: the steps the stage had; planned_iterations when --max-seconds ended it sooner
         stopped_early = {"planned_iterations": iterations, "max_seconds": config.max_seconds} if done < iterations else {}
         entry = {"stage": stage.name, "iterations": done, **stopped_early, "lr": lr, "halve_every": halve_every,
-                 "warmup_steps": config.warmup_steps, "backbone": str(config.backbone) if config.backbone else None,
+                 "warmup_steps": config.warmup_steps,
+                 "ema_decay": config.ema_decay,  # the model written is that average of the weights; None: the last
+                 "backbone": str(config.backbone) if config.backbone else None,
                  # G_d's (channels, Resblocks, width between shuffles); grown_from when this stage grew it
                  "g_d": list(pipe.dfrm.decoder_shape),
                  **({"g_d_grown_from": list(decoder_grown_from)} if decoder_grown_from else {}),

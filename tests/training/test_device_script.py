@@ -38,7 +38,7 @@ def test_train_packs_stage_models_that_unpack_for_shipping(tmp_path, kodak_dir):
         img.convert("RGB").crop((0, 0, 128, 128)).save(device_dir / "photos" / "images" / "b.jpg", quality=85)
     budgets = {"STAGE1_SECONDS": "1", "STAGE2_SECONDS": "1", "STAGE3_SECONDS": "1"}
     result = script("train", DEVICE_DIR=str(device_dir), OUT=str(out), RUN=str(run), BATCH="1", CROP="64",
-                    THREADS="1", WORKERS="0", **budgets)
+                    THREADS="1", WORKERS="0", EMA_DECAY="0.9", **budgets)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "--max-seconds 1 reached" in (out / "train.log").read_text()
     pieces = sorted(out.glob("run.tar.part-*"))
@@ -55,6 +55,7 @@ def test_train_packs_stage_models_that_unpack_for_shipping(tmp_path, kodak_dir):
     # each stage ended at its budget, from the shipped weights, with the batch and crop asked for
     assert all(e["max_seconds"] == 1.0 and e["iterations"] < e["planned_iterations"] for e in ours)
     assert all((e["batch_size"], e["crop_size"]) == (1, 64) for e in ours)
+    assert all(e["ema_decay"] == 0.9 for e in ours)  # train_nano.sh passes EMA_DECAY to every stage
     shipped = json.loads((REPO / "model" / "weights" / "nano-16x" / "training.json").read_text())
     assert history["stages"][: len(shipped["stages"])] == shipped["stages"]
     assert (unpacked / "stage1" / "model" / "tadm.json").is_file()
