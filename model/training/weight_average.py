@@ -7,7 +7,9 @@ last ~1 / (1 - decay) steps, and the stage writes it as its model.
 
 It starts equal to the weights the stage starts from (on a continued model those are trained weights, so no
 bias correction is needed), is kept in float32 on the weights' device, and is saved in every checkpoint
-(``averaged.safetensors``) so that a resumed run continues the same average.
+(``averaged.safetensors``) so that a resumed run continues the same average. A LoRA adapter's two factors are
+averaged each, as ``from_checkpoint`` averages checkpoints: over the small steps of a continued run the product of
+the averages stays close to the average of the products.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class WeightAverage:
             return False
         saved = load_file(str(path))
         if set(saved) != set(self.shadow):
-            from .checkpointing import TrainingSetupError
+            from .checkpointing import TrainingSetupError  # here: checkpointing imports this module
 
             raise TrainingSetupError(f"{path} was written for other parameters ({len(saved)} vs "
                                      f"{len(self.shadow)} tensors)")
