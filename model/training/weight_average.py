@@ -57,10 +57,8 @@ class WeightAverage:
         if not path.is_file():
             return False
         saved = load_file(str(path))
-        if set(saved) != set(self.shadow):
-            from .checkpointing import TrainingSetupError  # here: checkpointing imports this module
-
-            raise TrainingSetupError(f"{path} was written for other parameters ({len(saved)} vs "
+        if set(saved) != set(self.shadow):  # ValueError: checkpointing imports this module, not the reverse
+            raise ValueError(f"{path} was written for other parameters ({len(saved)} vs "
                                      f"{len(self.shadow)} tensors)")
         for name, tensor in saved.items():
             self.shadow[name] = tensor.to(self.shadow[name].device, torch.float32)
