@@ -28,6 +28,7 @@ class Reconstruction:
     image: Image.Image  # RGB, the original size
     stored_bytes: int  # the file a user would keep
     detail: str = ""  # e.g. the codec quality chosen
+    thumbnail: Image.Image | None = None  # the small image a viewer is shown, for a method that keeps one
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -13,13 +13,16 @@ from PIL import Image
 
 from ..tiling import Tiling
 from . import baselines
-from .metrics import y_metrics
+from .metrics import psnr, y_metrics
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 FULL_REFERENCE_METRICS = ("psnr_y", "ssim_y", "ms_ssim_y")
 PERCEPTUAL_METRICS = ("lpips", "dists", "musiq", "clipiqa")
+# A learned thumbnail is shown to viewers as it is, so how far it strays from the bicubic one of the same size is
+# scored too: PSNR over the three RGB channels, since its known failure is a colour shift (the supplement, Fig. 9).
+THUMBNAIL_METRICS = ("thumbnail_psnr",)
 
 
 @dataclass
@@ -78,10 +81,18 @@ def model_reconstruction(
     name, detail = f"tadm-{pipe.config['preset']}", f"model {pipe.model_id}"
     if direct:
         return baselines.Reconstruction(f"{name}-direct", pipe.upscale_direct(thumb), len(stored),
-                                        f"{detail}, no diffusion step")
+                                        f"{detail}, no diffusion step", thumb.image)
     tiling = tiling or pipe.default_tiling
     detail += f", latent tiles {tiling.tile_size}/{tiling.tile_stride}"
-    return baselines.Reconstruction(name, pipe.upscale(thumb, tiling=tiling), len(stored), detail)
+    return baselines.Reconstruction(name, pipe.upscale(thumb, tiling=tiling), len(stored), detail, thumb.image)
+
+
+def thumbnail_scores(image: Image.Image, scale: int, thumbnail: Image.Image | None) -> dict[str, float]:
+    """``thumbnail_psnr``: the method's thumbnail against Pillow's bicubic one (NaN for a method without one)."""
+    if thumbnail is None:
+        return {"thumbnail_psnr": math.nan}
+    reference = np.asarray(baselines.bicubic_thumbnail(image, scale))
+    return {"thumbnail_psnr": psnr(reference, np.asarray(thumbnail.convert("RGB")))}
 
 
 class PerceptualScorer:
@@ -134,7 +145,7 @@ def evaluate(
         rows = []
         for rec in recs:
             test = np.asarray(rec.image.convert("RGB"))
-            scores = y_metrics(reference, test)
+            scores = y_metrics(reference, test) | thumbnail_scores(image, scale, rec.thumbnail)
             if perceptual is not None:
                 scores.update(perceptual(reference, test))
             rows.append(Row(path.name, rec.method, scale, rec.stored_bytes, image.width * image.height,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from .evaluate import FULL_REFERENCE_METRICS, PERCEPTUAL_METRICS, Row
+from .evaluate import FULL_REFERENCE_METRICS, PERCEPTUAL_METRICS, THUMBNAIL_METRICS, Row
 
 METRIC_LABELS = {
     "psnr_y": "PSNR-Y (dB) ↑",
@@ -19,8 +19,10 @@ METRIC_LABELS = {
     "dists": "DISTS ↓",
     "musiq": "MUSIQ ↑",
     "clipiqa": "CLIPIQA ↑",
+    "thumbnail_psnr": "thumbnail PSNR vs bicubic's (dB) ↑",
 }
-ALL_METRICS = FULL_REFERENCE_METRICS + PERCEPTUAL_METRICS
+RECONSTRUCTION_METRICS = FULL_REFERENCE_METRICS + PERCEPTUAL_METRICS
+ALL_METRICS = RECONSTRUCTION_METRICS + THUMBNAIL_METRICS
 
 
 def write_csv(rows: list[Row], path: Path) -> None:
@@ -62,21 +64,24 @@ def markdown_table(rows: list[Row], title: str) -> str:
         cells = [method, f"{int(means['images'])}", f"{means['bpp']:.4f}"]
         for m in ALL_METRICS:
             v = means[m]
-            cells.append("absent" if math.isnan(v) else (f"{v:.2f}" if m == "psnr_y" else f"{v:.4f}"))
+            if math.isnan(v):
+                cells.append("–" if m in THUMBNAIL_METRICS else "absent")  # bicubic is the reference; codecs keep none
+            else:
+                cells.append(f"{v:.2f}" if m in ("psnr_y", "thumbnail_psnr") else f"{v:.4f}")
         cells.append(f"{int(means['within_budget'])}/{int(means['images'])}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def rd_plot(rows: list[Row], path: Path, title: str) -> None:
-    """bpp against each available metric, one marker per method (the supplement's Fig. 1 layout)."""
+    """bpp against each available reconstruction metric, one marker per method (the supplement's Fig. 1 layout)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
     summary = summarise(rows)
-    metrics = [m for m in ALL_METRICS if any(not math.isnan(s[m]) for s in summary.values())]
+    metrics = [m for m in RECONSTRUCTION_METRICS if any(not math.isnan(s[m]) for s in summary.values())]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         for method, means in summary.items():

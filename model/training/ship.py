@@ -32,7 +32,7 @@ from . import history
 
 MAX_SHIPPED_BYTES = 40 * 1024 * 1024
 KEPT = {"README.md", "evaluation"}  # the model card and its figures are not part of the weights
-SCORES = ("psnr_y", "ssim_y", "ms_ssim_y", "bpp")
+SCORES = ("psnr_y", "ssim_y", "ms_ssim_y", "thumbnail_psnr", "bpp")
 
 
 class ShipError(ValueError):

@@ -1,9 +1,11 @@
-"""Codecs at equal bytes: the highest quality that fits, or the lowest with its real size."""
+"""Codecs at equal bytes: the highest quality that fits, or the lowest with its real size; thumbnails scored."""
 
 from __future__ import annotations
 
 import io
+import math
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -51,3 +53,16 @@ def test_codecs_get_the_bicubic_budget(photo):
 def test_unknown_baseline_is_refused(photo):
     with pytest.raises(ValueError, match="unknown baselines"):
         baselines.run_baselines(photo, 16, ("gif",))
+
+
+def test_a_thumbnail_is_scored_against_the_bicubic_one(photo):
+    from model.evaluation.evaluate import thumbnail_scores
+
+    # Darkened so that the bicubic thumbnail (which can overshoot a little) stays below 255 - 4 everywhere.
+    image = Image.fromarray((np.asarray(photo) * 0.9).astype(np.uint8))
+    reference = np.asarray(baselines.bicubic_thumbnail(image, 16))
+    assert reference.max() <= 251
+    shifted = Image.fromarray(reference + 4)  # every channel 4 levels off: PSNR 20·log10(255/4)
+    assert thumbnail_scores(image, 16, shifted)["thumbnail_psnr"] == pytest.approx(20 * math.log10(255 / 4))
+    assert thumbnail_scores(image, 16, Image.fromarray(reference))["thumbnail_psnr"] == math.inf
+    assert math.isnan(thumbnail_scores(image, 16, None)["thumbnail_psnr"])

@@ -31,6 +31,7 @@ def test_baselines_write_table_csv_plot_and_crops(small_folder, tmp_path, capsys
     assert len(rows) == 2 * 4
     assert {r["method"] for r in rows} == {"bicubic", "jpeg", "webp", "avif"}
     assert all(r["lpips"] == "" for r in rows)  # absent here: empty, never a number
+    assert all(r["thumbnail_psnr"] == "" for r in rows)  # bicubic is the reference, the codecs keep no thumbnail
     bicubic = [r for r in rows if r["method"] == "bicubic"]
     assert all(18 < float(r["psnr_y"]) < 40 for r in bicubic)
     table = (out / "results-16x.md").read_text()
@@ -65,6 +66,9 @@ def test_direct_method_decodes_the_same_thumbnail_without_the_diffusion_step(sma
     assert rows["tadm-tiny"]["bytes"] == rows["tadm-tiny-direct"]["bytes"]  # one thumbnail, two receivers
     assert rows["tadm-tiny"]["psnr_y"] != rows["tadm-tiny-direct"]["psnr_y"]  # the diffusion step changes pixels
     assert "no diffusion step" in rows["tadm-tiny-direct"]["detail"]
+    thumbnail_psnr = float(rows["tadm-tiny"]["thumbnail_psnr"])  # the same thumbnail, scored once per receiver
+    assert thumbnail_psnr == float(rows["tadm-tiny-direct"]["thumbnail_psnr"]) and 0 < thumbnail_psnr < 60
+    assert "thumbnail PSNR" in (out / "results-16x.md").read_text()
 
 
 def test_tile_size_and_stride_reach_the_receiver_and_are_named(small_folder, tmp_path):

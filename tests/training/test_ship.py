@@ -66,14 +66,16 @@ def test_the_evaluation_is_recorded_with_the_steps_it_was_measured_at(trained, t
     results.parent.mkdir()
     with results.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["image", "method", "scale", "bytes", "bpp", "psnr_y", "ssim_y", "ms_ssim_y", "lpips"])
-        writer.writerow(["a.png", "tadm-nano", 16, 100, 0.1, 24.0, 0.6, 0.8, ""])
-        writer.writerow(["b.png", "tadm-nano", 16, 100, 0.3, 22.0, 0.4, 0.6, ""])
-        writer.writerow(["a.png", "bicubic", 16, 90, 0.09, 23.0, 0.5, 0.7, ""])
+        writer.writerow(["image", "method", "scale", "bytes", "bpp", "psnr_y", "ssim_y", "ms_ssim_y", "lpips",
+                         "thumbnail_psnr"])
+        writer.writerow(["a.png", "tadm-nano", 16, 100, 0.1, 24.0, 0.6, 0.8, "", 30.0])
+        writer.writerow(["b.png", "tadm-nano", 16, 100, 0.3, 22.0, 0.4, 0.6, "", 34.0])
+        writer.writerow(["a.png", "bicubic", 16, 90, 0.09, 23.0, 0.5, 0.7, "", ""])
     assert ship.main(["evaluation", str(dest), str(results), "--note", "session 1"]) == 0
     (record,) = history.read(dest)["evaluations"]
     assert record["methods"]["tadm-nano"] == {"images": 2, "psnr_y": 23.0, "ssim_y": 0.5, "ms_ssim_y": 0.7,
-                                              "bpp": 0.2}
-    assert record["methods"]["bicubic"]["psnr_y"] == 23.0 and "lpips" not in record["methods"]["bicubic"]
+                                              "thumbnail_psnr": 32.0, "bpp": 0.2}
+    bicubic = record["methods"]["bicubic"]
+    assert bicubic["psnr_y"] == 23.0 and "lpips" not in bicubic and "thumbnail_psnr" not in bicubic
     assert record["cumulative_steps"] == {"stage1": 2} and record["set"] == "kodak" and record["note"] == "session 1"
     assert record["model_id"] == TADMPipeline.from_pretrained(dest).model_id
