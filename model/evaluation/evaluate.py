@@ -87,12 +87,12 @@ def model_reconstruction(
     return baselines.Reconstruction(name, pipe.upscale(thumb, tiling=tiling), len(stored), detail, thumb.image)
 
 
-def thumbnail_scores(image: Image.Image, scale: int, thumbnail: Image.Image | None) -> dict[str, float]:
-    """``thumbnail_psnr``: the method's thumbnail against Pillow's bicubic one (NaN for a method without one)."""
+def thumbnail_scores(bicubic_thumbnail: np.ndarray, thumbnail: Image.Image | None) -> dict[str, float]:
+    """``thumbnail_psnr``: the method's thumbnail against Pillow's bicubic one of the same image (an RGB array),
+    NaN for a method without one."""
     if thumbnail is None:
         return {"thumbnail_psnr": math.nan}
-    reference = np.asarray(baselines.bicubic_thumbnail(image, scale))
-    return {"thumbnail_psnr": psnr(reference, np.asarray(thumbnail.convert("RGB")))}
+    return {"thumbnail_psnr": psnr(bicubic_thumbnail, np.asarray(thumbnail.convert("RGB")))}
 
 
 class PerceptualScorer:
@@ -142,10 +142,15 @@ def evaluate(
             image = opened.convert("RGB")
         reference = np.asarray(image)
         recs = methods(image)
+        # Once per image, and only when some method keeps a thumbnail of its own to score against it.
+        bicubic_thumbnail = (np.asarray(baselines.bicubic_thumbnail(image, scale))
+                             if any(rec.thumbnail is not None for rec in recs) else None)
         rows = []
         for rec in recs:
             test = np.asarray(rec.image.convert("RGB"))
-            scores = y_metrics(reference, test) | thumbnail_scores(image, scale, rec.thumbnail)
+            scores = y_metrics(reference, test)
+            if bicubic_thumbnail is not None:
+                scores |= thumbnail_scores(bicubic_thumbnail, rec.thumbnail)
             if perceptual is not None:
                 scores.update(perceptual(reference, test))
             rows.append(Row(path.name, rec.method, scale, rec.stored_bytes, image.width * image.height,

@@ -59,7 +59,7 @@ class WeightAverage:
         saved = load_file(str(path))
         if set(saved) != set(self.shadow):  # ValueError: checkpointing imports this module, not the reverse
             raise ValueError(f"{path} was written for other parameters ({len(saved)} vs "
-                                     f"{len(self.shadow)} tensors)")
+                             f"{len(self.shadow)} tensors)")
         for name, tensor in saved.items():
             self.shadow[name] = tensor.to(self.shadow[name].device, torch.float32)
         return True

@@ -63,6 +63,6 @@ def test_a_thumbnail_is_scored_against_the_bicubic_one(photo):
     reference = np.asarray(baselines.bicubic_thumbnail(image, 16))
     assert reference.max() <= 251
     shifted = Image.fromarray(reference + 4)  # every channel 4 levels off: PSNR 20·log10(255/4)
-    assert thumbnail_scores(image, 16, shifted)["thumbnail_psnr"] == pytest.approx(20 * math.log10(255 / 4))
-    assert thumbnail_scores(image, 16, Image.fromarray(reference))["thumbnail_psnr"] == math.inf
-    assert math.isnan(thumbnail_scores(image, 16, None)["thumbnail_psnr"])
+    assert thumbnail_scores(reference, shifted)["thumbnail_psnr"] == pytest.approx(20 * math.log10(255 / 4))
+    assert thumbnail_scores(reference, Image.fromarray(reference))["thumbnail_psnr"] == math.inf
+    assert math.isnan(thumbnail_scores(reference, None)["thumbnail_psnr"])
