@@ -28,7 +28,7 @@ function describeError(error) {
   return error.message || String(error);
 }
 
-// ---- the model labels, the untrained-model warning and the preview notice ----------------------------------
+// ---- the model labels and figures, the untrained-model warning and the preview notice --------------------------
 
 async function showModelInfo() {
   let info;
@@ -44,6 +44,12 @@ async function showModelInfo() {
     (m.trained ? "" : " · untrained") + (m.quality && m.quality.preview ? " · preview" : ""));
   $("model-label").textContent =
     `${labels.join("; ") || "no model registered"} — ${info.workers} live worker${info.workers === 1 ? "" : "s"}`;
+
+  // A released model's measured figures (a preview's are in the notice below, with the bar it has not reached).
+  const measured = models.filter((m) => m.quality && !m.quality.preview)
+    .map((m) => `${m.scale}×, measured: ${m.quality.summary.replace(/^model: /, "")}.`);
+  $("model-quality").textContent = measured.join(" ");
+  $("model-quality").hidden = measured.length === 0;
 
   const untrained = models.filter((m) => m.preset === "tiny" || !m.trained);
   const notes = [];

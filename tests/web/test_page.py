@@ -45,7 +45,7 @@ def loaded_width(page, selector: str) -> int:
 
 
 def test_upload_thumbnail_reconstruct_compare(page, server_url: str, kodak_image: Path, tmp_path: Path) -> None:
-    # Honest labels: the model from /v1/info, and, while the shipped model is a preview, what it measured.
+    # Honest labels: the model from /v1/info and what it measured (for a preview, in the notice).
     import httpx
 
     page.wait_for_function("document.getElementById('model-label').textContent.includes('preset nano')")
@@ -54,8 +54,14 @@ def test_upload_thumbnail_reconstruct_compare(page, server_url: str, kodak_image
     if model["quality"] and model["quality"]["preview"]:
         assert "· preview" in page.inner_text("#model-label")
         assert page.is_visible("#model-warning") and "preview model:" in page.inner_text("#model-warning")
+        assert not page.is_visible("#model-quality")
     else:
         assert not page.is_visible("#model-warning")
+        if model["quality"]:  # a released model: its measured figures under the label
+            assert page.is_visible("#model-quality")
+            quality = page.inner_text("#model-quality")
+            assert f"{model['quality']['psnr_y']:.2f} dB PSNR-Y" in quality, quality
+            assert f"bicubic's {model['quality']['bicubic_psnr_y']:.2f} dB" in quality, quality
 
     image_id = upload_via_page(page, kodak_image)
     # The thumbnail at its real size: 768x512 / 16 = 48x32 pixels, shown as such.
