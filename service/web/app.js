@@ -45,9 +45,11 @@ async function showModelInfo() {
   $("model-label").textContent =
     `${labels.join("; ") || "no model registered"} — ${info.workers} live worker${info.workers === 1 ? "" : "s"}`;
 
-  // A released model's measured figures (a preview's are in the notice below, with the bar it has not reached).
-  const measured = models.filter((m) => m.quality && !m.quality.preview)
-    .map((m) => `${m.scale}×, measured: ${m.quality.summary.replace(/^model: /, "")}.`);
+  // A released model's measured figures (a preview's are in the notice below, with the bar it has not reached),
+  // from the quality fields rather than by editing the server's summary sentence.
+  const measured = models.filter((m) => m.quality && !m.quality.preview).map(({ scale, quality: q }) =>
+    `${scale}×, measured: ${q.psnr_y.toFixed(2)} dB PSNR-Y on ${q.evaluation_set} (${q.images} photos) against ` +
+    `bicubic's ${q.bicubic_psnr_y.toFixed(2)} dB; the release bar is ${q.release_psnr_y.toFixed(2)} dB.`);
   $("model-quality").textContent = measured.join(" ");
   $("model-quality").hidden = measured.length === 0;
 
