@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
-from .tiling import DEFAULT_TILING, NANO_TILING, Tiling
+from .tiling import DEFAULT_TILING, NANO_32X_TILING, NANO_TILING, Tiling
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,11 @@ class Preset:
     # The latent tiles this model is served with unless told otherwise (``pipe.default_tiling``). Tiles change
     # results slightly but are a serving knob, like the worker's TADM_TILE_SIZE: not part of the model id.
     tiling: Tiling = DEFAULT_TILING
+    scale_tilings: Mapping[int, Tiling] = field(default_factory=dict)  # a scale's own tiles, where they differ
+
+    def tiling_for(self, scale: int) -> Tiling:
+        """The tiles this preset's model for ``scale`` is served with."""
+        return self.scale_tilings.get(scale, self.tiling)
 
     @property
     def cross_attention_dim(self) -> int:
@@ -175,7 +181,8 @@ NANO = Preset(
     refiner={"latent_channels": NANO_LATENT_CHANNELS, "channels": 32, "num_res_blocks": 3},
     unet_lora_rank=16,
     vae_lora_rank=8,
-    tiling=NANO_TILING,  # 128/96: why, beside its definition
+    tiling=NANO_TILING,  # 80/64: why, beside its definition
+    scale_tilings={32: NANO_32X_TILING},  # 128/96: likewise
 )
 
 TINY = Preset(

@@ -60,14 +60,14 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 def add_tiling_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
     """--tile-size, --tile-stride (and --tile-batch-size): the fields of :class:`model.tiling.Tiling`, by their
     names; a knob not given keeps the model's default (:func:`tiling_from_args` reads them back)."""
-    from .tiling import DEFAULT_TILING, NANO_TILING
+    from .tiling import DEFAULT_TILING, NANO_32X_TILING, NANO_TILING
 
     p.add_argument("--tile-size", type=int, default=None,
                    help=f"latent tile size (default: the model's; {DEFAULT_TILING.tile_size}, "
-                        f"nano {NANO_TILING.tile_size})")
+                        f"nano {NANO_TILING.tile_size}, nano 32x {NANO_32X_TILING.tile_size})")
     p.add_argument("--tile-stride", type=int, default=None,
                    help=f"latent tile stride (default: the model's; {DEFAULT_TILING.tile_stride}, "
-                        f"nano {NANO_TILING.tile_stride})")
+                        f"nano {NANO_TILING.tile_stride}, nano 32x {NANO_32X_TILING.tile_stride})")
     if batch:  # --tile-batch: the option's first name, still accepted
         p.add_argument("--tile-batch-size", "--tile-batch", dest="tile_batch_size", type=int, default=None,
                        help=f"latent tiles per UNet call, speed only (default {DEFAULT_TILING.tile_batch_size})")

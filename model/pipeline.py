@@ -89,7 +89,7 @@ class TADMPipeline:
         self.latent_factor = backbones.vae_latent_factor(self.vae.config)
         self.layout = get_layout(config.get("layout", "project"))
         # The tiles a reconstruction uses unless the caller (command line, worker settings) says otherwise.
-        self.default_tiling: Tiling = backbones.get_preset(config["preset"]).tiling
+        self.default_tiling: Tiling = backbones.get_preset(config["preset"]).tiling_for(self.scale)
         self.vae_tile_size = 512
         for module in self.modules:
             module.eval().requires_grad_(False)

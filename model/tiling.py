@@ -85,14 +85,18 @@ def check_overrides(tile_size: int | None = None, tile_stride: int | None = None
 # names no other (see model.backbones.Preset.tiling).
 DEFAULT_TILING = Tiling()
 
-# The nano preset's tiles, at 16x and 32x: larger than the paper's. Nano's UNet trains on 320-px and larger crops
-# (latents of 80x80 and more: its VAE downsamples by 4), and a tile's context is worth more to it than the overlap
-# saved: on 12 training photos 128/96 scored +0.023 dB PSNR-Y over the 80/64 it was served in before at 16x and
-# +0.026 dB at 32x, the best of the sizes tried (model/weights/nano-16x/README.md, "Latent tiles"; nano-32x's,
-# "Latent tiles at 32x"); Kodak, measured afterwards, was not used to choose. The price is CPU time (1.5x at
-# 768x512): the self-attention is quadratic in the tile. Defined here rather than in model.backbones so that the
-# command line can name it in its help without importing torch and diffusers.
-NANO_TILING = Tiling(tile_size=128, tile_stride=96)
+# The nano preset's tiles. Smaller than the paper's: the self-attention, half of a CPU reconstruction, is
+# quadratic in the tile. 80/64 keeps the tile count of 96/64 on common sizes and cut the attention by half for
+# 0.01 dB PSNR-Y on 12 training photos (model/weights/nano-16x/README.md, "Latent tiles"); Kodak is not used to
+# choose. Defined here rather than in model.backbones so that the command line can name it in its help without
+# importing torch and diffusers.
+NANO_TILING = Tiling(tile_size=80, tile_stride=64)
+
+# The nano 32x model's tiles. Its thumbnail is coarse: an 80-pixel latent tile sees 10x10 thumbnail pixels, a 128
+# one 16x16 (the latent of the 512-px crops its stage 3 trained on last). On 12 training photos 128/96 scored
+# +0.026 dB PSNR-Y over 80/64, the best of 80/64 ... 256/192 (model/weights/nano-32x/README.md, "Latent tiles at
+# 32x"); Kodak, measured afterwards, was not used to choose.
+NANO_32X_TILING = Tiling(tile_size=128, tile_stride=96)
 
 
 @dataclass(frozen=True)

@@ -119,10 +119,10 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=4, description="Jobs a worker takes per batch (their tiles share UNet calls).")
     # The fields of model.tiling.Tiling, by its names; unset, the model's own default (`tiling_for`).
     tile_size: int | None = Field(
-        default=None, description="Latent tile size of the upscaler; unset: the model's (nano 128, the paper's 96)."
+        default=None, description="Latent tile size of the upscaler; unset: the model's (nano 80, the paper's 96)."
     )
     tile_stride: int | None = Field(
-        default=None, description="Latent tile stride of the upscaler; unset: the model's (nano 96, the paper's 64)."
+        default=None, description="Latent tile stride of the upscaler; unset: the model's (64)."
     )
     tile_batch_size: int | None = Field(
         default=None, description=f"Latent tiles per UNet call; unset: {DEFAULT_TILING.tile_batch_size}."

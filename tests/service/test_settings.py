@@ -12,7 +12,7 @@ from service.config import Settings
 
 
 def test_unset_tiling_is_the_models_default():
-    assert Settings().tiling_for(NANO.tiling) == NANO.tiling == Tiling(tile_size=128, tile_stride=96)
+    assert Settings().tiling_for(NANO.tiling) == NANO.tiling == Tiling(tile_size=80, tile_stride=64)
     assert Settings().tiling_for(DEFAULT_TILING) == DEFAULT_TILING
 
 
@@ -24,8 +24,8 @@ def test_tiling_set_in_the_environment_overrides_the_model(monkeypatch):
 
 
 def test_a_knob_set_alone_keeps_the_models_others(monkeypatch):
-    monkeypatch.setenv("TADM_TILE_SIZE", "112")
-    assert Settings().tiling_for(NANO.tiling) == Tiling(tile_size=112, tile_stride=96, tile_batch_size=8)
+    monkeypatch.setenv("TADM_TILE_SIZE", "72")
+    assert Settings().tiling_for(NANO.tiling) == Tiling(tile_size=72, tile_stride=64, tile_batch_size=8)
 
 
 @pytest.mark.parametrize(("env", "message"), [
