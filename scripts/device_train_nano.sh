@@ -15,7 +15,8 @@
 #
 # `jobs FILE` runs several trainings side by side on the one GPU (the nano models are too small to fill it), one
 # per line of FILE: `LABEL VAR=VALUE ...`, the variables those of train_nano.sh (SCALE, STAGES, CROP, BATCH,
-# STAGE3_LR, STAGE3_SECONDS, EMA_DECAY, ...). Each job is `train`: it continues the shipped weights of its SCALE
+# STAGE3_LR, STAGE3_SECONDS, EMA_DECAY, ...; values without spaces), its run in RUNS_DIR/run-LABEL [/tmp].
+# Each job is `train`: it continues the shipped weights of its SCALE
 # (model/weights/nano-${SCALE}x) through STAGES ["1 2 3"], each stage on a time budget (STAGEn_SECONDS: 200, 60,
 # 180 by default, so that the call ends well inside its limit with the machine's start outside it) at a GPU's
 # batch and crop (BATCH 32, CROP 256 unless set; no halving within a budget). Then it stores the last stage's
@@ -86,7 +87,8 @@ install_wheels() {
 
 train() {
   : "${OUT:?train runs on the device machine, where OUT is the folder whose files come back}"
-  local label="${LABEL:-nano-${SCALE}x}" run="${RUN:-/tmp/run-${LABEL:-nano-${SCALE}x}}" status=0
+  local label="${LABEL:-nano-${SCALE}x}" status=0
+  local run="${RUNS_DIR:-/tmp}/run-$label"
   [[ -e "$run" ]] && { echo "$run exists: train starts a fresh run" >&2; exit 2; }
   [[ -d /tmp/site ]] || install_wheels
   export PYTHONPATH="/tmp/site:$REPO" PYTHONUNBUFFERED=1
@@ -134,8 +136,8 @@ jobs() {
   done < "$file"
   for i in "${!pids[@]}"; do wait "${pids[$i]}" || { echo "${labels[$i]} failed" >&2; failed=1; }; done
   for label in "${labels[@]}"; do  # each job's last logged step, for the reply's tail
-    echo "== $label"; { tail -n 2 "/tmp/run-$label"/stage*/log.jsonl 2>/dev/null | cut -c1-400; } || true
-    { grep -h -i -E "error|Traceback" "/tmp/run-$label/train.log" | tail -n 5; } || true
+    echo "== $label"; { tail -n 2 "${RUNS_DIR:-/tmp}/run-$label"/stage*/log.jsonl 2>/dev/null | cut -c1-400; } || true
+    { grep -h -i -E "error|Traceback" "${RUNS_DIR:-/tmp}/run-$label/train.log" | tail -n 5; } || true
   done
   ls -l "$OUT"
   return "$failed"
