@@ -40,6 +40,10 @@
 #     sooner) and writes its model from the steps done (training.json records them and the planned steps)
 #   START [model/weights/nano-${SCALE}x]: the model the first stage continues, e.g. a run committed unshipped
 #     (model/weights/nano-16x-run, when a session's run ended below the shipped model on the training photos)
+#   SEED [the start model's cumulative steps, 0 without one]: the seed of the crops (tadm train --seed). Until the
+#     twentieth session every continuation drew with seed 0, so sessions at the same crop and batch began on the
+#     same crops in the same order; seeded by the steps already trained, each continuation draws new ones, and a
+#     resumed run (same START) the same ones again
 #   PHOTOS [~/.cache/tadm/photos]   GATHER [1; 0: PHOTOS/images is ready, do not fetch]   WORKERS [1]
 #   TADM [.venv/bin/tadm; e.g. "python3 -m service.cli" where the package is not installed]
 # On a GPU host raise BATCH/CROP (scripts/device_train_nano.sh does for a lent device); the commands are the same.
@@ -74,6 +78,11 @@ NICE="${NICE:-10}"
 if [[ "$SCALE" == 32 ]]; then CROP="${CROP:-192}"; else CROP="${CROP:-128}"; fi
 BATCH="${BATCH:-8}"
 CHECKPOINT_EVERY="${CHECKPOINT_EVERY:-200}"
+if [[ -z "${SEED:-}" ]]; then
+  SEED=0
+  [[ -f "$START/training.json" ]] && SEED="$(python3 -c 'import json, sys
+print(sum(json.load(open(sys.argv[1])).get("cumulative_steps", {}).values()))' "$START/training.json")"
+fi
 PHOTOS="${PHOTOS:-${HOME}/.cache/tadm/photos}"
 GATHER="${GATHER:-1}"
 WORKERS="${WORKERS:-1}"
@@ -129,11 +138,11 @@ for n in $STAGES; do
     [[ -n "${GE_RES_BLOCKS:-}" ]] && extra+=(--encoder-res-blocks "$GE_RES_BLOCKS")
     [[ -n "${UNET_LORA_RANK:-}" ]] && extra+=(--unet-lora-rank "$UNET_LORA_RANK")
     [[ -n "${EMA_DECAY:-}" ]] && extra+=(--ema-decay "$EMA_DECAY")
-    echo "stage$n: training ${STEPS[$n]} steps${SECONDS_BUDGET[$n]:+ or ${SECONDS_BUDGET[$n]} s} into $out"
+    echo "stage$n: training ${STEPS[$n]} steps${SECONDS_BUDGET[$n]:+ or ${SECONDS_BUDGET[$n]} s} into $out (seed $SEED)"
     nice -n "$NICE" "${TADM[@]}" train "stage$n" "${start[@]}" --data "$PHOTOS/images" --output "$out" \
       --scale "$SCALE" --iterations "${STEPS[$n]}" --lr "${LR[$n]}" --lr-halve-every "${HALVE[$n]}" \
       --batch-size "$BATCH" --crop-size "$CROP" --checkpoint-every "$CHECKPOINT_EVERY" --validate-every 0 \
-      --num-workers "$WORKERS" --log-every 20 --resume "${extra[@]}"
+      --num-workers "$WORKERS" --seed "$SEED" --log-every 20 --resume "${extra[@]}"
   fi
   previous="$out/model"
 done

@@ -64,6 +64,8 @@ def test_jobs_pack_float16_models_that_unpack_for_shipping(tmp_path, kodak_dir):
     assert all((e["batch_size"], e["crop_size"], e["ema_decay"]) == (1, 64, 0.9) for e in ours)
     shipped = json.loads((SHIPPED / "training.json").read_text())
     assert history["stages"][: len(shipped["stages"])] == shipped["stages"]
+    # seeded by the steps already trained: a continuation draws crops the model has not drawn in that order
+    assert all(e["seed"] == sum(shipped["cumulative_steps"].values()) > 0 for e in ours)
     # the files the pieces left out are the shipped model's; the trained ones came back as float16
     empty_prompt = "empty_prompt.safetensors"
     assert (unpacked / empty_prompt).read_bytes() == (SHIPPED / empty_prompt).read_bytes()
