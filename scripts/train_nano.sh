@@ -44,6 +44,8 @@
 #     twentieth session every continuation drew with seed 0, so sessions at the same crop and batch began on the
 #     same crops in the same order; seeded by the steps already trained, each continuation draws new ones, and a
 #     resumed run (same START) the same ones again
+#   HARD_SCENES [0]: the fraction of crops turned into night, fog, high-key or out-of-focus scenes (tadm train
+#     --hard-scenes, model/training/scenes.py): flat and dark areas are rare in the photos and weigh little in MSE
 #   PHOTOS [~/.cache/tadm/photos]   GATHER [1; 0: PHOTOS/images is ready, do not fetch]   WORKERS [1]
 #   TADM [.venv/bin/tadm; e.g. "python3 -m service.cli" where the package is not installed]
 # On a GPU host raise BATCH/CROP (scripts/device_train_nano.sh does for a lent device); the commands are the same.
@@ -138,6 +140,7 @@ for n in $STAGES; do
     [[ -n "${GE_RES_BLOCKS:-}" ]] && extra+=(--encoder-res-blocks "$GE_RES_BLOCKS")
     [[ -n "${UNET_LORA_RANK:-}" ]] && extra+=(--unet-lora-rank "$UNET_LORA_RANK")
     [[ -n "${EMA_DECAY:-}" ]] && extra+=(--ema-decay "$EMA_DECAY")
+    [[ -n "${HARD_SCENES:-}" ]] && extra+=(--hard-scenes "$HARD_SCENES")
     echo "stage$n: training ${STEPS[$n]} steps${SECONDS_BUDGET[$n]:+ or ${SECONDS_BUDGET[$n]} s} into $out (seed $SEED)"
     nice -n "$NICE" "${TADM[@]}" train "stage$n" "${start[@]}" --data "$PHOTOS/images" --output "$out" \
       --scale "$SCALE" --iterations "${STEPS[$n]}" --lr "${LR[$n]}" --lr-halve-every "${HALVE[$n]}" \

@@ -72,6 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "~200 steps) and write it as the stage's model; checkpoints keep it (default: off)")
     p.add_argument("--batch-size", type=int, default=16, help="per process and micro-batch (default 16)")
     p.add_argument("--crop-size", type=int, default=512, help="square random crops (default 512)")
+    p.add_argument("--hard-scenes", type=float, default=0.0, metavar="FRACTION",
+                   help="turn this fraction of the crops into night, fog, high-key or out-of-focus scenes "
+                        "(model.training.scenes; default 0)")
     p.add_argument("--gradient-accumulation", type=int, default=1)
     p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
     p.add_argument("--max-grad-norm", type=float, default=1.0)
@@ -155,7 +158,8 @@ def _train(args: argparse.Namespace) -> int:
         encoder_channels=args.encoder_channels, encoder_res_blocks=args.encoder_res_blocks,
         max_seconds=args.max_seconds, lr=args.lr,
         halve_every=args.lr_halve_every, warmup_steps=args.warmup_steps, ema_decay=args.ema_decay,
-        batch_size=args.batch_size, crop_size=args.crop_size, gradient_accumulation=args.gradient_accumulation,
+        batch_size=args.batch_size, crop_size=args.crop_size, hard_scenes=args.hard_scenes,
+        gradient_accumulation=args.gradient_accumulation,
         mixed_precision=args.mixed_precision, max_grad_norm=args.max_grad_norm,
         checkpoint_every=args.checkpoint_every, checkpoints_kept=args.checkpoints_kept,
         validate_every=args.validate_every, validation_images=args.validation_images, log_every=args.log_every,

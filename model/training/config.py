@@ -37,6 +37,7 @@ class TrainConfig:
     warmup_steps: int = 0  # linear warm-up of a fresh optimiser (a model continued from earlier sessions' weights)
     batch_size: int = 16
     crop_size: int = 512
+    hard_scenes: float = 0.0  # fraction of crops made night, fog, high-key or soft (model.training.scenes)
     gradient_accumulation: int = 1
     mixed_precision: str = "no"  # no | fp16 | bf16
     max_grad_norm: float = 1.0

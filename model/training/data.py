@@ -18,6 +18,8 @@ from torch.utils.data import Dataset, Sampler
 
 from model.evaluation.evaluate import check_readable
 
+from .scenes import hard_scene
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
@@ -44,14 +46,19 @@ class RandomCrops(Dataset):
     Decoded photos are kept in memory (in each loader process) up to ``cache_bytes`` (default 2 GiB; 0 turns it
     off): decoding a 1600-px PNG for every crop kept a whole core busy beside a one-thread training run. A photo
     that does not fit is decoded again each time; the samples are the same either way.
+
+    ``hard_scenes`` is the fraction of crops turned into a night, fog, high-key or out-of-focus scene
+    (:mod:`model.training.scenes`); 0 draws exactly the crops of a run without it.
     """
 
     def __init__(self, paths: list[Path], crop: int, seed: int = 0, flip: bool = True, grid: int | None = None,
-                 cache_bytes: int = 2 << 30):
+                 cache_bytes: int = 2 << 30, hard_scenes: float = 0.0):
+        if not 0.0 <= hard_scenes <= 1.0:
+            raise ValueError(f"`hard_scenes` must be a fraction in [0, 1] but is {hard_scenes}")
         if crop < 8 or crop % 8:
             raise ValueError(f"`crop` must be a positive multiple of 8 but is {crop}")
         self.paths, self.crop, self.seed, self.flip, self.grid = paths, crop, seed, flip, grid
-        self.cache_bytes = cache_bytes
+        self.cache_bytes, self.hard_scenes = cache_bytes, hard_scenes
         self._decoded: dict[Path, Image.Image] = {}
         self._cached_bytes = 0
 
@@ -70,8 +77,12 @@ class RandomCrops(Dataset):
         image = image.crop((left, top, left + self.crop, top + self.crop))
         if flipped:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        scene = ""
+        if self.hard_scenes and rng.random() < self.hard_scenes:  # drawn after the crop: crops stay the same
+            image, name = hard_scene(image, rng)
+            scene = f"|{name}:{self.seed}:{index}"  # its parameters are random: the cache key names the draw
         x = torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1  # (3, c, c)
-        key = hashlib.sha1(f"{path}|{w}x{h}|{left},{top},{self.crop}|{flipped}".encode()).hexdigest()
+        key = hashlib.sha1(f"{path}|{w}x{h}|{left},{top},{self.crop}|{flipped}{scene}".encode()).hexdigest()
         return {"pixels": x, "key": key}
 
     def _photo(self, path: Path) -> Image.Image:

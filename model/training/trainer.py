@@ -140,7 +140,8 @@ def train(config: TrainConfig) -> Path:
     cache = None
     if config.cache_latents is not None:
         cache = LatentCache(config.cache_latents, f"{pipe.config['preset']}-{config.crop_size}")
-    dataset = RandomCrops(paths, config.crop_size, config.seed, grid=64 if cache else None)
+    dataset = RandomCrops(paths, config.crop_size, config.seed, grid=64 if cache else None,
+                          hard_scenes=config.hard_scenes)
 
     # 3. Optimiser, schedule, resume
     optimizer = make_optimizer(stage.optimizer, list(params.values()), lr)
@@ -251,6 +252,7 @@ def train(config: TrainConfig) -> Path:
                  **({"unet_lora_rank_grown_from": lora_grown_from} if lora_grown_from else {}),
                  "batch_size": config.batch_size, "processes": accelerator.num_processes,
                  "gradient_accumulation": config.gradient_accumulation, "crop_size": config.crop_size,
+                 "hard_scenes": config.hard_scenes,
                  "seed": config.seed, "mixed_precision": config.mixed_precision,
                  # a resumed stage ran its first resumed_at_step steps in earlier runs: loop_seconds counts
                  # theirs (up to the checkpoint resumed from) and this run's

@@ -58,3 +58,39 @@ def test_sampler_resumes_and_shards_by_step():
     assert [next(resumed) for _ in range(2)] == batches[4:6]
     other_rank = iter(StepSampler(2, start_step=0, accumulation=2, rank=0, world=2))
     assert not set(sum([next(other_rank) for _ in range(6)], [])) & set(sum(batches, []))
+
+
+def test_hard_scenes_change_a_fraction_of_the_crops_and_keep_their_geometry(kodak_dir):
+    paths = [kodak_dir / "kodak__kodim01.png", kodak_dir / "kodak__kodim02.png"]
+    plain, scenes = RandomCrops(paths, 64, seed=3), RandomCrops(paths, 64, seed=3, hard_scenes=0.5)
+    changed = 0
+    for index in range(40):
+        a, b = plain[index], scenes[index]
+        if a["key"] == b["key"]:
+            assert torch.equal(a["pixels"], b["pixels"])  # not drawn: the very crop of a run without scenes
+            continue
+        changed += 1
+        assert b["pixels"].shape == a["pixels"].shape and b["pixels"].abs().max() <= 1
+        assert torch.equal(b["pixels"], scenes[index]["pixels"])  # a pure function of (seed, index)
+    assert 10 <= changed <= 30
+    with pytest.raises(ValueError, match="hard_scenes"):
+        RandomCrops(paths, 64, hard_scenes=1.5)
+
+
+def test_each_hard_scene_is_what_it_names(kodak_dir):
+    import numpy as np
+
+    from model.training.scenes import SCENES, hard_scene
+
+    with Image.open(kodak_dir / "kodak__kodim01.png") as img:
+        crop = img.convert("RGB").crop((0, 0, 256, 256))
+    source = np.asarray(crop, dtype=np.float64)
+    seen = {}
+    for seed in range(40):
+        out, name = hard_scene(crop, np.random.default_rng(seed))
+        seen.setdefault(name, np.asarray(out, dtype=np.float64))
+    assert set(seen) == set(SCENES)
+    assert seen["night"].mean() < 0.6 * source.mean()
+    assert seen["high_key"].mean() > source.mean() and seen["fog"].std() < 0.6 * source.std()
+    gradient = np.abs(np.diff(source, axis=1)).mean()
+    assert np.abs(np.diff(seen["soft"], axis=1)).mean() < 0.5 * gradient
