@@ -7,14 +7,18 @@
 * MS-SSIM: Wang et al. 2003, five scales with the published weights, 2x2 average pooling between scales,
   on the same Y channel. Negative contrast-structure terms are clipped to zero so that the weighted product
   stays real.
+* SSIMULACRA 2 (``image_quality`` only): the perceptual metric of libjxl on the full RGB image, as
+  documented in ``model.evaluation.ssimulacra2``.
 
-Inputs are uint8 RGB arrays (H, W, 3); all arithmetic is float64.
+Inputs are uint8 RGB arrays (H, W, 3); all arithmetic here is float64.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import correlate1d
+
+from model.evaluation.ssimulacra2 import ssimulacra2
 
 SSIM_SIGMA = 1.5
 SSIM_WINDOW = 11
@@ -111,3 +115,14 @@ def y_metrics(reference_rgb: np.ndarray, test_rgb: np.ndarray) -> dict[str, floa
     except ValueError:
         result["ms_ssim_y"] = float("nan")  # too small for five scales: reported as absent, not guessed
     return result
+
+
+def image_quality(reference_rgb: np.ndarray, test_rgb: np.ndarray) -> dict[str, float]:
+    """PSNR-Y, MS-SSIM-Y (NaN where the image is too small) and SSIMULACRA 2 of two uint8 RGB images."""
+    _check_pair(reference_rgb, test_rgb)
+    ref_y, test_y = rgb_to_y(reference_rgb), rgb_to_y(test_rgb)
+    try:
+        ms = ms_ssim(ref_y, test_y)
+    except ValueError:
+        ms = float("nan")  # too small for five scales: reported as absent, as in y_metrics
+    return {"psnr_y": psnr(ref_y, test_y), "ms_ssim_y": ms, "ssimulacra2": ssimulacra2(reference_rgb, test_rgb)}
