@@ -5,6 +5,10 @@ Importable without torch: the API process reads and validates thumbnails with Pi
 The chunk holds compact JSON: ``{"v": 1, "scale": 16, "w": 768, "h": 512, "model": "<model id>"}``. A thumbnail
 is the information the learned rescaler hid in 1/256 (16x) or 1/1024 (32x) of the pixels; re-encoding it with a
 lossy codec (JPEG, lossy WebP) destroys that information, so it must be stored and moved as lossless PNG.
+
+A *plain* thumbnail (``"method": "plain"`` in the chunk, no model) is the same size made by classical bicubic
+resampling and reconstructed by bicubic upsampling (:func:`plain_thumbnail`, :func:`plain_upscale`): what the
+service stores when the model's thumbnail was shown to give the photo back worse than bicubic would.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ CHUNK_KEY = "tadm"
 FORMAT_VERSION = 1
 SUPPORTED_SCALES = (16, 32)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+METHODS = ("tadm", "plain")  # the learned rescaler's thumbnail, or classical resampling's
 # A 4096x4096 thumbnail stands for a 65536x65536 (4.3 Gpx) original at 16x: anything larger is not ours.
 MAX_THUMBNAIL_PIXELS = 4096 * 4096
 
@@ -46,15 +51,22 @@ class Thumbnail:
         image: RGB PIL image of size ``thumbnail_size(original_size, scale)``.
         scale: 16 or 32.
         original_size: (width, height) of the HR image, so the receiver can crop the padding.
-        model_id: id of the model that made it; ``None`` for a bare PNG whose scale and size the caller supplied.
+        model_id: id of the model that made it; ``None`` for a bare PNG whose scale and size the caller supplied,
+            and for a plain thumbnail.
+        method: ``tadm`` (the learned rescaler's) or ``plain`` (bicubic resampling, upsampled by bicubic).
     """
 
     image: Image.Image
     scale: int
     original_size: tuple[int, int]
     model_id: str | None
+    method: str = "tadm"
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ThumbnailError(f"`method` must be one of {METHODS} but is {self.method!r}")
+        if self.method == "plain" and self.model_id is not None:
+            raise ThumbnailError("a plain thumbnail is made by no model: its `model_id` must be None")
         if self.scale not in SUPPORTED_SCALES:
             raise ThumbnailError(f"`scale` must be one of {SUPPORTED_SCALES} but is {self.scale}")
         w, h = self.original_size
@@ -70,9 +82,16 @@ class Thumbnail:
             object.__setattr__(self, "image", self.image.convert("RGB"))
 
     @property
+    def plain(self) -> bool:
+        return self.method == "plain"
+
+    @property
     def metadata(self) -> dict:
-        return {"v": FORMAT_VERSION, "scale": self.scale, "w": self.original_size[0], "h": self.original_size[1],
+        meta = {"v": FORMAT_VERSION, "scale": self.scale, "w": self.original_size[0], "h": self.original_size[1],
                 "model": self.model_id}
+        if self.plain:  # absent means tadm: thumbnails written before plain ones existed read the same
+            meta["method"] = "plain"
+        return meta
 
     def to_png(self) -> bytes:
         """The PNG bytes, pixels lossless, metadata in the ``tadm`` text chunk."""
@@ -126,6 +145,7 @@ class Thumbnail:
             version, meta_scale = int(meta["v"]), int(meta["scale"])
             size = (int(meta["w"]), int(meta["h"]))
             model_id = meta.get("model")
+            method = str(meta.get("method", "tadm"))
         except (ValueError, KeyError, TypeError) as exc:
             raise ThumbnailError(f"thumbnail's `tadm` metadata is malformed: {raw[:100]!r}") from exc
         if version > FORMAT_VERSION:
@@ -134,4 +154,23 @@ class Thumbnail:
             raise ThumbnailMismatchError(f"thumbnail was made at {meta_scale}x but {scale}x was asked for")
         if original_size is not None and tuple(original_size) != size:
             raise ThumbnailError(f"thumbnail records original size {size} but {tuple(original_size)} was given")
-        return cls(img.convert("RGB"), meta_scale, size, model_id if isinstance(model_id, str) else None)
+        if method not in METHODS:
+            raise ThumbnailError(f"thumbnail's `tadm` metadata names an unknown method {method!r}")
+        if method == "plain":
+            model_id = None
+        return cls(img.convert("RGB"), meta_scale, size, model_id if isinstance(model_id, str) else None, method)
+
+
+def plain_thumbnail_image(image: Image.Image, scale: int) -> Image.Image:
+    """Pillow's bicubic (antialiased) downscale of an RGB image to its thumbnail size at ``scale``."""
+    return image.resize(thumbnail_size(image.size, scale), Image.Resampling.BICUBIC)
+
+
+def plain_thumbnail(image: Image.Image, scale: int) -> Thumbnail:
+    """The plain thumbnail of an RGB image: bicubic resampling, marked ``plain``, made by no model."""
+    return Thumbnail(plain_thumbnail_image(image, scale), scale, image.size, None, "plain")
+
+
+def plain_upscale(thumbnail: Thumbnail) -> Image.Image:
+    """Bicubic upsampling of a thumbnail's pixels to its original size (how a plain thumbnail is reconstructed)."""
+    return thumbnail.image.resize(thumbnail.original_size, Image.Resampling.BICUBIC)

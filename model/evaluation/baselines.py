@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from model.thumbnail import thumbnail_size
+from model.thumbnail import plain_thumbnail_image
 
 from .codecs import CODECS, decode, encode_within
 
@@ -39,7 +39,7 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 def bicubic_thumbnail(image: Image.Image, scale: int) -> Image.Image:
-    return image.resize(thumbnail_size(image.size, scale), Image.Resampling.BICUBIC)
+    return plain_thumbnail_image(image, scale)  # the service's plain thumbnail: the same pixels
 
 
 def bicubic(image: Image.Image, scale: int) -> Reconstruction:

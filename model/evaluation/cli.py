@@ -10,7 +10,7 @@ from model.cli import add_model_args, add_tiling_args, check_tiling_args, tiling
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_METHODS = "bicubic,jpeg,webp,avif"
+DEFAULT_METHODS = "bicubic,jpeg,webp,avif"  # and jxl where the pillow-jxl-plugin wheel is installed
 MODEL_METHODS = ("model", "direct")  # the full receiver; G_d's latent decoded without the diffusion step
 
 
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", type=Path, help="folder of HR images (recursive: PNG, JPEG, WebP)")
     p.add_argument("--scale", type=int, choices=(16, 32), default=16)
     p.add_argument("--methods", default=DEFAULT_METHODS,
-                   help=f"comma-separated: model, direct, bicubic, jpeg, webp, avif (default {DEFAULT_METHODS}); "
+                   help=f"comma-separated: model, direct, bicubic, jpeg, webp, avif, jxl (default {DEFAULT_METHODS}); "
                         "`direct` decodes G_d's latent without the diffusion step")
     p.add_argument("--direct-model", type=Path, default=None,
                    help="model directory for the `direct` method (e.g. the stage-1 model; default: the --model)")
@@ -60,7 +60,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     from model.cli import CommandError
 
-    from . import baselines, codecs, report
+    from . import baselines, codecs, per_photo, report
     from .evaluate import PerceptualScorer, evaluate, list_images, model_reconstruction
 
     methods = _parse_methods(args.methods)
@@ -125,8 +125,11 @@ def _eval(args: argparse.Namespace) -> int:
     if scorer is not None and scorer.absent:
         table += "\n" + "".join(f"- {name} absent: {why}\n" for name, why in scorer.absent.items())
     (args.output / f"{stem}.md").write_text(table)
+    per_photo.write(rows, title, args.scale, args.output)  # results-<scale>x.json and photos-<scale>x.md
     report.rd_plot(rows, args.output / f"rd-{args.scale}x.png", title)
     print(table)  # noqa: T201
+    if per_photo.model_method(rows):  # the model against bicubic, photo by photo, in one line
+        print(per_photo.markdown(rows).splitlines()[-1])  # noqa: T201
     return 0
 
 

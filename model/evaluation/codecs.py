@@ -18,9 +18,18 @@ CODECS: dict[str, tuple[str, int, int, dict]] = {
     "jpeg": ("JPEG", 1, 95, {"optimize": True}),  # Pillow documents quality above 95 as wasteful
     "webp": ("WEBP", 0, 100, {"method": 6}),
     "avif": ("AVIF", 0, 100, {"speed": 4}),
+    "jxl": ("JXL", 1, 99, {"effort": 7}),  # the pillow-jxl-plugin wheel (`tadm[jxl]`); 100 would be lossless
 }
-# Pillow's name for the feature that a codec needs at run time.
+# Pillow's name for the feature that a codec needs at run time (JPEG XL comes from a plugin, not a feature).
 _FEATURES = {"jpeg": "jpg", "webp": "webp", "avif": "avif"}
+
+
+def _jxl_plugin() -> bool:
+    try:
+        import pillow_jxl  # noqa: F401 - registers the JXL format with Pillow on import
+    except ImportError:
+        return False
+    return True
 
 
 class CodecUnavailableError(RuntimeError):
@@ -42,13 +51,16 @@ class Encoded:
 def codec_available(codec: str) -> bool:
     if codec not in CODECS:
         raise ValueError(f"unknown codec {codec!r}; choose one of {sorted(CODECS)}")
+    if codec == "jxl":
+        return _jxl_plugin()
     return bool(features.check(_FEATURES[codec]))
 
 
 def encode(image: Image.Image, codec: str, quality: int) -> bytes:
     """``image`` encoded with ``codec`` at ``quality``."""
     if not codec_available(codec):
-        raise CodecUnavailableError(f"this Pillow build cannot write {codec} (PIL.features.check is False)")
+        raise CodecUnavailableError(f"this Pillow build cannot write {codec} (PIL.features.check is False, or "
+                                    "for jxl the pillow-jxl-plugin wheel is missing)")
     fmt, _, _, options = CODECS[codec]
     buf = io.BytesIO()
     image.save(buf, format=fmt, quality=quality, **options)

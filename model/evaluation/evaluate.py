@@ -14,11 +14,12 @@ from PIL import Image
 from ..tiling import Tiling
 from . import baselines
 from .metrics import psnr, y_metrics
+from .ssimulacra2 import ssimulacra2
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-FULL_REFERENCE_METRICS = ("psnr_y", "ssim_y", "ms_ssim_y")
+FULL_REFERENCE_METRICS = ("psnr_y", "ssim_y", "ms_ssim_y", "ssimulacra2")
 PERCEPTUAL_METRICS = ("lpips", "dists", "musiq", "clipiqa")
 # A learned thumbnail is shown to viewers as it is, so how far it strays from the bicubic one of the same size is
 # scored too: PSNR over the three RGB channels, since its known failure is a colour shift (the supplement, Fig. 9).
@@ -36,6 +37,7 @@ class Row:
     pixels: int
     scores: dict[str, float] = field(default_factory=dict)
     detail: str = ""
+    size: tuple[int, int] = (0, 0)  # the image's width and height
 
     @property
     def bpp(self) -> float:
@@ -148,13 +150,13 @@ def evaluate(
         rows = []
         for rec in recs:
             test = np.asarray(rec.image.convert("RGB"))
-            scores = y_metrics(reference, test)
+            scores = y_metrics(reference, test) | {"ssimulacra2": ssimulacra2(reference, test)}
             if bicubic_thumbnail is not None:
                 scores |= thumbnail_scores(bicubic_thumbnail, rec.thumbnail)
             if perceptual is not None:
                 scores.update(perceptual(reference, test))
             rows.append(Row(path.name, rec.method, scale, rec.stored_bytes, image.width * image.height,
-                            scores, rec.detail))
+                            scores, rec.detail, image.size))
         if on_result is not None:
             on_result(path, image, recs)
         yield rows

@@ -15,6 +15,7 @@ METRIC_LABELS = {
     "psnr_y": "PSNR-Y (dB) ↑",
     "ssim_y": "SSIM-Y ↑",
     "ms_ssim_y": "MS-SSIM-Y ↑",
+    "ssimulacra2": "SSIMULACRA2 ↑",
     "lpips": "LPIPS ↓",
     "dists": "DISTS ↓",
     "musiq": "MUSIQ ↑",
@@ -67,7 +68,7 @@ def markdown_table(rows: list[Row], title: str) -> str:
             if math.isnan(v):
                 cells.append("–" if m in THUMBNAIL_METRICS else "absent")  # bicubic is the reference; codecs keep none
             else:
-                cells.append(f"{v:.2f}" if m in ("psnr_y", "thumbnail_psnr") else f"{v:.4f}")
+                cells.append(f"{v:.2f}" if m in ("psnr_y", "thumbnail_psnr", "ssimulacra2") else f"{v:.4f}")
         cells.append(f"{int(means['within_budget'])}/{int(means['images'])}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -55,6 +55,32 @@ def test_model_method_with_the_tiny_preset(small_folder, tmp_path):
         assert int(rows["webp"]["bytes"]) <= int(rows["tadm-tiny"]["bytes"])  # the model's thumbnail is the budget
 
 
+def test_every_photo_is_reported_with_the_model_against_bicubic(small_folder, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "photos"
+    code = main(["eval", str(small_folder), "--methods", "model,bicubic,jxl", "--preset", "tiny", "-o", str(out),
+                 "--crops", "0", "--device", "cpu", "--no-perceptual", "--budget", "model"])
+    assert code == 0
+    document = json.loads((out / "results-16x.json").read_text())
+    assert document["images"] == 2 and len(document["photos"]) == 2
+    deltas = []
+    for photo in document["photos"]:
+        methods = photo["methods"]
+        assert set(methods) == {"tadm-tiny", "bicubic", "jxl"} and photo["width"] > 0
+        assert all(m["ssimulacra2"] <= 100 for m in methods.values())  # unbounded below (noise: about -700)
+        deltas.append((methods["tadm-tiny"]["psnr_y"] - methods["bicubic"]["psnr_y"], photo["image"]))
+        if "over budget" not in methods["jxl"]["detail"]:
+            assert methods["jxl"]["bytes"] <= methods["tadm-tiny"]["bytes"]  # JPEG XL at the thumbnail's bytes
+    versus = document["model_vs_bicubic"]
+    assert versus["worst"] == {"image": min(deltas)[1], "delta_psnr_y": pytest.approx(min(deltas)[0], abs=1e-5)}
+    assert versus["below"] == sum(d < 0 for d, _ in deltas) == 2  # random weights: noise, far below bicubic
+    assert versus["mean_delta_psnr_y"] == pytest.approx(sum(d for d, _ in deltas) / 2, abs=1e-5)
+    table = (out / "photos-16x.md").read_text()
+    assert all(name in table for _, name in deltas) and "2 below bicubic" in table
+    assert "2 below bicubic" in capsys.readouterr().out
+
+
 def test_direct_method_decodes_the_same_thumbnail_without_the_diffusion_step(small_folder, tmp_path):
     out = tmp_path / "direct"
     code = main(["eval", str(small_folder), "--methods", "model,direct", "--preset", "tiny", "-o", str(out),

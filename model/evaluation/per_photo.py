@@ -1,0 +1,104 @@
+"""Per-photo results: how each photo fares under each method, and the model against bicubic photo by photo.
+
+A mean over a set hides the photo a user loses: a model can beat bicubic on average and still give a foggy photo
+back 20 dB worse. So beside the means, the evaluation reports every photo, the worst one (the largest shortfall
+against bicubic from a thumbnail of the same size), and how many photos fall below bicubic at all and by more than
+a margin. ``results-<scale>x.json`` carries all of it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from .evaluate import Row
+from .report import ALL_METRICS, summarise
+
+REFERENCE = "bicubic"
+MARGIN_DB = 0.5  # the service's default TADM_VERIFY_MARGIN_DB: below bicubic by more is a fallback there
+
+
+def by_photo(rows: list[Row]) -> dict[str, dict[str, Row]]:
+    """image name -> method -> its row, photos in the order they were evaluated."""
+    photos: dict[str, dict[str, Row]] = defaultdict(dict)
+    for row in rows:
+        photos[row.image][row.method] = row
+    return photos
+
+
+def against_reference(rows: list[Row], method: str, reference: str = REFERENCE) -> dict | None:
+    """``method``'s PSNR-Y minus ``reference``'s, per photo: the mean, the worst photo, how many fall below.
+    None when either method is missing."""
+    deltas = {name: float(methods[method].scores["psnr_y"] - methods[reference].scores["psnr_y"])
+              for name, methods in by_photo(rows).items() if method in methods and reference in methods}
+    if not deltas:
+        return None
+    worst = min(deltas, key=deltas.__getitem__)
+    return {"method": method, "reference": reference, "photos": len(deltas),
+            "mean_delta_psnr_y": sum(deltas.values()) / len(deltas),
+            "worst": {"image": worst, "delta_psnr_y": deltas[worst]},
+            "below": sum(d < 0 for d in deltas.values()),
+            f"below_by_more_than_{MARGIN_DB}": sum(d < -MARGIN_DB for d in deltas.values())}
+
+
+def model_method(rows: list[Row]) -> str | None:
+    """The TADM method of the rows (``tadm-<preset>``, not its ``-direct`` variant), if any."""
+    return next((r.method for r in rows if r.method.startswith("tadm-") and not r.method.endswith("-direct")), None)
+
+
+def document(rows: list[Row], title: str, scale: int) -> dict:
+    """The JSON of an evaluation: means per method, the model against bicubic, and every photo."""
+    model = model_method(rows)
+    photos = []
+    for name, methods in by_photo(rows).items():
+        first = next(iter(methods.values()))
+        photos.append({"image": name, "width": first.size[0], "height": first.size[1], "methods": {
+            method: {"bytes": row.stored_bytes, "bpp": round(row.bpp, 6), "detail": row.detail,
+                     **{m: _number(row.scores[m]) for m in ALL_METRICS if m in row.scores}}
+            for method, row in methods.items()}})
+    return {"title": title, "scale": scale, "images": len(photos),
+            "means": {method: {k: _number(v) for k, v in means.items()} for method, means in summarise(rows).items()},
+            "model_vs_bicubic": against_reference(rows, model) if model else None, "photos": photos}
+
+
+def markdown(rows: list[Row]) -> str:
+    """One line per photo: PSNR-Y and SSIMULACRA2 of each method, and the model minus bicubic."""
+    model = model_method(rows)
+    methods = list(dict.fromkeys(r.method for r in rows))
+    header = ["photo", "size", *(f"{m} PSNR-Y" for m in methods), *(f"{m} SSIMULACRA2" for m in methods)]
+    if model:
+        header.append(f"{model} − bicubic (dB)")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, by_method in by_photo(rows).items():
+        first = next(iter(by_method.values()))
+        cells = [name, f"{first.size[0]}x{first.size[1]}"]
+        cells += [_cell(by_method.get(m), "psnr_y") for m in methods]
+        cells += [_cell(by_method.get(m), "ssimulacra2") for m in methods]
+        if model and model in by_method and REFERENCE in by_method:
+            cells.append(f"{by_method[model].scores['psnr_y'] - by_method[REFERENCE].scores['psnr_y']:+.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    summary = against_reference(rows, model) if model else None
+    if summary:
+        lines += ["", f"{model} against bicubic on {summary['photos']} photos: mean "
+                  f"{summary['mean_delta_psnr_y']:+.2f} dB PSNR-Y; worst {summary['worst']['image']} "
+                  f"{summary['worst']['delta_psnr_y']:+.2f} dB; {summary['below']} below bicubic, "
+                  f"{summary[f'below_by_more_than_{MARGIN_DB}']} by more than {MARGIN_DB} dB."]
+    return "\n".join(lines) + "\n"
+
+
+def write(rows: list[Row], title: str, scale: int, output: Path) -> None:
+    """``results-<scale>x.json`` and ``photos-<scale>x.md`` in ``output``."""
+    (output / f"results-{scale}x.json").write_text(json.dumps(document(rows, title, scale), indent=1) + "\n")
+    (output / f"photos-{scale}x.md").write_text(markdown(rows))
+
+
+def _cell(row: Row | None, metric: str) -> str:
+    if row is None or math.isnan(row.scores.get(metric, math.nan)):
+        return "–"
+    return f"{row.scores[metric]:.2f}"
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else round(float(value), 6)
