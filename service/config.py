@@ -64,6 +64,34 @@ class Settings(BaseSettings):
         default=False, description="Keep uploaded originals after their thumbnail is stored (default: delete them)."
     )
 
+    # -- Verified ingest ------------------------------------------------------------------------------------
+    verify_uploads: bool = Field(
+        default=True,
+        description="Reconstruct every new thumbnail once and measure it against the upload before the original "
+        "is deleted; a thumbnail that gives the photo back worse than bicubic (by more than `verify_margin_db`) "
+        "is replaced by a plain one. Off, uploads are ready sooner but a photo the model cannot give back is "
+        "stored anyway and its original deleted: it is lost.",
+    )
+    verify_margin_db: float = Field(
+        default=0.5, ge=0,
+        description="How far (dB PSNR-Y) the model's reconstruction may fall below bicubic's from a plain "
+        "thumbnail of the same size before the plain thumbnail is stored instead.",
+    )
+    verify_cached_formats: str = Field(
+        default="png,webp",
+        description="Formats of the verifying reconstruction kept in the cache as the image's first `/full` "
+        "(comma-separated: png, webp, jpeg; empty: none).",
+    )
+    auto_min_psnr_y: float | None = Field(
+        default=30.0,
+        description="`scale=auto` uploads without `min_psnr_y`: the PSNR-Y (dB) the reconstruction must reach.",
+    )
+    auto_min_ssimulacra2: float | None = Field(
+        default=None,
+        description="`scale=auto` uploads without `min_ssimulacra2`: the SSIMULACRA2 score the reconstruction "
+        "must reach (unset: not asked for).",
+    )
+
     # -- HTTP limits and behaviour --------------------------------------------------------------------------
     max_upload_bytes: int = Field(default=50 * 1024**2, description="Largest accepted request body, in bytes (413 above).")
     max_image_pixels: int = Field(
@@ -155,6 +183,18 @@ class Settings(BaseSettings):
         # knob, rather than failing every reconstruction later (a stride alone is checked against the model's
         # tile size when the worker has loaded it).
         check_overrides(self.tile_size, self.tile_stride, self.tile_batch_size)
+        return self
+
+    @property
+    def verify_cached_format_list(self) -> tuple[str, ...]:
+        return tuple(f.strip() for f in self.verify_cached_formats.split(",") if f.strip())
+
+    @model_validator(mode="after")
+    def _cached_formats_known(self) -> Settings:
+        unknown = set(self.verify_cached_format_list) - {"png", "webp", "jpeg"}
+        if unknown:
+            raise ValueError(f"TADM_VERIFY_CACHED_FORMATS names unknown formats {sorted(unknown)}: "
+                             "use png, webp, jpeg")
         return self
 
     @property

@@ -88,6 +88,16 @@ class RedisKeys:
         """Sorted set of image ids by creation time (for listing, newest first)."""
         return f"{self.prefix}:images"
 
+    def originals(self, original_sha: str) -> str:
+        """Set of image ids made from an upload with this content hash (a re-sent file is found, not re-sent)."""
+        return f"{self.prefix}:originals:{original_sha}"
+
+    @property
+    def stats(self) -> str:
+        """Hash of store-wide totals kept as images come and go: images, original_bytes, stored_bytes,
+        verified, fallbacks."""
+        return f"{self.prefix}:stats"
+
     def thumbnail_refs(self, thumbnail_sha: str) -> str:
         """Set of image ids whose thumbnail has this hash (deleted with the last of them)."""
         return f"{self.prefix}:thumbrefs:{thumbnail_sha}"

@@ -11,6 +11,8 @@ REQUESTS = Counter("tadm_api_requests_total", "HTTP requests", ["method", "route
 LATENCY = Histogram("tadm_api_request_seconds", "HTTP request latency", ["method", "route"],
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 QUEUE_LENGTH = Gauge("tadm_queue_length", "Unfinished jobs per stream", ["stream"])
+STORE = Gauge("tadm_store", "Store-wide totals of the images stored now (images, original_bytes, stored_bytes, "
+              "verified, fallbacks: those stored with a plain thumbnail)", ["total"])
 LIVE_WORKERS = Gauge("tadm_live_workers", "Workers with a heartbeat renewed since this API process started")
 
 

@@ -17,6 +17,19 @@ class Problem(BaseModel):
     instance: str | None = None
 
 
+class Quality(BaseModel):
+    """The stored thumbnail's reconstruction (at the default output) measured against the upload before the
+    original was deleted, beside bicubic from a plain thumbnail of the same size."""
+
+    method: Literal["tadm", "plain"] = Field(
+        description="tadm: the model's thumbnail; plain: classical resampling, stored because the model's gave "
+        "the photo back worse than bicubic (or, with scale=auto, missed the target at every scale)")
+    psnr_y: float
+    ms_ssim_y: float | None = Field(description="None for an image too small for five scales")
+    ssimulacra2: float
+    bicubic_psnr_y: float
+
+
 class Image(BaseModel):
     id: str
     width: int
@@ -29,6 +42,21 @@ class Image(BaseModel):
     thumbnail_bytes: int
     saving: float = Field(description="1 - thumbnail_bytes / original_bytes")
     created_at: float = Field(description="Unix time, seconds")
+    method: Literal["tadm", "plain"] = Field(description="how the stored thumbnail was made")
+    auto: bool = Field(description="the scale was chosen by a quality target (scale=auto)")
+    quality: Quality | None = Field(description="what verification measured; None when the image was stored "
+                                    "without verification (TADM_VERIFY_UPLOADS off)")
+
+
+class Stats(BaseModel):
+    """Store-wide totals over the images stored now."""
+
+    images: int
+    original_bytes: int = Field(description="the uploads' sizes, as received")
+    stored_bytes: int = Field(description="the stored thumbnails' sizes")
+    saving: float = Field(description="1 - stored_bytes / original_bytes")
+    verified: int = Field(description="images whose thumbnail was verified before the original was deleted")
+    fallbacks: int = Field(description="images stored with a plain thumbnail")
 
 
 class ImageList(BaseModel):

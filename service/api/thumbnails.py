@@ -55,8 +55,11 @@ async def accept_thumbnail(services: Services, data: bytes, given: GivenMetadata
     if width * height > max_pixels:
         raise TooManyPixels(f"the thumbnail reconstructs a {width}x{height} image = {width * height} pixels; the "
                             f"limit is {max_pixels}", width=width, height=height, max_pixels=max_pixels)
-    # 4. The model that made it, among those workers have served.
-    model = await _model_for(services, thumb, given)
+    # 4. The model that made it, among those workers have served; a plain thumbnail needs none (bicubic), only
+    #    a worker of its scale to run the job.
+    model = await (_model_for_plain(services, thumb) if thumb.plain else _model_for(services, thumb, given))
+    if thumb.plain:
+        return AcceptedThumbnail(data, model)
     if thumb.model_id is None:
         # Metadata restored: the stored input is the PNG the service itself would have made, so its hash (and the
         # cached reconstruction) is the same as for the unstripped thumbnail.
@@ -78,6 +81,15 @@ def _parse(data: bytes, given: GivenMetadata) -> Thumbnail:
         if given.scale is not None or given.size is not None:
             raise InvalidRequest(f"the thumbnail does not fit the given parameters: {exc}") from exc
         raise CorruptImage(f"not a usable thumbnail: {exc}") from exc
+
+
+async def _model_for_plain(services: Services, thumb: Thumbnail) -> ModelInfo:
+    known = sorted((m for m in (await services.registry.known_models()).values() if m.scale == thumb.scale),
+                   key=lambda m: m.model_id)
+    if not known:
+        raise ThumbnailMismatch(f"no worker has served scale {thumb.scale}x, which the plain thumbnail has",
+                                scale=thumb.scale)
+    return known[0]
 
 
 async def _model_for(services: Services, thumb: Thumbnail, given: GivenMetadata) -> ModelInfo:

@@ -79,6 +79,15 @@ def requested_wait(request: Request, default: float, maximum: float) -> float:
     return max(0.0, min(wait, maximum))
 
 
+def parse_scale(text: str) -> int | None:
+    """An upload's ``scale``: 16 or 32, or None for ``auto``."""
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) not in SUPPORTED_SCALES:
+        raise InvalidRequest(f"`scale` must be {', '.join(map(str, SUPPORTED_SCALES))} or auto but is {text!r}")
+    return int(text)
+
+
 def check_scale(scale: int | None) -> None:
     """A given ``scale`` parameter is one the models are made for (``None``: not given)."""
     if scale is not None and scale not in SUPPORTED_SCALES:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
+
+from model.thumbnail import SUPPORTED_SCALES
 
 from ..errors import InvalidRequest, NotFound, NotReady, QueueFull, UnsupportedMediaType
 from ..media import decode_image, inspect_image, sniff_format
@@ -37,23 +40,45 @@ async def newest_images(services: Services, limit: int) -> list[ImageRecord]:
     return await services.records.newest(min(limit, services.settings.list_limit_max))
 
 
-async def upload_image(services: Services, data: bytes, *, scale: int, priority: str,
-                       wait: float) -> ImageRecord | Job:
-    """Check an upload, store it and enqueue its downscale; the record once the thumbnail is stored (at once
-    for a duplicate upload), else the job."""
+@dataclass(frozen=True)
+class QualityTarget:
+    """``scale=auto``: what the stored thumbnail's reconstruction must reach (an unset figure is not asked)."""
+
+    min_psnr_y: float | None = None
+    min_ssimulacra2: float | None = None
+
+
+async def upload_image(services: Services, data: bytes, *, scale: int | None, priority: str, wait: float,
+                       target: QualityTarget | None = None) -> ImageRecord | Job:
+    """Check an upload, store it and enqueue its downscale; the record once the image is final (at once for a
+    duplicate upload), else the job. ``scale`` None is ``scale=auto``: the most compact thumbnail whose
+    reconstruction meets ``target``, 32x first."""
     settings = services.settings
-    inspect_image(data, max_pixels=settings.max_image_pixels, min_side=scale)  # header only: 413/415/422 first
+    smallest = min(SUPPORTED_SCALES) if scale is None else scale
+    inspect_image(data, max_pixels=settings.max_image_pixels, min_side=smallest)  # header only: 413/415/422 first
     await asyncio.to_thread(decode_image, data)  # a truncated or corrupt file is refused now, not in a job
-    model = await _model_for_scale(services, scale)
     sha = sha256_hex(data)
-    image_id = image_id_for(sha, model.model_id, scale)
+    if scale is None:
+        models = await _models_for_auto(services)
+        target = target or QualityTarget()
+        identity = ":".join(["auto", *(m.model_id for m in models), str(target.min_psnr_y),
+                             str(target.min_ssimulacra2)])
+        image_id = image_id_for(sha, identity, 0)
+        extra = {"auto": True, "next_scales": tuple(m.scale for m in models[1:]),
+                 "min_psnr_y": target.min_psnr_y, "min_ssimulacra2": target.min_ssimulacra2}
+        model = models[0]
+    else:
+        model = await _model_for_scale(services, scale)
+        image_id, extra = image_id_for(sha, model.model_id, scale), {}
     record = await services.records.get(image_id)
     if record is not None:  # a duplicate upload: the same image, no second job
         return record
     key = original_key(image_id)
     await asyncio.to_thread(services.storage.put, key, data)
-    job = downscale_job(DownscaleParams(image_id=image_id, input_key=key, original_bytes=len(data)),
-                        original_sha=sha, model_id=model.model_id, scale=scale, priority=priority)
+    params = DownscaleParams(image_id=image_id, input_key=key, original_bytes=len(data), original_sha256=sha,
+                             **extra)
+    job = downscale_job(params, original_sha=sha, model_id=model.model_id, scale=model.scale,
+                        priority=priority, identity_extra={"image_id": image_id} if scale is None else None)
     try:
         # rerun_succeeded: the record is missing, so a succeeded job of a since-deleted image must run again
         job, _ = await services.queue.enqueue(job, rerun_succeeded=True, retry_after=settings.retry_after_seconds)
@@ -66,6 +91,24 @@ async def upload_image(services: Services, data: bytes, *, scale: int, priority:
     if job.status == "succeeded":
         return await find_image(services, image_id)
     return job
+
+
+async def _models_for_auto(services: Services) -> list[ModelInfo]:
+    """The live models a ``scale=auto`` upload tries, most compact first; 503 when none is live."""
+    since = await services.started()
+    models = [await services.registry.model_for_scale(s, since) for s in sorted(SUPPORTED_SCALES, reverse=True)]
+    live = [m for m in models if m is not None]
+    if not live:
+        raise NotReady("no live worker: the image cannot be downscaled now",
+                       retry_after=services.settings.retry_after_seconds)
+    return live
+
+
+async def store_totals(services: Services) -> dict:
+    """The store-wide totals of ``GET /v1/stats``."""
+    totals = await services.records.totals()
+    original, stored = totals["original_bytes"], totals["stored_bytes"]
+    return {**totals, "saving": round(1 - stored / original, 6) if original else 0.0}
 
 
 async def _model_for_scale(services: Services, scale: int) -> ModelInfo:

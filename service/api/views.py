@@ -20,7 +20,8 @@ def image_view(record: ImageRecord, settings: Settings) -> schemas.Image:
         thumbnail_url=sign_path(settings, f"/v1/images/{record.id}/thumbnail"),
         full_url=sign_path(settings, f"/v1/images/{record.id}/full"),
         original_bytes=record.original_bytes, thumbnail_bytes=record.thumbnail_bytes,
-        saving=round(record.saving, 6), created_at=record.created_at,
+        saving=round(record.saving, 6), created_at=record.created_at, method=record.method, auto=record.auto,
+        quality=schemas.Quality(**record.quality) if record.quality else None,
     )
 
 

@@ -48,10 +48,10 @@ from .errors import (
     WaitTimeoutError,
     error_from_response,
 )
-from .resources import Image, Job, ModelInfo, ModelQuality, ModelSummary, Problem
+from .resources import Image, Job, ModelInfo, ModelQuality, ModelSummary, Problem, Quality, Stats
 
 __all__ = [
     "APIError", "AsyncClient", "AuthError", "Client", "Image", "InvalidInputError", "Job", "JobFailedError",
-    "MismatchError", "ModelInfo", "ModelQuality", "ModelSummary", "NotFoundError", "Problem", "ServerError", "TadmError",
+    "MismatchError", "ModelInfo", "ModelQuality", "ModelSummary", "NotFoundError", "Problem", "Quality", "Stats", "ServerError", "TadmError",
     "UnavailableError", "WaitTimeoutError", "error_from_response",
 ]

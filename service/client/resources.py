@@ -41,8 +41,27 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Quality:
+    """What the stored thumbnail's reconstruction measured against the upload before the original was deleted;
+    ``method`` ``plain``: a classical thumbnail was stored because the model's gave the photo back worse."""
+
+    method: str
+    psnr_y: float
+    ms_ssim_y: float | None
+    ssimulacra2: float
+    bicubic_psnr_y: float
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Quality:
+        ms_ssim = data.get("ms_ssim_y")
+        return cls(str(data["method"]), float(data["psnr_y"]), None if ms_ssim is None else float(ms_ssim),
+                   float(data["ssimulacra2"]), float(data["bicubic_psnr_y"]))
+
+
+@dataclass(frozen=True)
 class Image:
-    """A stored image: its thumbnail is kept, the original is not. ``saving`` = 1 - thumbnail/original bytes."""
+    """A stored image: its thumbnail is kept, the original is not. ``saving`` = 1 - thumbnail/original bytes;
+    ``quality`` is None for an image stored without verification."""
 
     id: str
     width: int
@@ -55,10 +74,33 @@ class Image:
     thumbnail_bytes: int
     saving: float
     created_at: str | float
+    method: str = "tadm"
+    auto: bool = False
+    quality: Quality | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Image:
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        plain = {name: data[name] for name in cls.__dataclass_fields__ if name not in ("method", "auto", "quality")}
+        quality = Quality.from_json(data["quality"]) if data.get("quality") else None
+        return cls(**plain, method=str(data.get("method", "tadm")), auto=bool(data.get("auto", False)),
+                   quality=quality)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Store-wide totals (``GET /v1/stats``)."""
+
+    images: int
+    original_bytes: int
+    stored_bytes: int
+    saving: float
+    verified: int
+    fallbacks: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Stats:
+        return cls(int(data["images"]), int(data["original_bytes"]), int(data["stored_bytes"]),
+                   float(data["saving"]), int(data["verified"]), int(data["fallbacks"]))
 
 
 @dataclass(frozen=True)

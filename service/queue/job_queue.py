@@ -62,6 +62,17 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 'ok'
 """
 
+# KEYS: job hash, the stream of the model taking it over. ARGV: ttl, job id, field/value pairs... A running job
+# moves to another model's stream as one job (its id, state and waiters stay); its attempts start again.
+_HAND_OVER = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' then return status or 'missing' end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[2], '*', 'job', ARGV[2])
+return 'ok'
+"""
+
 # KEYS: a stream's retry set, the stream. ARGV: now. Moves the stream's due retries back into it.
 _RELEASE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
@@ -112,6 +123,7 @@ class JobQueue:
         self._enqueue = redis.register_script(_ENQUEUE)
         self._start = redis.register_script(_START)
         self._finish = redis.register_script(_FINISH)
+        self._hand_over = redis.register_script(_HAND_OVER)
         self._release = redis.register_script(_RELEASE_DUE)
         self._adopt_legacy = redis.register_script(_ADOPT_LEGACY)
 
@@ -263,6 +275,19 @@ class JobQueue:
         await self.ack(entry)
         await self.publish(entry.job_id)
         return as_str(result)
+
+    async def hand_over(self, entry: Entry, job: Job) -> str:
+        """Queue the running ``job`` again on the streams of ``job.model_id`` (another model: the next scale of a
+        ``scale=auto`` upload), then acknowledge this delivery. Returns ``ok``, or the status that prevented it
+        (``cancelled`` when its image was deleted meanwhile)."""
+        job.status, job.attempts, job.updated_at = "queued", 0, time.time()
+        fields = [x for kv in job.to_hash().items() for x in kv]
+        result = as_str(await self._hand_over(
+            keys=[self.keys.job(job.id), self.keys.stream(job.model_id, job.priority)],
+            args=[self.job_ttl, job.id, *fields]))
+        await self.ack(entry)
+        await self.publish(job.id)
+        return result
 
     async def fail(self, entry: Entry, problem: dict, *, dead_letter: bool) -> None:
         """Terminal failure; ``dead_letter`` also files the job in the dead-letter stream for inspection."""

@@ -17,11 +17,19 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 
 @dataclass(frozen=True)
 class DownscaleParams:
-    """Turn the stored original ``input_key`` into the thumbnail and record of image ``image_id``."""
+    """Turn the stored original ``input_key`` into the thumbnail and record of image ``image_id``.
+
+    ``scale=auto`` uploads carry their quality target and the scales still to try after the job's model's
+    (most compact first): a worker whose thumbnail misses the target hands the job to the next scale's model."""
 
     image_id: str
-    input_key: str  # storage key of the uploaded original (deleted once the thumbnail is stored)
+    input_key: str  # storage key of the uploaded original (deleted once the image is final)
     original_bytes: int  # the upload's size, kept in the record (the storage saving)
+    original_sha256: str = ""  # the upload's content hash, kept in the record (a re-sent file is found)
+    auto: bool = False
+    next_scales: tuple[int, ...] = ()
+    min_psnr_y: float | None = None
+    min_ssimulacra2: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,9 +109,12 @@ def _params(kind: str, data: dict) -> JobParams:
     return params_type(**{name: value for name, value in data.items() if name in known})
 
 
-def downscale_job(params: DownscaleParams, *, original_sha: str, model_id: str, scale: int, priority: str) -> Job:
-    """The job that makes the thumbnail of an upload: one per (original bytes, model, scale)."""
-    return Job(id=job_id_for("downscale", original_sha, model_id, {"scale": scale}), model_id=model_id,
+def downscale_job(params: DownscaleParams, *, original_sha: str, model_id: str, scale: int, priority: str,
+                  identity_extra: dict | None = None) -> Job:
+    """The job that makes the thumbnail of an upload: one per (original bytes, model, scale), and per image for
+    ``scale=auto`` (``identity_extra``: its image id names the models tried and the target)."""
+    identity = {"scale": scale, **(identity_extra or {})}
+    return Job(id=job_id_for("downscale", original_sha, model_id, identity), model_id=model_id,
                priority=priority, params=params)
 
 

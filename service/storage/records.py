@@ -32,6 +32,15 @@ class ImageRecord:
     original_bytes: int
     thumbnail_bytes: int
     created_at: float
+    original_sha256: str = ""
+    # how the stored thumbnail was made ("tadm" or "plain") and what its reconstruction measured against the
+    # upload (service.worker.verify.Quality); None for an image stored without verification
+    quality: dict | None = None
+    auto: bool = False  # the scale was chosen by a quality target (scale=auto)
+
+    @property
+    def method(self) -> str:
+        return self.quality["method"] if self.quality else "tadm"
 
     @property
     def saving(self) -> float:
@@ -46,10 +55,35 @@ class ImageRecords:
 
     async def save(self, record: ImageRecord) -> None:
         # The reference first (the thumbnail is never deleted under an image that uses it), the record last
-        # (it makes the image exist).
+        # (it makes the image exist); SET NX: a twin job that got here first made the totals count it already.
         await self.redis.sadd(self.keys.thumbnail_refs(record.thumbnail_sha), record.id)
         await self.redis.zadd(self.keys.images, {record.id: record.created_at})
-        await self.redis.set(self.keys.image(record.id), json.dumps(asdict(record)))
+        if record.original_sha256:
+            await self.redis.sadd(self.keys.originals(record.original_sha256), record.id)
+        if await self.redis.set(self.keys.image(record.id), json.dumps(asdict(record)), nx=True):
+            await self._count(record, 1)
+
+    async def _count(self, record: ImageRecord, sign: int) -> None:
+        """Add (``sign`` 1) or remove (-1) the record from the store-wide totals."""
+        async with self.redis.pipeline(transaction=True) as pipe:  # one key
+            pipe.hincrby(self.keys.stats, "images", sign)
+            pipe.hincrby(self.keys.stats, "original_bytes", sign * record.original_bytes)
+            pipe.hincrby(self.keys.stats, "stored_bytes", sign * record.thumbnail_bytes)
+            pipe.hincrby(self.keys.stats, "verified", sign * (record.quality is not None))
+            pipe.hincrby(self.keys.stats, "fallbacks", sign * (record.method == "plain"))
+            await pipe.execute()
+
+    async def totals(self) -> dict[str, int]:
+        raw = await self.redis.hgetall(self.keys.stats)
+        names = ("images", "original_bytes", "stored_bytes", "verified", "fallbacks")
+        values = {as_str(k): int(v) for k, v in raw.items()}
+        return {name: values.get(name, 0) for name in names}
+
+    async def with_original(self, original_sha: str) -> list[ImageRecord]:
+        """The stored images made from an upload with this content hash."""
+        ids = sorted(as_str(i) for i in await self.redis.smembers(self.keys.originals(original_sha)))
+        records = [await self.get(image_id) for image_id in ids]
+        return [record for record in records if record is not None]
 
     async def get(self, image_id: str) -> ImageRecord | None:
         raw = await self.redis.get(self.keys.image(image_id))
@@ -70,8 +104,11 @@ class ImageRecords:
         """Remove the record; returns how many other images still use its thumbnail (identical pixels from
         different uploads share one content-addressed thumbnail)."""
         # The record first (the image stops existing), the reference last, as ``save`` in reverse.
-        await self.redis.delete(self.keys.image(record.id))
+        if await self.redis.delete(self.keys.image(record.id)):
+            await self._count(record, -1)
         await self.redis.zrem(self.keys.images, record.id)
+        if record.original_sha256:
+            await self.redis.srem(self.keys.originals(record.original_sha256), record.id)
         refs = self.keys.thumbnail_refs(record.thumbnail_sha)
         async with self.redis.pipeline(transaction=True) as pipe:  # one key: the count just after the removal
             pipe.srem(refs, record.id)

@@ -52,6 +52,7 @@ export async function getJSON(url) {
 
 export const getInfo = () => getJSON("/v1/info");
 export const listImages = (limit) => getJSON(`/v1/images?limit=${limit}`).then((body) => body.items);
+export const getStats = () => getJSON("/v1/stats");
 export const getImage = (id) => getJSON(`/v1/images/${encodeURIComponent(id)}`);
 export const deleteImage = (id) => request(`/v1/images/${encodeURIComponent(id)}`, { method: "DELETE" });
 

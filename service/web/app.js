@@ -73,7 +73,8 @@ async function showModelInfo() {
   const scales = [...new Set(models.map((m) => m.scale))].sort((a, b) => a - b);
   const select = $("scale-select");
   const chosen = select.value; // kept across refreshes while it is still offered
-  select.replaceChildren(...(scales.length ? scales : [16, 32]).map((s) => new Option(`${s}×`, s)));
+  select.replaceChildren(...(scales.length ? scales : [16, 32]).map((s) => new Option(`${s}×`, s)),
+    new Option("auto (most compact that meets the quality target)", "auto"));
   if ([...select.options].some((option) => option.value === chosen)) select.value = chosen;
 }
 
@@ -146,6 +147,7 @@ function showImage(image) {
     ["Storage saved", `${(image.saving * 100).toFixed(2)} % (${Math.round(image.original_bytes /
       Math.max(1, image.thumbnail_bytes))}× smaller)`],
     ["Model", image.model_id],
+    ...qualityFacts(image),
   ];
   $("image-facts").replaceChildren(...facts.flatMap(([term, value]) => {
     const dt = document.createElement("dt");
@@ -161,6 +163,22 @@ function showImage(image) {
   document.querySelectorAll("#recent-list li").forEach((li) => {
     li.classList.toggle("current", li.dataset.id === image.id);
   });
+}
+
+// What verification measured before the original was deleted (none when the service stores unverified).
+function qualityFacts(image) {
+  const q = image.quality;
+  if (!q) return [["Verified", "no (stored without verification)"]];
+  const method = q.method === "plain"
+    ? "plain thumbnail (the model's gave this photo back worse than bicubic)"
+    : "tadm thumbnail";
+  const msssim = q.ms_ssim_y === null ? "–" : q.ms_ssim_y.toFixed(4);
+  return [
+    ["Stored as", image.auto ? `${method}, scale chosen by the quality target` : method],
+    ["Reconstruction", `${q.psnr_y.toFixed(2)} dB PSNR-Y · MS-SSIM-Y ${msssim} · SSIMULACRA2 ` +
+      `${q.ssimulacra2.toFixed(1)}`],
+    ["Bicubic, same size", `${q.bicubic_psnr_y.toFixed(2)} dB PSNR-Y`],
+  ];
 }
 
 // ---- reconstruction and comparison -----------------------------------------------------------------------------
@@ -240,7 +258,21 @@ function wireStageDrag() {
 
 // ---- recent images ---------------------------------------------------------------------------------------------
 
+async function refreshStats() {
+  try {
+    const stats = await api.getStats();
+    $("store-stats").textContent = stats.images
+      ? `${stats.images} images: ${formatBytes(stats.original_bytes)} uploaded, ${formatBytes(stats.stored_bytes)}` +
+        ` stored (${(stats.saving * 100).toFixed(2)} % saved); ${stats.verified} verified, ${stats.fallbacks}` +
+        " stored as plain thumbnails"
+      : "";
+  } catch {
+    $("store-stats").textContent = "";
+  }
+}
+
 async function refreshRecent() {
+  refreshStats();
   let images;
   try {
     images = await api.listImages(RECENT_LIMIT);
@@ -262,7 +294,10 @@ function recentItem(image) {
   thumb.alt = `thumbnail of ${image.id}`;
   thumb.loading = "lazy";
   const caption = document.createElement("div");
-  caption.textContent = `${image.width}×${image.height} · ${image.scale}× · −${(image.saving * 100).toFixed(1)} %`;
+  const quality = image.quality ? ` · ${image.quality.psnr_y.toFixed(1)} dB${image.quality.method === "plain"
+    ? " (plain)" : ""}` : "";
+  caption.textContent = `${image.width}×${image.height} · ${image.scale}× · −${(image.saving * 100).toFixed(1)} %` +
+    quality;
   const open = Object.assign(document.createElement("button"), { type: "button", textContent: "Open" });
   open.addEventListener("click", () => showImage(image));
   const remove = Object.assign(document.createElement("button"), { type: "button", textContent: "Delete" });

@@ -13,19 +13,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.thumbnail import Thumbnail, ThumbnailMismatchError
+from PIL import Image
+
+from model.thumbnail import Thumbnail, ThumbnailMismatchError, plain_upscale
 from model.tiling import Tiling
 
-from ..errors import CorruptImage, NotFound, ThumbnailMismatch, TooManyPixels
-from ..media import decode_image, encode_image
+from ..errors import NotFound, ThumbnailMismatch, TooManyPixels
+from ..media import encode_image
 from ..queue.job_queue import Entry, JobQueue
 from ..queue.jobs import DownscaleParams, Job, UpscaleParams
-from ..storage import Storage, reconstruction_key, sha256_hex, thumbnail_key
+from ..queue.registry import Registry
+from ..storage import Storage, reconstruction_key
 from ..storage.cache import ReconstructionCache
-from ..storage.records import ImageRecord, ImageRecords, now
+from ..storage.records import ImageRecords
 from . import metrics
 from .failures import Failures
 from .in_flight import InFlight
+from .ingest import Ingest, IngestPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -56,63 +60,41 @@ class BatchRunner:
     """Runs started jobs on one pipeline, with the collaborators it is given; the worker's loop
     (:mod:`service.worker.process`) reads the batches and owns what happens around them."""
 
-    def __init__(self, pipe, *, queue: JobQueue, records: ImageRecords, storage: Storage,
+    def __init__(self, pipe, *, queue: JobQueue, registry: Registry, records: ImageRecords, storage: Storage,
                  cache: ReconstructionCache, failures: Failures, in_flight: InFlight, tiling: Tiling,
-                 keep_originals: bool, max_pixels: int, hold_file: Path | None = None) -> None:
+                 policy: IngestPolicy, max_pixels: int, hold_file: Path | None = None) -> None:
         self.pipe = pipe
         self.queue, self.records, self.storage, self.cache = queue, records, storage, cache
         self.failures, self.in_flight = failures, in_flight
-        self.tiling, self.keep_originals, self.max_pixels = tiling, keep_originals, max_pixels
+        self.tiling, self.max_pixels = tiling, max_pixels
         self.hold_file = hold_file  # TADM_TEST_HOLD_FILE: tests only
         self.holding: set[str] = set()  # the job ids waiting at that hold now
+        self.ingest = Ingest(pipe, self.reconstruct_one, policy=policy, queue=queue, registry=registry,
+                             records=records, storage=storage, cache=cache, in_flight=in_flight)
 
     async def fail(self, item: Started, exc: BaseException) -> None:
         await self.failures.handle(item.entry, item.job, exc)
 
-    # -- downscale -------------------------------------------------------------------------------------------
+    # -- downscale ------------------------------------------------------------------------------------------
     async def downscale(self, item: Started) -> None:
-        params = item.job.params
-        assert isinstance(params, DownscaleParams)
-        made: ImageRecord | None = None
-        if await self.records.get(params.image_id) is None:  # a re-delivery after a crash may find it done
-            data = await asyncio.to_thread(self.storage.get, params.input_key)
-            if data is None:
-                raise NotFound(f"the original of image {params.image_id} is no longer stored")
-            t0 = time.perf_counter()
-            thumb = await asyncio.to_thread(self._downscale_sync, data)
-            metrics.STAGE_SECONDS.labels("downscale").observe(time.perf_counter() - t0)
-            png = thumb.to_png()
-            sha = sha256_hex(png)
-            await asyncio.to_thread(self.storage.put, thumbnail_key(sha), png)
-            width, height = thumb.original_size
-            made = ImageRecord(id=params.image_id, width=width, height=height, scale=thumb.scale,
-                               model_id=thumb.model_id or "", thumbnail_key=thumbnail_key(sha),
-                               thumbnail_sha=sha, original_bytes=params.original_bytes,
-                               thumbnail_bytes=len(png), created_at=now())
-            await self.records.save(made)
-        if not self.keep_originals:  # the thumbnail and its record are stored: the original can go
-            await asyncio.to_thread(self.storage.delete, params.input_key)
-        # "cancelled": its image was deleted while it ran. (A twin that finished first, after a reclaim, leaves
-        # "succeeded": its image is the same one and stays.)
-        if await self.queue.succeed(item.entry, image_id=params.image_id) == "cancelled":
-            await self._take_back_image(item, params, made)
-            return
-        metrics.JOBS.labels("downscale", "succeeded").inc()
-
-    async def _take_back_image(self, item: Started, params: DownscaleParams, made: ImageRecord | None) -> None:
-        """The job was cancelled while it ran (its image deleted): remove what it stored."""
-        logger.info("job %s was cancelled while it ran: removing the image it stored", item.job.id)
-        await asyncio.to_thread(self.storage.delete, params.input_key)
-        if made is not None and await self.records.delete(made) == 0:
-            await asyncio.to_thread(self.storage.delete, made.thumbnail_key)
-        metrics.JOBS.labels("downscale", "cancelled").inc()
-
-    def _downscale_sync(self, data: bytes) -> Thumbnail:
-        image = decode_image(data)
         try:
-            return self.pipe.downscale(image)
-        except ValueError as exc:  # the pipeline's own input checks (too small, …)
-            raise CorruptImage(str(exc)) from exc
+            await self.ingest.run(item)
+        except JobCancelled:  # its image was deleted while it was being verified
+            logger.info("job %s was cancelled while it ran", item.job.id)
+            params = item.job.params
+            assert isinstance(params, DownscaleParams)
+            await asyncio.to_thread(self.storage.delete, params.input_key)
+            await self.queue.ack(item.entry)
+            metrics.JOBS.labels("downscale", "cancelled").inc()
+
+    def reconstruct_one(self, thumbnail: Thumbnail, job_id: str) -> Image.Image:
+        """In the compute thread: the reconstruction ``GET /full`` would give for ``thumbnail`` (a downscale job
+        verifying its thumbnail); raises :class:`JobCancelled` when the job is cancelled meanwhile."""
+        if thumbnail.plain:
+            return plain_upscale(thumbnail)
+        latent = self.pipe.thumbnail_to_latent(thumbnail)
+        (result,) = self.pipe.denoise([latent], self.tiling, self._progress([job_id]))
+        return self.pipe.latent_to_image(result.latent, thumbnail.original_size)
 
     # -- upscale ---------------------------------------------------------------------------------------------
     async def upscale(self, items: list[Started]) -> None:
@@ -196,16 +178,8 @@ class BatchRunner:
         finally:
             self.holding.difference_update(job_ids)
 
-    def _upscale_sync(self, ready: list[PreparedUpscale]) -> list:
-        """In the compute thread: latents, the shared tile loop, decoding. PIL images; None for a job cancelled
-        meanwhile."""
-        pipe, tiling = self.pipe, self.tiling
-        job_ids = [prepared.item.job.id for prepared in ready]
-        t0 = time.perf_counter()
-        latents = [pipe.thumbnail_to_latent(prepared.thumbnail) for prepared in ready]
-        t1 = time.perf_counter()
-        metrics.STAGE_SECONDS.labels("thumbnail_to_latent").observe(t1 - t0)
-
+    def _progress(self, job_ids: list[str]):
+        """The tile loop's progress callback for these jobs: reports, holds (tests), stops when all are cancelled."""
         def progress(done: int, total: int) -> None:
             # Tiles of all jobs share batches, so every job of the batch advances together.
             for job_id in job_ids:
@@ -214,7 +188,26 @@ class BatchRunner:
             if all(self.in_flight.is_cancelled(job_id) for job_id in job_ids):
                 raise JobCancelled
 
-        results = pipe.denoise(latents, tiling, progress)
+        return progress
+
+    def _upscale_sync(self, ready: list[PreparedUpscale]) -> list:
+        """In the compute thread: plain thumbnails by bicubic upsampling, the others through the model. PIL
+        images in the order of ``ready``; None for a job cancelled meanwhile."""
+        by_model = [prepared for prepared in ready if not prepared.thumbnail.plain]
+        made = iter(self._model_upscale_sync(by_model) if by_model else [])
+        return [plain_upscale(prepared.thumbnail) if prepared.thumbnail.plain else next(made)
+                for prepared in ready]
+
+    def _model_upscale_sync(self, ready: list[PreparedUpscale]) -> list:
+        """Latents, the shared tile loop, decoding."""
+        pipe, tiling = self.pipe, self.tiling
+        job_ids = [prepared.item.job.id for prepared in ready]
+        t0 = time.perf_counter()
+        latents = [pipe.thumbnail_to_latent(prepared.thumbnail) for prepared in ready]
+        t1 = time.perf_counter()
+        metrics.STAGE_SECONDS.labels("thumbnail_to_latent").observe(t1 - t0)
+
+        results = pipe.denoise(latents, tiling, self._progress(job_ids))
         t2 = time.perf_counter()
         metrics.STAGE_SECONDS.labels("denoise").observe(t2 - t1)
         tiles = sum(len(result.tiles) for result in results)

@@ -26,6 +26,7 @@ from . import metrics
 from .batch import BatchRunner, Started
 from .failures import Failures
 from .in_flight import InFlight
+from .ingest import IngestPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +56,12 @@ class Worker:
         self.stopping = asyncio.Event()
         self.in_flight = InFlight()
         self.runner = BatchRunner(
-            pipe, queue=services.queue, records=services.records, storage=services.storage, cache=services.cache,
+            pipe, queue=services.queue, registry=services.registry, records=services.records,
+            storage=services.storage, cache=services.cache,
             failures=Failures(services.queue, settings.max_attempts), in_flight=self.in_flight,
-            tiling=tiling, keep_originals=settings.keep_originals, max_pixels=settings.max_image_pixels,
+            tiling=tiling, policy=IngestPolicy(
+                verify=settings.verify_uploads, margin_db=settings.verify_margin_db,
+                cached_formats=settings.verify_cached_format_list, keep_originals=settings.keep_originals), max_pixels=settings.max_image_pixels,
             hold_file=settings.test_hold_file,
         )
 

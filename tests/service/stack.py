@@ -59,6 +59,10 @@ class Stack:
             "TADM_TILE_SIZE": "32",
             "TADM_TILE_STRIDE": "24",
             "TADM_TILE_BATCH_SIZE": "4",
+            # The tiny preset's random weights give every photo back as noise: verified, every upload would be
+            # stored as a plain thumbnail and no reconstruction would run the model these tests exercise. The
+            # verifying path has its own tests (start_worker(verify=True), and test_verified_ingest in-process).
+            "TADM_VERIFY_UPLOADS": "false",
             "OMP_NUM_THREADS": "1",
         }
         self.api: subprocess.Popen | None = None
@@ -67,11 +71,11 @@ class Stack:
         self.logs: list = []
 
     # -- processes ---------------------------------------------------------------------------------------
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed in close()
         self.logs.append(log)
-        return subprocess.Popen(args, env={**self.env, "TADM_WORKER_NAME": name}, cwd=self.workdir, stdout=log,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(args, env={**self.env, **(env or {}), "TADM_WORKER_NAME": name}, cwd=self.workdir,
+                                stdout=log, stderr=subprocess.STDOUT)
 
     def start_api(self) -> None:
         self.api = self._spawn("api", [sys.executable, "-m", "uvicorn", "--factory", "service.api.app:create_app",
@@ -88,12 +92,22 @@ class Stack:
             time.sleep(0.2)
         raise RuntimeError(f"uvicorn did not start:\n{self.log('api')}")
 
-    def start_worker(self) -> str:
+    def start_worker(self, *, verify: bool = False) -> str:
+        """A worker subprocess; ``verify``: one that verifies uploads (``TADM_VERIFY_UPLOADS``)."""
         name = f"w{len(self.workers) + 1}-{uuid.uuid4().hex[:4]}"
         self.metrics_ports[name] = free_port()
         self.env["TADM_WORKER_METRICS_PORT"] = str(self.metrics_ports[name])
-        self.workers[name] = self._spawn(name, [*TADM_COMMAND, "worker"])
+        self.workers[name] = self._spawn(name, [*TADM_COMMAND, "worker"],
+                                         {"TADM_VERIFY_UPLOADS": "true" if verify else "false"})
         return name
+
+    def stop_workers(self) -> None:
+        """SIGTERM every running worker and wait for it."""
+        for proc in self.workers.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.workers.values():
+            proc.wait(120)
 
     def live_worker_names(self) -> list[str]:
         client = self.redis()

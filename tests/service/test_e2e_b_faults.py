@@ -248,3 +248,36 @@ def test_sigterm_drains_the_batch_in_hand(stack, photos, tmp_path):
         final = c.get(f"/v1/jobs/{job['id']}").json()
         assert final["status"] == "succeeded" and final["attempts"] == 1  # finished by the same worker
         assert name not in stack.live_worker_names()  # it unregistered on the way out
+
+
+def test_kill_9_mid_verification_keeps_the_original_until_the_image_is_final(stack, photos, tmp_path):
+    """A verifying worker killed while it reconstructs the new thumbnail: nothing is stored yet and the original
+    is kept; another worker finishes the job, and only then is the original deleted."""
+    stack.stop_workers()  # the stack's workers do not verify: these two do
+    try:
+        with stack.client() as c:
+            with stack.hold_jobs():
+                victim = stack.start_worker(verify=True)
+                stack.wait_for_workers(1)
+                path = _photo(photos, tmp_path, (128, 128, 448, 384))
+                r = c.post("/v1/images", headers={"Prefer": "wait=0"}, files={"file": (path.name, path.read_bytes())})
+                assert r.status_code == 202, r.text
+                job = r.json()
+                # Past the downscale (0.1) and into the verifying reconstruction's tiles.
+                _wait_for(lambda: c.get(f"/v1/jobs/{job['id']}").json()["progress"] > 0.1, "verification running")
+                original = stack.storage_dir / "originals" / job["image_id"]
+                assert original.is_file() and c.get(f"/v1/images/{job['image_id']}").status_code == 404
+                os.kill(stack.workers[victim].pid, signal.SIGKILL)
+                stack.workers[victim].wait(10)
+                assert original.is_file()
+                stack.start_worker(verify=True)
+            done = stack.wait_job(c, job["id"], ("succeeded",), timeout=240)
+            assert done["attempts"] == 2 and _job_field(stack, job["id"], "worker") != victim
+            image = c.get(f"/v1/images/{job['image_id']}").json()
+            # Random weights give the photo back as noise: the plain thumbnail was stored, measured.
+            assert image["method"] == "plain" and image["quality"]["psnr_y"] > 20
+            assert not original.exists()
+            assert c.get(image["full_url"]).status_code == 200  # the verifying reconstruction, cached
+    finally:
+        stack.stop_workers()
+        stack.ensure_workers(2)

@@ -21,6 +21,7 @@ from redis.crc import key_slot
 from service.config import Settings
 from service.queue.registry import ModelInfo, WorkerInfo
 from service.redis_keys import RedisKeys
+from service.storage import reconstruction_key, sha256_hex
 from service.wiring import build_services
 
 pytestmark = pytest.mark.anyio
@@ -129,8 +130,11 @@ async def test_the_service_runs_on_a_cluster(cluster_settings, photos):
             slots = {key_slot(services.keys.image(i["id"]).encode()) for i in (image, other)}
             assert len(slots) == 2 and await listed(api) == [other["id"], image["id"]]
             thumbnail = (await api.get(image["thumbnail_url"])).content
-            assert (await api.get(image["full_url"])).status_code == 202
+            other_sha = sha256_hex((await api.get(other["thumbnail_url"])).content)
+            # the verifying reconstruction is the first /full (PNG, WebP); another format is made by a job
+            assert (await api.get(image["full_url"], params={"format": "jpeg"})).status_code == 202
             await work()
+            assert (await api.get(image["full_url"], params={"format": "jpeg"})).status_code == 200
             full = await api.get(image["full_url"])
             assert full.status_code == 200 and Image.open(io.BytesIO(full.content)).size == (256, 192)
             assert (await api.get(image["full_url"], params={"w": 160})).status_code == 200
@@ -142,7 +146,9 @@ async def test_the_service_runs_on_a_cluster(cluster_settings, photos):
             assert (await api.delete(f"/v1/images/{image['id']}")).status_code == 204
             assert (await api.get(f"/v1/images/{image['id']}")).status_code == 404
             assert await listed(api) == [other["id"]]
-            assert await services.cache.total_bytes() == 0  # the reconstruction and its variant went with it
+            # the reconstructions and the variant went with it; the other image's first /full stays
+            kept = [services.storage.get(reconstruction_key(other["model_id"], other_sha, fmt)) for fmt in ("png", "webp")]
+            assert await services.cache.total_bytes() == sum(len(data) for data in kept)
     finally:
         await services.close()
 

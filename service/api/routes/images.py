@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from ...errors import InvalidRequest
 from ...media import MEDIA_TYPES
 from ...storage.records import ImageRecord
 from .. import deletion, hot_query, schemas, usecases
@@ -19,7 +20,7 @@ from ..responses import (
     not_modified,
     result_response,
 )
-from ..uploads import OPENAPI_UPLOAD_BODY, check_scale, read_upload, requested_wait
+from ..uploads import OPENAPI_UPLOAD_BODY, parse_scale, read_upload, requested_wait
 from ..variants import check_width
 from ..views import image_view
 
@@ -62,14 +63,29 @@ async def get_full(image_id: str, request: Request) -> Response:
 @router.post("", status_code=201, response_model=schemas.Image,
              responses={202: {"model": schemas.Job}, **PROBLEMS}, openapi_extra=OPENAPI_UPLOAD_BODY)
 async def upload_image(request: Request, services: WriteServices,
-                       scale: int = Query(16, description="16 or 32", json_schema_extra={"enum": [16, 32]}),
+                       scale: str = Query("16", description="16, 32, or auto: the most compact thumbnail whose "
+                                          "verified reconstruction meets min_psnr_y / min_ssimulacra2",
+                                          json_schema_extra={"enum": ["16", "32", "auto"]}),
+                       min_psnr_y: float | None = Query(None, ge=0, le=100, description="scale=auto: the PSNR-Y "
+                                                        "(dB) to reach (default TADM_AUTO_MIN_PSNR_Y)"),
+                       min_ssimulacra2: float | None = Query(None, ge=-200, le=100, description="scale=auto: the "
+                                                             "SSIMULACRA2 score to reach (default "
+                                                             "TADM_AUTO_MIN_SSIMULACRA2)"),
                        priority: Priority = "interactive") -> Response:
-    """Upload an HR image (JPEG, PNG, WebP); 201 with the image once its thumbnail is stored, else 202 + job."""
+    """Upload an HR image (JPEG, PNG, WebP); 201 with the image once its thumbnail is stored and verified, else
+    202 + job."""
     settings = services.settings
-    check_scale(scale)
+    chosen = parse_scale(scale)
+    target = None
+    if chosen is None:
+        target = usecases.QualityTarget(
+            min_psnr_y if min_psnr_y is not None else settings.auto_min_psnr_y,
+            min_ssimulacra2 if min_ssimulacra2 is not None else settings.auto_min_ssimulacra2)
+    elif min_psnr_y is not None or min_ssimulacra2 is not None:
+        raise InvalidRequest("`min_psnr_y` and `min_ssimulacra2` go with `scale=auto` only")
     data = await read_upload(request, settings.max_upload_bytes)
     wait = requested_wait(request, settings.upload_wait_seconds, settings.max_wait_seconds)
-    result = await usecases.upload_image(services, data, scale=scale, priority=priority, wait=wait)
+    result = await usecases.upload_image(services, data, scale=chosen, priority=priority, wait=wait, target=target)
     if isinstance(result, ImageRecord):
         return JSONResponse(image_view(result, settings).model_dump(mode="json"), status_code=201,
                             headers={"Location": f"/v1/images/{result.id}"})
@@ -77,9 +93,16 @@ async def upload_image(request: Request, services: WriteServices,
 
 
 @router.get("", response_model=schemas.ImageList)
-async def list_images(services: ReadServices, limit: int = Query(20, ge=1, le=1000)) -> schemas.ImageList:
+async def list_images(services: ReadServices, limit: int = Query(20, ge=1, le=1000),
+                      sha256: str | None = Query(None, pattern="^[0-9a-f]{64}$",
+                                                 description="only the images made from an upload with this "
+                                                 "SHA-256 (lower-case hex): whether a file is stored already")
+                      ) -> schemas.ImageList:
     """The newest images first."""
-    records = await usecases.newest_images(services, limit)
+    if sha256 is not None:
+        records = (await services.records.with_original(sha256))[:limit]
+    else:
+        records = await usecases.newest_images(services, limit)
     return schemas.ImageList(items=[image_view(r, services.settings) for r in records])
 
 

@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 
 from ...errors import NotFound
 from ...queue.registry import preview_notice, untrained_warning
-from .. import metrics, schemas
+from .. import metrics, schemas, usecases
 from ..deps import ServicesDep
 
 router = APIRouter(tags=["system"])
@@ -55,12 +55,22 @@ async def info(services: ServicesDep) -> schemas.ModelInfo:
     )
 
 
+@router.get("/v1/stats", response_model=schemas.Stats, tags=["info"])
+async def stats(services: ServicesDep) -> schemas.Stats:
+    """Store-wide totals: images, the bytes their uploads had and their thumbnails take, the saving, and how
+    many were verified and how many fell back to a plain thumbnail."""
+    return schemas.Stats(**await usecases.store_totals(services))
+
+
 @router.get("/metrics", include_in_schema=False)
 async def prometheus(services: ServicesDep) -> Response:
     try:
         for stream, length in (await services.queue.lengths()).items():
             metrics.QUEUE_LENGTH.labels(stream).set(length)
         metrics.LIVE_WORKERS.set(len(await services.live_workers()))
+        totals = await services.records.totals()
+        for name in ("images", "original_bytes", "stored_bytes", "verified", "fallbacks"):
+            metrics.STORE.labels(name).set(totals[name])
     except (RedisError, OSError):
         pass  # the request counters still say something useful
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

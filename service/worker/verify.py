@@ -1,0 +1,107 @@
+"""Verified ingest: a thumbnail is kept only once it is known to give the photo back.
+
+After a downscale the worker reconstructs the new thumbnail once, on the path ``GET /full`` takes, and measures
+it against the upload (PSNR-Y, MS-SSIM-Y, SSIMULACRA2: :func:`model.evaluation.metrics.image_quality`, the
+metrics ``tadm eval`` reports) beside bicubic from a plain thumbnail of the same size. The decisions:
+
+* a fixed scale keeps the model's thumbnail unless its reconstruction is worse than bicubic's by more than the
+  margin (``TADM_VERIFY_MARGIN_DB``); then the plain thumbnail is stored instead, so no stored photo comes back
+  worse than bicubic would give it (within the margin);
+* ``scale=auto`` keeps the first candidate, most compact first, whose reconstruction meets the quality target
+  (:class:`Target`), and the plain thumbnail of the last scale when none does.
+
+Pure functions of images and figures: the worker's batch runner calls them in its compute thread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+
+from model.evaluation.metrics import image_quality, psnr, rgb_to_y
+from model.thumbnail import Thumbnail, plain_thumbnail, plain_upscale
+
+Reconstruct = Callable[[Thumbnail], Image.Image]
+
+
+@dataclass(frozen=True)
+class Quality:
+    """What the stored thumbnail's reconstruction (at the default output) measured against the upload."""
+
+    method: str  # "tadm" or "plain": how the stored thumbnail was made
+    psnr_y: float
+    ms_ssim_y: float | None  # None for an image too small for five MS-SSIM scales
+    ssimulacra2: float
+    bicubic_psnr_y: float  # bicubic from a plain thumbnail of the same size
+
+    def as_dict(self) -> dict:
+        return {name: (round(value, 4) if isinstance(value, float) else value)
+                for name, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A quality a reconstruction must reach (``scale=auto``); an unset figure is not asked for."""
+
+    min_psnr_y: float | None = None
+    min_ssimulacra2: float | None = None
+
+    def met_by(self, quality: Quality) -> bool:
+        return ((self.min_psnr_y is None or quality.psnr_y >= self.min_psnr_y)
+                and (self.min_ssimulacra2 is None or quality.ssimulacra2 >= self.min_ssimulacra2))
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A thumbnail with its measured reconstruction: what the worker stores, caches and records."""
+
+    thumbnail: Thumbnail
+    reconstruction: Image.Image
+    quality: Quality
+
+
+def bicubic_psnr_y(original: np.ndarray, scale: int) -> float:
+    """PSNR-Y of bicubic upsampling from a plain thumbnail of ``original`` (uint8 RGB) at ``scale``."""
+    image = Image.fromarray(original)
+    rebuilt = plain_upscale(plain_thumbnail(image, scale))
+    return psnr(rgb_to_y(original), rgb_to_y(np.asarray(rebuilt)))
+
+
+def measure(original: np.ndarray, thumbnail: Thumbnail, reconstruction: Image.Image, bicubic: float) -> Verified:
+    """The figures of one candidate thumbnail whose reconstruction is given."""
+    figures = image_quality(original, np.asarray(reconstruction.convert("RGB")))
+    ms_ssim = figures["ms_ssim_y"]
+    quality = Quality(method=thumbnail.method, psnr_y=_finite(figures["psnr_y"]),
+                      ms_ssim_y=None if math.isnan(ms_ssim) else ms_ssim, ssimulacra2=figures["ssimulacra2"],
+                      bicubic_psnr_y=_finite(bicubic))
+    return Verified(thumbnail, reconstruction, quality)
+
+
+def verify_plain(original: np.ndarray, scale: int, bicubic: float) -> Verified:
+    """The plain thumbnail at ``scale``, measured (its reconstruction is bicubic's)."""
+    thumbnail = plain_thumbnail(Image.fromarray(original), scale)
+    return measure(original, thumbnail, plain_upscale(thumbnail), bicubic)
+
+
+def keep_or_fall_back(original: np.ndarray, learned: Thumbnail, reconstruct: Reconstruct,
+                      margin_db: float) -> Verified:
+    """A fixed scale: the model's thumbnail, or the plain one when the model's reconstruction is worse than
+    bicubic's by more than ``margin_db`` dB PSNR-Y."""
+    bicubic = bicubic_psnr_y(original, learned.scale)
+    candidate = measure(original, learned, reconstruct(learned), bicubic)
+    if candidate.quality.psnr_y >= bicubic - margin_db:
+        return candidate
+    return verify_plain(original, learned.scale, bicubic)
+
+
+def meets_target(candidate: Verified, target: Target) -> bool:
+    return target.met_by(candidate.quality)
+
+
+def _finite(value: float) -> float:
+    """PSNR of identical images is infinite, which JSON cannot carry: 100 dB says the same for 8-bit pixels."""
+    return value if math.isfinite(value) else 100.0
