@@ -8,15 +8,22 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model.thumbnail import SUPPORTED_SCALES
+from model.thumbnail_formats import jxl_available
 from model.tiling import (  # torch-free: the API reads these settings too
     DEFAULT_TILING,
+    NANO_32X_TILING,
+    NANO_TILING,
     Tiling,
     check_overrides,
 )
+
+from .media import FORMATS
 
 
 class Settings(BaseSettings):
@@ -34,7 +41,7 @@ class Settings(BaseSettings):
         default=False,
         description="`redis_url` names one node of a Redis Cluster: connect with the cluster client (it "
         "finds the other nodes) and give keys the hash tags that keep each script and transaction in one "
-        "slot. The key names differ from a single Redis's (README: Redis Cluster).",
+        "slot. The key names differ from a single Redis's (docs/service.md, Redis Cluster).",
     )
     key_prefix: str = Field(default="tadm", description="Prefix of every Redis key, so several services can share one Redis.")
     storage_backend: str = Field(default="local", description="Where bytes live: `local` (a directory) or `s3`.")
@@ -63,6 +70,14 @@ class Settings(BaseSettings):
     keep_originals: bool = Field(
         default=False, description="Keep uploaded originals after their thumbnail is stored (default: delete them)."
     )
+    thumbnail_format: Literal["auto", "png", "webp", "jxl"] = Field(
+        default="auto",
+        description="How new thumbnails are stored, all lossless: `png`, `webp`, `jxl` (JPEG XL: needs the `jxl` "
+        "extra, pillow-jxl-plugin, in the API's and the workers' images alike, since the API converts stored "
+        "thumbnails to serve other formats), or `auto`: jxl where that plugin is installed, else webp (on "
+        "thumbnails of photos about 24 % and 17 % smaller than png: docs/thumbnail-formats.md). Posted "
+        "thumbnails are stored the same way; thumbnails stored before a change are still read.",
+    )
 
     # -- Verified ingest ------------------------------------------------------------------------------------
     verify_uploads: bool = Field(
@@ -77,10 +92,17 @@ class Settings(BaseSettings):
         description="How far (dB PSNR-Y) the model's reconstruction may fall below bicubic's from a plain "
         "thumbnail of the same size before the plain thumbnail is stored instead.",
     )
+    verify_thumbnail_max_deviation: float = Field(
+        default=48.0, ge=0,
+        description="The most a stored thumbnail may stray from the bicubic thumbnail of the same photo: the mean "
+        "absolute difference, in 8-bit levels, over its worst 4x4-pixel block. A model's thumbnail beyond it (a "
+        "colour blotch over a dark or flat area) is replaced by the plain one; so every stored thumbnail looks "
+        "like a thumbnail.",
+    )
     verify_cached_formats: str = Field(
         default="png,webp",
         description="Formats of the verifying reconstruction kept in the cache as the image's first `/full` "
-        "(comma-separated: png, webp, jpeg; empty: none).",
+        f"(comma-separated: {', '.join(FORMATS)}; empty: none).",
     )
     auto_min_psnr_y: float | None = Field(
         default=30.0,
@@ -136,7 +158,9 @@ class Settings(BaseSettings):
     # -- Worker ---------------------------------------------------------------------------------------------
     model: Path | None = Field(default=None, description="Model directory the worker loads (overrides the preset).")
     model_preset: str = Field(default="nano", description="Preset the worker builds when `model` is unset.")
-    model_scale: int = Field(default=16, description="Scale (16 or 32) of the preset model.")
+    model_scale: int = Field(
+        default=16, description=f"Scale of the preset model: {' or '.join(map(str, SUPPORTED_SCALES))}."
+    )
     allow_random_weights: bool = Field(
         default=False,
         description="When the preset's trained weights are missing, run the `tiny` preset with random weights "
@@ -147,10 +171,12 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=4, description="Jobs a worker takes per batch (their tiles share UNet calls).")
     # The fields of model.tiling.Tiling, by its names; unset, the model's own default (`tiling_for`).
     tile_size: int | None = Field(
-        default=None, description="Latent tile size of the upscaler; unset: the model's (nano 80, the paper's 96)."
+        default=None, description="Latent tile size of the upscaler; unset: the model's (nano 16x "
+        f"{NANO_TILING.tile_size}, nano 32x {NANO_32X_TILING.tile_size}, the paper's {DEFAULT_TILING.tile_size})."
     )
     tile_stride: int | None = Field(
-        default=None, description="Latent tile stride of the upscaler; unset: the model's (64)."
+        default=None, description="Latent tile stride of the upscaler; unset: the model's (nano 16x "
+        f"{NANO_TILING.tile_stride}, nano 32x {NANO_32X_TILING.tile_stride}, the paper's {DEFAULT_TILING.tile_stride})."
     )
     tile_batch_size: int | None = Field(
         default=None, description=f"Latent tiles per UNet call; unset: {DEFAULT_TILING.tile_batch_size}."
@@ -163,14 +189,6 @@ class Settings(BaseSettings):
     api_workers: int = Field(
         default=1, description="API processes `tadm serve` runs on its port (`--workers`); each has its own Redis "
         "pool and in-memory cache. In Kubernetes, prefer replicas."
-    )
-
-    # -- Tests ----------------------------------------------------------------------------------------------
-    test_hold_file: Path | None = Field(
-        default=None,
-        description="Tests only; leave unset. While this file exists, a worker's reconstruction waits after "
-        "each UNet batch (running, its progress published), so the fault tests stop, kill or cancel a job "
-        "that is surely running, however fast the machine.",
     )
 
     def tiling_for(self, model_default: Tiling) -> Tiling:
@@ -186,16 +204,38 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def stored_thumbnail_format(self) -> str:
+        """The format new thumbnails are stored in (``thumbnail_format`` with ``auto`` decided)."""
+        if self.thumbnail_format != "auto":
+            return self.thumbnail_format
+        return "jxl" if jxl_available() else "webp"
+
+    @model_validator(mode="after")
+    def _thumbnail_format_readable(self) -> Settings:
+        # Refused when the process starts rather than on every upload.
+        if self.thumbnail_format == "jxl" and not jxl_available():
+            raise ValueError("TADM_THUMBNAIL_FORMAT=jxl needs the pillow-jxl-plugin package (the `jxl` extra)")
+        return self
+
+    @property
     def verify_cached_format_list(self) -> tuple[str, ...]:
         return tuple(f.strip() for f in self.verify_cached_formats.split(",") if f.strip())
 
     @model_validator(mode="after")
     def _cached_formats_known(self) -> Settings:
-        unknown = set(self.verify_cached_format_list) - {"png", "webp", "jpeg"}
+        unknown = set(self.verify_cached_format_list) - set(FORMATS)
         if unknown:
             raise ValueError(f"TADM_VERIFY_CACHED_FORMATS names unknown formats {sorted(unknown)}: "
-                             "use png, webp, jpeg")
+                             f"use {', '.join(FORMATS)}")
         return self
+
+    @field_validator("model_scale")
+    @classmethod
+    def _scale_supported(cls, scale: int) -> int:
+        # Refused when the process starts, naming the variable, rather than when the preset is built.
+        if scale not in SUPPORTED_SCALES:
+            raise ValueError(f"TADM_MODEL_SCALE must be {' or '.join(map(str, SUPPORTED_SCALES))} but is {scale}")
+        return scale
 
     @property
     def variant_width_list(self) -> list[int]:

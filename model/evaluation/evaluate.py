@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..tiling import Tiling
 from . import baselines
-from .metrics import psnr, y_metrics
+from .metrics import psnr, worst_local_deviation, y_metrics
 from .ssimulacra2 import ssimulacra2
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,8 @@ FULL_REFERENCE_METRICS = ("psnr_y", "ssim_y", "ms_ssim_y", "ssimulacra2")
 PERCEPTUAL_METRICS = ("lpips", "dists", "musiq", "clipiqa")
 # A learned thumbnail is shown to viewers as it is, so how far it strays from the bicubic one of the same size is
 # scored too: PSNR over the three RGB channels, since its known failure is a colour shift (the supplement, Fig. 9).
-THUMBNAIL_METRICS = ("thumbnail_psnr",)
+# The worst local deviation (4x4 thumbnail pixels, in 8-bit levels) is scored too: a blotch is local.
+THUMBNAIL_METRICS = ("thumbnail_psnr", "thumbnail_worst")
 
 
 @dataclass
@@ -90,11 +91,13 @@ def model_reconstruction(
 
 
 def thumbnail_scores(bicubic_thumbnail: np.ndarray, thumbnail: Image.Image | None) -> dict[str, float]:
-    """``thumbnail_psnr``: the method's thumbnail against Pillow's bicubic one of the same image (an RGB array),
-    NaN for a method without one."""
+    """``thumbnail_psnr`` and ``thumbnail_worst``: the method's thumbnail against Pillow's bicubic one of the same
+    image (an RGB array), over the image and at its worst 4x4 block; NaN for a method without one."""
     if thumbnail is None:
-        return {"thumbnail_psnr": math.nan}
-    return {"thumbnail_psnr": psnr(bicubic_thumbnail, np.asarray(thumbnail.convert("RGB")))}
+        return {"thumbnail_psnr": math.nan, "thumbnail_worst": math.nan}
+    pixels = np.asarray(thumbnail.convert("RGB"))
+    return {"thumbnail_psnr": psnr(bicubic_thumbnail, pixels),
+            "thumbnail_worst": worst_local_deviation(bicubic_thumbnail, pixels)}
 
 
 class PerceptualScorer:

@@ -126,3 +126,22 @@ def image_quality(reference_rgb: np.ndarray, test_rgb: np.ndarray) -> dict[str, 
     except ValueError:
         ms = float("nan")  # too small for five scales: reported as absent, as in y_metrics
     return {"psnr_y": psnr(ref_y, test_y), "ms_ssim_y": ms, "ssimulacra2": ssimulacra2(reference_rgb, test_rgb)}
+
+
+DEVIATION_WINDOW = 4  # thumbnail pixels: 64 px of the original at 16x, 128 px at 32x
+
+
+def worst_local_deviation(reference_rgb: np.ndarray, test_rgb: np.ndarray, window: int = DEVIATION_WINDOW) -> float:
+    """The largest mean absolute difference, in 8-bit levels over the three channels, of any ``window`` x
+    ``window`` block of two uint8 RGB images (the whole image when smaller).
+
+    How far a learned thumbnail strays, at its worst place, from the bicubic thumbnail of the same photo: a
+    colour blotch over a dark or flat area is local, so a mean over the image (thumbnail PSNR) hides it."""
+    _check_pair(reference_rgb, test_rgb)
+    diff = np.abs(reference_rgb.astype(np.float64) - test_rgb.astype(np.float64)).mean(axis=2)
+    h, w = diff.shape
+    kh, kw = min(window, h), min(window, w)
+    # Box sums from an integral image: every kh x kw block at once.
+    integral = np.pad(diff.cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
+    sums = integral[kh:, kw:] - integral[:-kh, kw:] - integral[kh:, :-kw] + integral[:-kh, :-kw]
+    return float(sums.max() / (kh * kw))

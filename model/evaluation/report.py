@@ -21,6 +21,7 @@ METRIC_LABELS = {
     "musiq": "MUSIQ ↑",
     "clipiqa": "CLIPIQA ↑",
     "thumbnail_psnr": "thumbnail PSNR vs bicubic's (dB) ↑",
+    "thumbnail_worst": "thumbnail's worst 4x4 deviation from bicubic's (levels) ↓",
 }
 RECONSTRUCTION_METRICS = FULL_REFERENCE_METRICS + PERCEPTUAL_METRICS
 ALL_METRICS = RECONSTRUCTION_METRICS + THUMBNAIL_METRICS
@@ -68,7 +69,7 @@ def markdown_table(rows: list[Row], title: str) -> str:
             if math.isnan(v):
                 cells.append("–" if m in THUMBNAIL_METRICS else "absent")  # bicubic is the reference; codecs keep none
             else:
-                cells.append(f"{v:.2f}" if m in ("psnr_y", "thumbnail_psnr", "ssimulacra2") else f"{v:.4f}")
+                cells.append(f"{v:.2f}" if m in ("psnr_y", "thumbnail_psnr", "ssimulacra2", "thumbnail_worst") else f"{v:.4f}")
         cells.append(f"{int(means['within_budget'])}/{int(means['images'])}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

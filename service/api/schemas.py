@@ -28,6 +28,8 @@ class Quality(BaseModel):
     ms_ssim_y: float | None = Field(description="None for an image too small for five scales")
     ssimulacra2: float
     bicubic_psnr_y: float
+    thumbnail_deviation: float = Field(description="the stored thumbnail's worst 4x4-pixel deviation from the "
+                                       "bicubic thumbnail, in 8-bit levels (0 for a plain thumbnail)")
 
 
 class Image(BaseModel):
@@ -78,7 +80,7 @@ class Job(BaseModel):
 
 class ModelQuality(BaseModel):
     """What a model measured on an evaluation set against bicubic at the same thumbnail size; ``preview`` until
-    it reaches the release bar (PSNR-Y >= bicubic + 1.5 dB at 16x, + 1.0 dB at 32x, MS-SSIM-Y above bicubic)."""
+    it reaches the quality target (PSNR-Y >= bicubic + 1.5 dB at 16x, + 1.0 dB at 32x, MS-SSIM-Y above bicubic)."""
 
     evaluation_set: str
     images: int
@@ -103,7 +105,7 @@ class ModelInfo(BaseModel):
     workers: int
     models: list[ModelSummary]
     warning: str | None
-    notice: str | None = None  # "preview model: …" while a live worker serves a model below the release bar
+    notice: str | None = None  # "preview model: …" while a live worker serves a model below the quality target
 
 
 class Health(BaseModel):

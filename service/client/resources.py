@@ -50,12 +50,14 @@ class Quality:
     ms_ssim_y: float | None
     ssimulacra2: float
     bicubic_psnr_y: float
+    thumbnail_deviation: float = 0.0
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Quality:
         ms_ssim = data.get("ms_ssim_y")
         return cls(str(data["method"]), float(data["psnr_y"]), None if ms_ssim is None else float(ms_ssim),
-                   float(data["ssimulacra2"]), float(data["bicubic_psnr_y"]))
+                   float(data["ssimulacra2"]), float(data["bicubic_psnr_y"]),
+                   float(data.get("thumbnail_deviation", 0.0)))
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ class Job:
 
 @dataclass(frozen=True)
 class ModelQuality:
-    """What a model measured against bicubic; ``preview`` until it reaches the release bar."""
+    """What a model measured against bicubic; ``preview`` until it reaches the quality target."""
 
     evaluation_set: str
     images: int
@@ -178,7 +180,7 @@ class ModelSummary:
 @dataclass(frozen=True)
 class ModelInfo:
     """What the live workers serve (``GET /v1/info``); ``warning`` is set e.g. when a model is untrained,
-    ``notice`` while a model is a preview (below the release bar), with its measured PSNR-Y against bicubic."""
+    ``notice`` while a model is a preview (below the quality target), with its measured PSNR-Y against bicubic."""
 
     workers: int
     models: list[ModelSummary]

@@ -30,7 +30,15 @@ from ..storage import Storage, reconstruction_key, sha256_hex, thumbnail_key
 from ..storage.cache import ReconstructionCache
 from ..storage.records import ImageRecord, ImageRecords, now
 from . import metrics
-from .verify import Target, Verified, bicubic_psnr_y, keep_or_fall_back, measure, verify_plain
+from .verify import (
+    Target,
+    Verified,
+    bicubic_psnr_y,
+    keep_or_fall_back,
+    looks_like_a_thumbnail,
+    measure,
+    verify_plain,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +49,10 @@ class IngestPolicy:
 
     verify: bool = True
     margin_db: float = 0.5
+    max_deviation: float = 48.0
     cached_formats: tuple[str, ...] = ("png", "webp")
     keep_originals: bool = False
+    thumbnail_format: str = "png"  # TADM_THUMBNAIL_FORMAT, decided (Settings.stored_thumbnail_format)
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,7 @@ class Ingest:
             await asyncio.to_thread(self.storage.delete, params.input_key)
         # "cancelled": its image was deleted while it ran. (A twin that finished first, after a reclaim, leaves
         # "succeeded": its image is the same one and stays.)
-        if await self.queue.succeed(item.entry, image_id=params.image_id) == "cancelled":
+        if await self.queue.succeed(item.entry) == "cancelled":
             await self._take_back_image(item, params, made)
             return
         metrics.JOBS.labels("downscale", "succeeded").inc()
@@ -105,9 +115,11 @@ class Ingest:
             return self.reconstruct(thumbnail, job_id)
 
         if not params.auto:
-            return Outcome(*_verified(keep_or_fall_back(pixels, learned, reconstruct, self.policy.margin_db)))
+            return Outcome(*_verified(keep_or_fall_back(pixels, learned, reconstruct, self.policy.margin_db,
+                                                        self.policy.max_deviation)))
         candidate = measure(pixels, learned, reconstruct(learned), bicubic_psnr_y(pixels, learned.scale))
-        if Target(params.min_psnr_y, params.min_ssimulacra2).met_by(candidate.quality):
+        if (Target(params.min_psnr_y, params.min_ssimulacra2).met_by(candidate.quality)
+                and looks_like_a_thumbnail(candidate, self.policy.max_deviation)):
             return Outcome(*_verified(candidate))
         if params.next_scales:
             return Outcome(learned, candidate, next_scale=params.next_scales[0])
@@ -137,9 +149,10 @@ class Ingest:
 
     async def _store(self, params: DownscaleParams, outcome: Outcome) -> ImageRecord:
         """Thumbnail, first reconstructions, record: in that order, so an existing record means a whole image."""
-        png = outcome.thumbnail.to_png()
-        sha = sha256_hex(png)
-        await asyncio.to_thread(self.storage.put, thumbnail_key(sha), png)
+        fmt = self.policy.thumbnail_format
+        stored = await asyncio.to_thread(outcome.thumbnail.to_bytes, fmt)
+        sha = sha256_hex(stored)
+        await asyncio.to_thread(self.storage.put, thumbnail_key(sha, fmt), stored)
         quality = None
         if outcome.verified is not None:
             quality = outcome.verified.quality.as_dict()
@@ -150,8 +163,8 @@ class Ingest:
                 metrics.FALLBACKS.inc()
         width, height = outcome.thumbnail.original_size
         record = ImageRecord(id=params.image_id, width=width, height=height, scale=outcome.thumbnail.scale,
-                             model_id=self.pipe.model_id, thumbnail_key=thumbnail_key(sha), thumbnail_sha=sha,
-                             original_bytes=params.original_bytes, thumbnail_bytes=len(png), created_at=now(),
+                             model_id=self.pipe.model_id, thumbnail_key=thumbnail_key(sha, fmt), thumbnail_sha=sha,
+                             original_bytes=params.original_bytes, thumbnail_bytes=len(stored), created_at=now(),
                              original_sha256=params.original_sha256, quality=quality, auto=params.auto)
         await self.records.save(record)
         return record

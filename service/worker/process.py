@@ -23,7 +23,7 @@ from ..queue.job_queue import Entry, exhausted_problem
 from ..queue.registry import ModelInfo, WorkerInfo
 from ..wiring import Services, build_services
 from . import metrics
-from .batch import BatchRunner, Started
+from .batch import BatchRunner, Hold, Started
 from .failures import Failures
 from .in_flight import InFlight
 from .ingest import IngestPolicy
@@ -41,7 +41,8 @@ class WorkerSetupError(Exception):
 class Worker:
     """The loop of one worker process around its :class:`BatchRunner`."""
 
-    def __init__(self, settings: Settings, pipe, model: ModelInfo, services: Services) -> None:
+    def __init__(self, settings: Settings, pipe, model: ModelInfo, services: Services, *,
+                 hold: Hold | None = None) -> None:
         self.settings, self.model = settings, model
         try:
             tiling = settings.tiling_for(pipe.default_tiling)
@@ -61,8 +62,10 @@ class Worker:
             failures=Failures(services.queue, settings.max_attempts), in_flight=self.in_flight,
             tiling=tiling, policy=IngestPolicy(
                 verify=settings.verify_uploads, margin_db=settings.verify_margin_db,
-                cached_formats=settings.verify_cached_format_list, keep_originals=settings.keep_originals), max_pixels=settings.max_image_pixels,
-            hold_file=settings.test_hold_file,
+                max_deviation=settings.verify_thumbnail_max_deviation,
+                cached_formats=settings.verify_cached_format_list, keep_originals=settings.keep_originals,
+                thumbnail_format=settings.stored_thumbnail_format), max_pixels=settings.max_image_pixels,
+            hold=hold,
         )
 
     def stop(self) -> None:
@@ -72,8 +75,6 @@ class Worker:
 
     async def run(self) -> None:
         await self.queue.ensure_groups(self.streams)  # (a restarted Redis replays them from its AOF)
-        if moved := await self.queue.adopt_legacy_retries(self.model.model_id):
-            logger.info("moved %d retries from the retry set of an earlier version", moved)
         info = WorkerInfo(self.name, self.model, time.time())
         await self.registry.heartbeat(info, self.settings.heartbeat_timeout_seconds)
         logger.info("worker %s ready: model %s (%s, %dx, trained=%s)", self.name, self.model.model_id,
@@ -183,13 +184,14 @@ class Worker:
             await asyncio.sleep(MONITOR_TICK_SECONDS)
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, *, hold: Hold | None = None) -> None:
+    """Load the model and serve jobs until SIGTERM or SIGINT; ``hold``: see :data:`service.worker.batch.Hold`."""
     from .loading import load_model
 
     pipe, info = await asyncio.to_thread(load_model, settings)
     services = build_services(settings)
     try:
-        worker = Worker(settings, pipe, info, services)
+        worker = Worker(settings, pipe, info, services, hold=hold)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)

@@ -5,8 +5,10 @@ it against the upload (PSNR-Y, MS-SSIM-Y, SSIMULACRA2: :func:`model.evaluation.m
 metrics ``tadm eval`` reports) beside bicubic from a plain thumbnail of the same size. The decisions:
 
 * a fixed scale keeps the model's thumbnail unless its reconstruction is worse than bicubic's by more than the
-  margin (``TADM_VERIFY_MARGIN_DB``); then the plain thumbnail is stored instead, so no stored photo comes back
-  worse than bicubic would give it (within the margin);
+  margin (``TADM_VERIFY_MARGIN_DB``), or the thumbnail itself strays further from the bicubic thumbnail than the
+  bound (``TADM_VERIFY_THUMBNAIL_MAX_DEVIATION``, levels over its worst 4x4 block: a colour blotch); then the
+  plain thumbnail is stored instead, so no stored photo comes back worse than bicubic would give it (within the
+  margin) and every stored thumbnail looks like a thumbnail;
 * ``scale=auto`` keeps the first candidate, most compact first, whose reconstruction meets the quality target
   (:class:`Target`), and the plain thumbnail of the last scale when none does.
 
@@ -22,8 +24,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
-from model.evaluation.metrics import image_quality, psnr, rgb_to_y
-from model.thumbnail import Thumbnail, plain_thumbnail, plain_upscale
+from model.evaluation.metrics import image_quality, psnr, rgb_to_y, worst_local_deviation
+from model.thumbnail import Thumbnail, plain_thumbnail, plain_thumbnail_image, plain_upscale
 
 Reconstruct = Callable[[Thumbnail], Image.Image]
 
@@ -37,6 +39,8 @@ class Quality:
     ms_ssim_y: float | None  # None for an image too small for five MS-SSIM scales
     ssimulacra2: float
     bicubic_psnr_y: float  # bicubic from a plain thumbnail of the same size
+    # the stored thumbnail's worst 4x4-block deviation from the bicubic thumbnail, in 8-bit levels (0 when plain)
+    thumbnail_deviation: float = 0.0
 
     def as_dict(self) -> dict:
         return {name: (round(value, 4) if isinstance(value, float) else value)
@@ -75,9 +79,11 @@ def measure(original: np.ndarray, thumbnail: Thumbnail, reconstruction: Image.Im
     """The figures of one candidate thumbnail whose reconstruction is given."""
     figures = image_quality(original, np.asarray(reconstruction.convert("RGB")))
     ms_ssim = figures["ms_ssim_y"]
+    reference = np.asarray(plain_thumbnail_image(Image.fromarray(original), thumbnail.scale))
     quality = Quality(method=thumbnail.method, psnr_y=_finite(figures["psnr_y"]),
                       ms_ssim_y=None if math.isnan(ms_ssim) else ms_ssim, ssimulacra2=figures["ssimulacra2"],
-                      bicubic_psnr_y=_finite(bicubic))
+                      bicubic_psnr_y=_finite(bicubic),
+                      thumbnail_deviation=worst_local_deviation(reference, np.asarray(thumbnail.image)))
     return Verified(thumbnail, reconstruction, quality)
 
 
@@ -88,18 +94,18 @@ def verify_plain(original: np.ndarray, scale: int, bicubic: float) -> Verified:
 
 
 def keep_or_fall_back(original: np.ndarray, learned: Thumbnail, reconstruct: Reconstruct,
-                      margin_db: float) -> Verified:
+                      margin_db: float, max_deviation: float) -> Verified:
     """A fixed scale: the model's thumbnail, or the plain one when the model's reconstruction is worse than
-    bicubic's by more than ``margin_db`` dB PSNR-Y."""
+    bicubic's by more than ``margin_db`` dB PSNR-Y or its thumbnail strays more than ``max_deviation``."""
     bicubic = bicubic_psnr_y(original, learned.scale)
     candidate = measure(original, learned, reconstruct(learned), bicubic)
-    if candidate.quality.psnr_y >= bicubic - margin_db:
+    if candidate.quality.psnr_y >= bicubic - margin_db and looks_like_a_thumbnail(candidate, max_deviation):
         return candidate
     return verify_plain(original, learned.scale, bicubic)
 
 
-def meets_target(candidate: Verified, target: Target) -> bool:
-    return target.met_by(candidate.quality)
+def looks_like_a_thumbnail(candidate: Verified, max_deviation: float) -> bool:
+    return candidate.quality.thumbnail_deviation <= max_deviation
 
 
 def _finite(value: float) -> float:

@@ -67,3 +67,19 @@ def test_ms_ssim_of_a_too_small_image_is_reported_absent(photo_array):
 def test_shape_mismatch_is_an_error(photo_array):
     with pytest.raises(ValueError, match="differ in shape"):
         y_metrics(photo_array, photo_array[:-1])
+
+
+def test_worst_local_deviation_finds_a_blotch_a_mean_hides():
+    from model.evaluation.metrics import worst_local_deviation
+
+    rng = np.random.default_rng(0)
+    reference = rng.integers(0, 256, size=(64, 48, 3), dtype=np.uint8)
+    test = reference.copy()
+    assert worst_local_deviation(reference, test) == 0.0
+    test[10:14, 20:24, 1] = np.clip(test[10:14, 20:24, 1].astype(int) + 90, 0, 255)  # a green 4x4 blotch
+    expected = np.abs(test[10:14, 20:24].astype(float) - reference[10:14, 20:24]).mean()
+    assert worst_local_deviation(reference, test) == pytest.approx(expected)
+    assert worst_local_deviation(reference, test, window=8) < expected  # spread over a larger block
+    assert np.abs(test.astype(float) - reference).mean() < expected / 50  # what a mean over the image sees
+    tiny = reference[:2, :3]
+    assert worst_local_deviation(tiny, tiny // 2) == pytest.approx(np.abs(tiny - tiny // 2.0).mean())

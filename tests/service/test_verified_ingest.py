@@ -91,7 +91,7 @@ async def test_a_thumbnail_that_gives_the_photo_back_worse_than_bicubic_is_store
         assert await run.step() == 1
         job = await run.services.queue.get(job_id)
         assert job.status == "succeeded", job.error
-        record = await run.services.records.get(job.image_id)
+        record = await run.services.records.get(job.params.image_id)
         # Random weights reconstruct noise: far below bicubic, so the plain thumbnail is what is kept.
         quality = record.quality
         assert record.method == "plain" and quality["method"] == "plain"
@@ -134,7 +134,7 @@ async def test_a_plain_thumbnail_is_reconstructed_by_bicubic_on_any_read(tiny16,
         data, original = _crop(photos, (128, 64, 448, 320))
         job_id = await run.upload(data)
         await run.step()
-        record = await run.services.records.get((await run.services.queue.get(job_id)).image_id)
+        record = await run.services.records.get((await run.services.queue.get(job_id)).params.image_id)
         key = reconstruction_key(tiny16.model_id, record.thumbnail_sha, "png")
         assert record.method == "plain" and not run.services.storage.exists(key)  # nothing cached by request
         from service.queue.jobs import UpscaleParams, upscale_job
@@ -150,23 +150,44 @@ async def test_a_plain_thumbnail_is_reconstructed_by_bicubic_on_any_read(tiny16,
         await run.close()
 
 
-async def test_a_thumbnail_that_gives_the_photo_back_is_kept(settings, photos):
+@pytest.fixture(scope="module")
+def nano16():
     from model import TADMPipeline
 
-    nano = TADMPipeline.from_pretrained(NANO_16X, device="cpu")
+    return TADMPipeline.from_pretrained(NANO_16X, device="cpu")
+
+
+async def test_a_thumbnail_that_gives_the_photo_back_is_kept(nano16, settings, photos):
+    nano = nano16
     run = Run(settings, nano, preset="nano")
     try:
         await run.register()
         data, _ = _crop(photos, (256, 128, 512, 384))  # textured: where the model beats bicubic
         job_id = await run.upload(data)
         await run.step()
-        record = await run.services.records.get((await run.services.queue.get(job_id)).image_id)
+        record = await run.services.records.get((await run.services.queue.get(job_id)).params.image_id)
         quality = record.quality
         assert record.method == "tadm" and quality["psnr_y"] >= quality["bicubic_psnr_y"] - 0.5
+        assert 0 < quality["thumbnail_deviation"] <= settings.verify_thumbnail_max_deviation
         stored = Thumbnail.from_png(run.services.storage.get(record.thumbnail_key))
         assert not stored.plain and stored.model_id == nano.model_id
         cached = run.services.storage.get(reconstruction_key(nano.model_id, record.thumbnail_sha, "png"))
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(cached))), np.asarray(nano.upscale(stored)))
+    finally:
+        await run.close()
+
+
+async def test_a_thumbnail_that_strays_from_a_thumbnail_is_stored_plain(nano16, settings, photos):
+    # The same photo as above, with a bound its thumbnail cannot meet: a good reconstruction is not enough.
+    run = Run(settings.model_copy(update={"verify_thumbnail_max_deviation": 0.5}), nano16, preset="nano")
+    try:
+        await run.register()
+        data, _ = _crop(photos, (256, 128, 512, 384))
+        job_id = await run.upload(data)
+        await run.step()
+        record = await run.services.records.get((await run.services.queue.get(job_id)).params.image_id)
+        assert record.method == "plain" and record.quality["thumbnail_deviation"] == 0.0
+        assert Thumbnail.from_png(run.services.storage.get(record.thumbnail_key)).plain
     finally:
         await run.close()
 
@@ -178,7 +199,7 @@ async def test_without_verification_the_models_thumbnail_is_stored_unmeasured(ti
         data, _ = _crop(photos, (0, 0, 256, 192))
         job_id = await run.upload(data)
         await run.step()
-        record = await run.services.records.get((await run.services.queue.get(job_id)).image_id)
+        record = await run.services.records.get((await run.services.queue.get(job_id)).params.image_id)
         assert record.quality is None and record.method == "tadm"
         assert not run.services.storage.exists(reconstruction_key(tiny16.model_id, record.thumbnail_sha, "png"))
         assert (await run.services.records.totals())["verified"] == 0
@@ -187,6 +208,7 @@ async def test_without_verification_the_models_thumbnail_is_stored_unmeasured(ti
 
 
 async def test_scale_auto_hands_a_missed_target_to_the_next_scale_then_stores_plain(tiny16, tiny32, settings, photos):
+    settings = settings.model_copy(update={"verify_thumbnail_max_deviation": 255})  # random weights: noisy thumbnails
     run32, run16 = Run(settings, tiny32), Run(settings, tiny16)
     try:
         await run32.register()
@@ -201,7 +223,7 @@ async def test_scale_auto_hands_a_missed_target_to_the_next_scale_then_stores_pl
         assert await run16.step() == 1
         done = await run16.services.queue.get(job_id)
         assert done.status == "succeeded"
-        record = await run16.services.records.get(done.image_id)
+        record = await run16.services.records.get(done.params.image_id)
         assert record.auto and record.scale == 16 and record.method == "plain"
         assert not run16.services.storage.exists(original_key(record.id))
 
@@ -210,7 +232,7 @@ async def test_scale_auto_hands_a_missed_target_to_the_next_scale_then_stores_pl
         job_id = await run32.upload(data, auto=True, next_scales=(16,), min_psnr_y=0.0)
         await run32.step()
         done = await run32.services.queue.get(job_id)
-        record = await run32.services.records.get(done.image_id)
+        record = await run32.services.records.get(done.params.image_id)
         assert done.status == "succeeded" and record.scale == 32 and record.method == "tadm"
         assert await run16.step() == 0
     finally:
