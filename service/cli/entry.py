@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "service.cli.serve",  # serve
     "service.cli.worker",  # worker
     "service.cli.models",  # models pull
+    "service.cli.ingest",  # ingest
     "model.training.cli",  # train
     "model.evaluation.cli",  # eval
 ]

@@ -10,6 +10,12 @@ Importable without torch or the service's own dependencies::
         hr = tadm.reconstruct(image.id, format="webp")    # waits for the reconstruction
         tadm.delete(image.id)
 
+        auto = tadm.upload("photo.png", scale="auto", min_psnr_y=30)  # the smallest thumbnail reaching 30 dB
+        print(auto.scale, auto.method, auto.quality)      # what verification measured
+        tadm.find(sha256_hex)                             # the images made from a file: is it stored already?
+        tadm.ingest("photo.png").uploaded                 # upload unless stored (False: it was, nothing sent)
+        tadm.stats().saving                               # store-wide totals
+
 ``AsyncClient`` has the same methods as coroutines. Each operation is written once, as a generator that yields
 the HTTP calls and pauses it needs and receives the responses (`operations._Operations`); the two clients
 (`clients`) only drive it with blocking or awaiting I/O, so their behaviour cannot drift apart. The resources
@@ -48,10 +54,11 @@ from .errors import (
     WaitTimeoutError,
     error_from_response,
 )
+from .operations import Ingested
 from .resources import Image, Job, ModelInfo, ModelQuality, ModelSummary, Problem, Quality, Stats
 
 __all__ = [
-    "APIError", "AsyncClient", "AuthError", "Client", "Image", "InvalidInputError", "Job", "JobFailedError",
+    "APIError", "AsyncClient", "AuthError", "Client", "Image", "Ingested", "InvalidInputError", "Job", "JobFailedError",
     "MismatchError", "ModelInfo", "ModelQuality", "ModelSummary", "NotFoundError", "Problem", "Quality", "Stats", "ServerError", "TadmError",
     "UnavailableError", "WaitTimeoutError", "error_from_response",
 ]

@@ -8,8 +8,19 @@ from typing import Any
 
 import httpx
 
-from .operations import ImageFormat, ImageSource, ProgressCallback, T, _Call, _Operation, _Operations, _Sleep
-from .resources import Image, Job, ModelInfo
+from .operations import (
+    ImageFormat,
+    ImageSource,
+    Ingested,
+    ProgressCallback,
+    Scale,
+    T,
+    _Call,
+    _Operation,
+    _Operations,
+    _Sleep,
+)
+from .resources import Image, Job, ModelInfo, Stats
 
 
 class _ClientBase:
@@ -53,8 +64,13 @@ class Client(_ClientBase):
                 if isinstance(step, _Sleep):
                     time.sleep(step.seconds)
                     step = operation.send(None)
-                else:
-                    step = operation.send(self._http.request(step.method, step.url, **self._request_args(step)))
+                    continue
+                try:
+                    response = self._http.request(step.method, step.url, **self._request_args(step))
+                except httpx.TransportError as exc:
+                    step = operation.throw(exc)  # the operation may try again; if not, it re-raises it
+                    continue
+                step = operation.send(response)
         except StopIteration as stop:
             return stop.value
 
@@ -62,14 +78,34 @@ class Client(_ClientBase):
         """The models the live workers serve, and a warning when one is untrained."""
         return self._run(self._ops.info())
 
-    def upload(self, source: ImageSource, *, scale: int = 16, timeout: float = 300.0,
-               progress: ProgressCallback | None = None) -> Image:
-        """Upload an HR image (bytes, path or binary file) and wait until its thumbnail is stored."""
-        return self._run(self._ops.upload(source, scale, timeout, progress))
+    def upload(self, source: ImageSource, *, scale: Scale = 16, timeout: float = 300.0,
+               progress: ProgressCallback | None = None, min_psnr_y: float | None = None,
+               min_ssimulacra2: float | None = None) -> Image:
+        """Upload an HR image (bytes, path or binary file) and wait until its thumbnail is stored and verified.
 
-    def submit_upload(self, source: ImageSource, *, scale: int = 16, wait: float = 0) -> Image | Job:
+        ``scale="auto"`` stores the most compact thumbnail whose reconstruction reaches ``min_psnr_y`` (dB) and
+        ``min_ssimulacra2`` (each defaults to the service's setting)."""
+        return self._run(self._ops.upload(source, scale, timeout, progress, min_psnr_y, min_ssimulacra2))
+
+    def submit_upload(self, source: ImageSource, *, scale: Scale = 16, wait: float = 0,
+                      min_psnr_y: float | None = None, min_ssimulacra2: float | None = None) -> Image | Job:
         """Upload without waiting client-side: the Image if ready within ``wait`` s, else the Job to poll."""
-        return self._run(self._ops.submit_upload(source, scale, wait))
+        return self._run(self._ops.submit_upload(source, scale, wait, min_psnr_y, min_ssimulacra2))
+
+    def ingest(self, source: ImageSource, *, scale: Scale = 16, min_psnr_y: float | None = None,
+               min_ssimulacra2: float | None = None, timeout: float = 600.0, retry_for: float = 600.0,
+               sha256: str | None = None) -> Ingested:
+        """Store a file unless it is stored already (looked up by SHA-256; ``sha256`` if the caller has it):
+        the image, and whether it was uploaded now. 503s and network errors are retried for ``retry_for`` s."""
+        return self._run(self._ops.ingest(source, scale, min_psnr_y, min_ssimulacra2, timeout, retry_for, sha256))
+
+    def find(self, sha256: str) -> list[Image]:
+        """The images made from an upload with this SHA-256 (hex); empty when the file is not stored."""
+        return self._run(self._ops.find(sha256))
+
+    def stats(self) -> Stats:
+        """Store-wide totals: images, their uploads' and thumbnails' bytes, the saving, verified, fallbacks."""
+        return self._run(self._ops.stats())
 
     def image(self, image_id: str) -> Image:
         return self._run(self._ops.image(image_id))
@@ -145,21 +181,39 @@ class AsyncClient(_ClientBase):
                 if isinstance(step, _Sleep):
                     await asyncio.sleep(step.seconds)
                     step = operation.send(None)
-                else:
+                    continue
+                try:
                     response = await self._http.request(step.method, step.url, **self._request_args(step))
-                    step = operation.send(response)
+                except httpx.TransportError as exc:
+                    step = operation.throw(exc)
+                    continue
+                step = operation.send(response)
         except StopIteration as stop:
             return stop.value
 
     async def info(self) -> ModelInfo:
         return await self._run(self._ops.info())
 
-    async def upload(self, source: ImageSource, *, scale: int = 16, timeout: float = 300.0,
-                     progress: ProgressCallback | None = None) -> Image:
-        return await self._run(self._ops.upload(source, scale, timeout, progress))
+    async def upload(self, source: ImageSource, *, scale: Scale = 16, timeout: float = 300.0,
+                     progress: ProgressCallback | None = None, min_psnr_y: float | None = None,
+                     min_ssimulacra2: float | None = None) -> Image:
+        return await self._run(self._ops.upload(source, scale, timeout, progress, min_psnr_y, min_ssimulacra2))
 
-    async def submit_upload(self, source: ImageSource, *, scale: int = 16, wait: float = 0) -> Image | Job:
-        return await self._run(self._ops.submit_upload(source, scale, wait))
+    async def submit_upload(self, source: ImageSource, *, scale: Scale = 16, wait: float = 0,
+                            min_psnr_y: float | None = None, min_ssimulacra2: float | None = None) -> Image | Job:
+        return await self._run(self._ops.submit_upload(source, scale, wait, min_psnr_y, min_ssimulacra2))
+
+    async def ingest(self, source: ImageSource, *, scale: Scale = 16, min_psnr_y: float | None = None,
+                     min_ssimulacra2: float | None = None, timeout: float = 600.0, retry_for: float = 600.0,
+                     sha256: str | None = None) -> Ingested:
+        return await self._run(self._ops.ingest(source, scale, min_psnr_y, min_ssimulacra2, timeout, retry_for,
+                                                sha256))
+
+    async def find(self, sha256: str) -> list[Image]:
+        return await self._run(self._ops.find(sha256))
+
+    async def stats(self) -> Stats:
+        return await self._run(self._ops.stats())
 
     async def image(self, image_id: str) -> Image:
         return await self._run(self._ops.image(image_id))

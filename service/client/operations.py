@@ -1,8 +1,10 @@
 """The API's operations as generators, one per call: each yields the HTTP requests (`_Call`) and pauses
-(`_Sleep`) it needs and receives the responses, so that the sync and the async client drive the same code."""
+(`_Sleep`) it needs and receives the responses (or, thrown in, the network error that came instead), so that the
+sync and the async client drive the same code."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Generator
@@ -13,11 +15,13 @@ from urllib.parse import quote
 
 import httpx
 
-from .errors import JobFailedError, ServerError, WaitTimeoutError, error_from_response
-from .resources import PROBLEM_PREFIX, Image, Job, ModelInfo, Problem
+from .errors import JobFailedError, ServerError, UnavailableError, WaitTimeoutError, error_from_response
+from .resources import PROBLEM_PREFIX, Image, Job, ModelInfo, Problem, Stats
 
 ImageFormat = Literal["png", "webp", "jpeg"]
 ImageSource = bytes | str | os.PathLike[str] | BinaryIO
+# 16 or 32, or "auto": the most compact thumbnail whose verified reconstruction meets the quality target.
+Scale = int | Literal["auto"]
 ProgressCallback = Callable[["Job"], None]
 T = TypeVar("T")
 
@@ -40,6 +44,17 @@ class _Sleep:
 
 
 _Operation = Generator[_Call | _Sleep, httpx.Response | None, T]
+# Longest pause between two tries of a request the service refused for now (no Retry-After) or that never arrived.
+_MAX_BACKOFF_S = 30.0
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What `ingest` did with one file: the stored image, and whether this call uploaded it (False: an image
+    made from the same bytes was stored already, and nothing was sent)."""
+
+    image: Image
+    uploaded: bool
 
 
 def _read_source(source: ImageSource) -> tuple[str, bytes]:
@@ -81,19 +96,34 @@ class _Operations:
         response = _checked((yield _Call("GET", "/v1/info")), 200)
         return ModelInfo.from_json(response.json())
 
-    def submit_upload(self, source: ImageSource, scale: int, wait: float) -> _Operation[Image | Job]:
+    def stats(self) -> _Operation[Stats]:
+        response = _checked((yield _Call("GET", "/v1/stats")), 200)
+        return Stats.from_json(response.json())
+
+    def find(self, sha256: str) -> _Operation[list[Image]]:
+        response = _checked((yield _Call("GET", "/v1/images", params={"sha256": sha256.lower()})), 200)
+        return [Image.from_json(item) for item in response.json()["items"]]
+
+    def submit_upload(self, source: ImageSource, scale: Scale, wait: float, min_psnr_y: float | None = None,
+                      min_ssimulacra2: float | None = None) -> _Operation[Image | Job]:
         name, data = _read_source(source)
         headers, timeout = self._prefer_wait(wait)
-        call = _Call("POST", "/v1/images", params={"scale": scale}, headers=headers,
-                     files={"file": (name, data)}, timeout=timeout)
+        params: dict[str, Any] = {"scale": scale}
+        if min_psnr_y is not None:
+            params["min_psnr_y"] = min_psnr_y
+        if min_ssimulacra2 is not None:
+            params["min_ssimulacra2"] = min_ssimulacra2
+        call = _Call("POST", "/v1/images", params=params, headers=headers, files={"file": (name, data)},
+                     timeout=timeout)
         response = _checked((yield call), 201, 202, 200)
         body = response.json()
         return Job.from_json(body) if response.status_code == 202 else Image.from_json(body)
 
-    def upload(self, source: ImageSource, scale: int, timeout: float,
-               progress: ProgressCallback | None) -> _Operation[Image]:
+    def upload(self, source: ImageSource, scale: Scale, timeout: float, progress: ProgressCallback | None,
+               min_psnr_y: float | None = None, min_ssimulacra2: float | None = None) -> _Operation[Image]:
         deadline = time.monotonic() + timeout
-        result = yield from self.submit_upload(source, scale, min(timeout, self.server_wait))
+        result = yield from self.submit_upload(source, scale, min(timeout, self.server_wait), min_psnr_y,
+                                               min_ssimulacra2)
         if isinstance(result, Image):
             return result
         job = yield from self.wait_job(result, deadline - time.monotonic(), progress)
@@ -101,6 +131,37 @@ class _Operations:
             raise ServerError(Problem(PROBLEM_PREFIX + "internal-error", "Job without image", 500,
                                       detail=f"downscale job {job.id} succeeded without an image_id"))
         return (yield from self.image(job.image_id))
+
+    def ingest(self, source: ImageSource, scale: Scale, min_psnr_y: float | None, min_ssimulacra2: float | None,
+               timeout: float, retry_for: float, sha256: str | None = None) -> _Operation[Ingested]:
+        """Store a file once: look its SHA-256 up and upload it only when no image was made from it yet.
+
+        A refusal for now (503 queue-full, not-ready) and a request lost on the network are tried again, after
+        the Retry-After the service sent or a growing pause, for up to ``retry_for`` seconds: an upload is safe
+        to repeat, as the service stores the same bytes once.
+        """
+        _, data = _read_source(source)
+        digest = sha256 or hashlib.sha256(data).hexdigest()
+        stored = yield from self._retrying(lambda: self.find(digest), retry_for)
+        if stored:
+            return Ingested(closest(stored, scale), uploaded=False)
+        image = yield from self._retrying(
+            lambda: self.upload(data, scale, timeout, None, min_psnr_y, min_ssimulacra2), retry_for)
+        return Ingested(image, uploaded=True)
+
+    def _retrying(self, attempt: Callable[[], _Operation[T]], retry_for: float) -> _Operation[T]:
+        deadline = time.monotonic() + retry_for
+        backoff = 1.0
+        while True:
+            try:
+                return (yield from attempt())
+            except (UnavailableError, httpx.TransportError) as exc:
+                hinted = exc.retry_after if isinstance(exc, UnavailableError) else None
+                pause = hinted if hinted is not None else backoff
+                if time.monotonic() + pause > deadline:
+                    raise
+                yield _Sleep(pause)
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
     def image(self, image_id: str) -> _Operation[Image]:
         response = _checked((yield _Call("GET", f"/v1/images/{_segment(image_id)}")), 200)
@@ -177,3 +238,9 @@ class _Operations:
                 raise WaitTimeoutError(current, timeout)
             yield _Sleep(min(self.poll_interval, left))
             current = yield from self.job(current.id)
+
+
+def closest(images: list[Image], scale: Scale) -> Image:
+    """Of the images made from one file, the one made as ``scale`` asks, else the first."""
+    wanted = [image for image in images if (image.auto if scale == "auto" else image.scale == scale)]
+    return (wanted or images)[0]
