@@ -1,13 +1,15 @@
 """TADMPipeline: HR image -> thumbnail (sender) and thumbnail -> HR image (receiver), tiled.
 
-Receiver recipe (spec section 1)::
+Receiver (the paper's inference)::
 
     y (thumbnail) --F⁻¹, G_d--> ẑ --tiles--> [t_i = TPM, ε_i = UNet(ẑ_i, t_i, c_empty), z0_i = S(ẑ_i, ε_i, t_i)]
-        --Gaussian merge--> z0 --VAE decoder (LoRA, tiled)--> x̂, cropped to the original size
+        --Gaussian merge--> z0 --VAE decoder (LoRA)--> x̂, cropped to the original size
 
 The components are attributes (``vae``, ``unet``, ``dfrm``, ``tpm``, ``refiner``); the small TADM modules run in
 float32 on every device (the INN's inverse and the 8-bit rounding want it), the UNet and VAE in ``dtype``.
-How images are padded, tiled and VAE-tiled is the model's :class:`model.layout.Layout` (``config["layout"]``).
+How images are padded and tiled is the model's :class:`model.layout.Layout` (``config["layout"]``). The VAE runs
+in one pass up to :attr:`TADMPipeline.vae_max_pixels` and in bands beyond (:mod:`model.vae_tiling`), which give
+the one-pass result; neither is part of the model.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from PIL import Image, ImageOps
 
-from . import backbones, checkpoints, lora
+from . import backbones, checkpoints, lora, vae_budget, vae_tiling
 from .dfrm import DFRM
 from .layout import get_layout
 from .scheduler import HybridScheduler, Refiner
@@ -79,6 +81,7 @@ class TADMPipeline:
         refiner: Refiner,
         empty_prompt: torch.Tensor,
         config: dict,
+        vae_max_pixels: int | None = None,
     ) -> None:
         self.vae, self.unet, self.dfrm, self.tpm, self.refiner = vae, unet, dfrm, tpm, refiner
         self.empty_prompt = empty_prompt.float()
@@ -90,7 +93,10 @@ class TADMPipeline:
         self.layout = get_layout(config.get("layout", "project"))
         # The tiles a reconstruction uses unless the caller (command line, worker settings) says otherwise.
         self.default_tiling: Tiling = backbones.get_preset(config["preset"]).tiling_for(self.scale)
+        # Above the one-pass budget the VAE runs in bands of about vae_tile_size² pixels (model.vae_tiling): speed
+        # and transient memory only, the result does not depend on it.
         self.vae_tile_size = 512
+        self.vae_max_pixels = vae_max_pixels
         for module in self.modules:
             module.eval().requires_grad_(False)
         self.model_id = self.compute_model_id()
@@ -109,13 +115,14 @@ class TADMPipeline:
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         seed: int = 0,
+        vae_max_pixels: int | None = None,
     ) -> TADMPipeline:
         """Build a pipeline from a named preset (``tiny``, ``nano``, ``sd21-base``, ``sd21``).
 
         ``pretrained=False`` builds the architecture from its config with seeded random weights and no download.
         ``pretrained=True`` loads the base model from ``base`` (a hub id or local directory) for ``sd21-base`` and
         ``sd21``, with the VAE of ``vae`` when given (else the base's), and the shipped trained weights for
-        ``nano``; ``tiny`` has no pretrained weights and is always random.
+        ``nano``; ``tiny`` has no pretrained weights and is always random. ``vae_max_pixels``: see the attribute.
         """
         preset = backbones.get_preset(name)
         if pretrained and name == "nano":
@@ -125,7 +132,7 @@ class TADMPipeline:
                     f"the trained nano model for {scale}x is not shipped in this checkout ({shipped}); "
                     "use --preset tiny (random weights) or a model directory"
                 )
-            return cls.from_pretrained(shipped, device=device, dtype=dtype)
+            return cls.from_pretrained(shipped, device=device, dtype=dtype, vae_max_pixels=vae_max_pixels)
         vae_ref = vae
         references: dict[str, dict] = {}
         if pretrained and preset.hub_id is not None:
@@ -163,14 +170,20 @@ class TADMPipeline:
             "layout": "project",
             **references,
         }
-        pipe = cls(vae=vae, unet=unet, empty_prompt=empty, config=config, **tadm)
+        pipe = cls(vae=vae, unet=unet, empty_prompt=empty, config=config, vae_max_pixels=vae_max_pixels, **tadm)
         return pipe.to(device, dtype)
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+        cls,
+        path: str | Path,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        vae_max_pixels: int | None = None,
     ) -> TADMPipeline:
-        """Load a model directory written by :meth:`save_pretrained` (or by the importer or the trainer)."""
+        """Load a model directory written by :meth:`save_pretrained` (or by the importer or the trainer).
+        ``vae_max_pixels``: see the attribute (None: the device's default)."""
         path = Path(path)
         config = checkpoints.read_config(path)
         preset = backbones.get_preset(config["preset"])  # an unknown preset is an error; sizes come from configs
@@ -192,11 +205,12 @@ class TADMPipeline:
         pipe = cls(
             vae=vae,
             unet=unet,
-            dfrm=DFRM.from_pretrained(path / "dfrm"),
+            dfrm=checkpoints.scale_checked(DFRM.from_pretrained(path / "dfrm"), config, path),
             tpm=tpm,
             refiner=Refiner.from_pretrained(path / "refiner"),
             empty_prompt=empty,
             config=config,
+            vae_max_pixels=vae_max_pixels,
         )
         return pipe.to(device, dtype)
 
@@ -297,10 +311,15 @@ class TADMPipeline:
         return self._pad(x, self.layout.pad_multiples(x.shape[-2], x.shape[-1], self.scale))
 
     def encode_latent(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixels (B,3,H,W) in [-1,1] -> scaled latent (B,C,H/f,W/f) in float32; tiled for large images."""
-        self._configure_vae_tiling(max(x.shape[-2:]), self.layout.vae_encoder_untiled_max)
-        posterior = self.vae.encode(x.to(self.device, self.dtype)).latent_dist
-        return posterior.mode().float() * self.scaling_factor
+        """Pixels (B,3,H,W) in [-1,1] -> scaled latent (B,C,H/f,W/f) in float32: the posterior's mode, in one
+        pass while the image fits the budget (:attr:`vae_max_pixels`), else in bands that compute the same."""
+        x = x.to(self.device, self.dtype)
+        if self._vae_one_pass(x.shape[-2:], self.layout.vae_encoder_untiled_max):
+            self.vae.disable_tiling()
+            mean = self.vae.encode(x).latent_dist.mode()
+        else:
+            mean = vae_tiling.encode(self.vae, x, self.vae_tile_size**2).chunk(2, dim=1)[0]
+        return mean.float() * self.scaling_factor
 
     # -- receiver ---------------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -326,17 +345,16 @@ class TADMPipeline:
     def upscale_direct(self, thumbnail: Thumbnail | bytes) -> Image.Image:
         """Thumbnail -> HR image without the diffusion step: G_d's latent ẑ straight into the VAE decoder.
 
-        What a stage-1 model gives on its own (spec section 6); evaluation puts it beside :meth:`upscale` to
-        show what the one-step diffusion adds.
-        """
+        What a stage-1 model gives on its own; evaluation puts it beside :meth:`upscale` to show what the one-step
+        diffusion adds."""
         thumbnail = self.check_thumbnail(thumbnail)
         return self.latent_to_image(self.thumbnail_to_latent(thumbnail), thumbnail.original_size)
 
     def check_thumbnail(self, thumbnail: Thumbnail | bytes) -> Thumbnail:
         if isinstance(thumbnail, (bytes, bytearray)):
-            thumbnail = Thumbnail.from_png(bytes(thumbnail))
+            thumbnail = Thumbnail.from_bytes(bytes(thumbnail))
         if not isinstance(thumbnail, Thumbnail):
-            raise TypeError(f"`thumbnail` must be a Thumbnail or PNG bytes but is {type(thumbnail).__name__}")
+            raise TypeError(f"`thumbnail` must be a Thumbnail or its bytes but is {type(thumbnail).__name__}")
         thumbnail.check_compatible(self.model_id, self.scale)
         return thumbnail
 
@@ -372,21 +390,49 @@ class TADMPipeline:
 
     @torch.inference_mode()
     def latent_to_image(self, z0: torch.Tensor, original_size: tuple[int, int]) -> Image.Image:
-        """VAE decoder (with its LoRA, tiled for large images), cropped to ``original_size``."""
-        self._configure_vae_tiling(max(z0.shape[-2:]), self.layout.vae_decoder_untiled_max)
-        x = self.vae.decode(z0.to(self.dtype) / self.scaling_factor).sample  # (1, 3, H', W')
+        """VAE decoder (with its LoRA), cropped to ``original_size``."""
+        x = self.decode_latent(z0)  # (1, 3, H', W')
         w, h = original_size
         return Image.fromarray(tensor_to_uint8(x[..., :h, :w]))
 
-    def _configure_vae_tiling(self, side: int, untiled_max: int | None) -> None:
-        """One pass when the layout says so for an input whose longer side is ``side``; otherwise diffusers'
-        tiling, which tiles only inputs larger than its tile (the knob is in pixels, the latent tile follows)."""
-        if untiled_max is not None and side <= untiled_max:
+    @torch.inference_mode()
+    def decode_latent(self, z0: torch.Tensor) -> torch.Tensor:
+        """Scaled latent (B,C,h,w) -> pixels (B,3,h·f,w·f) in the VAE's dtype, about [-1,1]: in one pass while
+        the image fits the budget (:attr:`vae_max_pixels`), else in bands that compute the same."""
+        z = z0.to(self.device, self.dtype) / self.scaling_factor
+        h, w = z.shape[-2:]
+        if self._vae_one_pass((h * self.latent_factor, w * self.latent_factor), self.layout.vae_decoder_untiled_max,
+                              latent_side=max(h, w)):
             self.vae.disable_tiling()
-            return
-        self.vae.enable_tiling()
-        self.vae.tile_sample_min_size = self.vae_tile_size
-        self.vae.tile_latent_min_size = self.vae_tile_size // self.latent_factor
+            return self.vae.decode(z).sample
+        return vae_tiling.decode(self.vae, z, self.vae_tile_size**2)
+
+    # -- the VAE's one-pass budget ----------------------------------------------------------------------
+    @property
+    def vae_max_pixels(self) -> int:
+        """The largest image (height x width of the padded image, in pixels) the VAE encodes or decodes in one
+        pass. Larger images go through :mod:`model.vae_tiling`, which computes the same in a third to a half of
+        the memory (on CPU also in less time). Assign an int to fix it, or None for the default of the device and dtype
+        (:func:`model.vae_budget.default_vae_max_pixels`: on CUDA it follows the memory free at each call)."""
+        if self._vae_max_pixels is not None:
+            return self._vae_max_pixels
+        return vae_budget.default_vae_max_pixels(self.vae.config, self.device, self.dtype)
+
+    @vae_max_pixels.setter
+    def vae_max_pixels(self, value: int | None) -> None:
+        if value is not None and value < 1:
+            raise ValueError(f"`vae_max_pixels` must be positive or None but is {value}")
+        self._vae_max_pixels = value
+
+    def _vae_one_pass(self, image_size: Sequence[int], layout_max_side: int | None,
+                      latent_side: int | None = None) -> bool:
+        """Whether the VAE takes an image of ``image_size`` (height, width in pixels) in one pass. A layout with
+        its own thresholds (``official``: the longest side, in pixels for the encoder and in latent pixels for the
+        decoder) decides by them; otherwise the budget does."""
+        if layout_max_side is not None:
+            side = latent_side if latent_side is not None else max(image_size)
+            return side <= layout_max_side
+        return image_size[0] * image_size[1] <= self.vae_max_pixels
 
     def __repr__(self) -> str:
         return (

@@ -63,26 +63,23 @@ def test_denoise_places_tiles_as_the_layout_says(official_pipe, tiny_pipe, gener
 
 
 def test_official_vae_decodes_in_one_pass_up_to_their_threshold(official_pipe, tiny_pipe, generator):
-    z = torch.randn(1, 4, 24, 40, generator=generator)  # 320 px wide: above a 128-px diffusers tile
-    for pipe in (official_pipe, tiny_pipe):
-        pipe.vae_tile_size = 128
+    z = torch.randn(1, 4, 24, 40, generator=generator)  # 192x320 px
     seen: list[tuple[int, int]] = []
     hook = tiny_pipe.vae.decoder.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape[-2:])))
+    official_pipe.vae_max_pixels = tiny_pipe.vae_max_pixels = 64 * 64  # their thresholds, not the budget, decide
     try:
         official_pipe.latent_to_image(z, (320, 192))
         assert seen == [(24, 40)]
         seen.clear()
         tiny_pipe.latent_to_image(z, (320, 192))
-        assert len(seen) > 1 and max(max(s) for s in seen) <= 16
-        # Above their threshold (a latent side over 1046) diffusers' tiling takes over.
-        official_pipe._configure_vae_tiling(1047, official_pipe.layout.vae_decoder_untiled_max)
-        assert official_pipe.vae.use_tiling
-        official_pipe._configure_vae_tiling(1046, official_pipe.layout.vae_decoder_untiled_max)
-        assert not official_pipe.vae.use_tiling
+        assert not seen  # the project's layout: above the budget, in bands
+        # Above their threshold (a latent side over 1046) the bands take over where their tiled VAE would.
+        assert not official_pipe._vae_one_pass((8376, 8), 1046, latent_side=1047)
+        assert official_pipe._vae_one_pass((8368, 8), 1046, latent_side=1046)
+        assert not official_pipe._vae_one_pass((8, 1089), 1088) and official_pipe._vae_one_pass((8, 1088), 1088)
     finally:
         hook.remove()
-        for pipe in (official_pipe, tiny_pipe):
-            pipe.vae_tile_size = 512
+        official_pipe.vae_max_pixels = tiny_pipe.vae_max_pixels = None
 
 
 def test_official_encoder_thresholds():

@@ -101,19 +101,23 @@ def test_tile_batch_size_does_not_change_the_image(tiny_pipe, kodak_image):
     assert np.abs(a - b).max() <= 1
 
 
-def test_vae_tiling_bounds_the_decode(tiny_pipe, kodak_image):
+def test_vae_bands_bound_the_decode(tiny_pipe, kodak_image):
     thumb = tiny_pipe.downscale(Image.open(kodak_image).convert("RGB").resize((1024, 640)))
+    whole: list[tuple[int, int]] = []
     seen: list[tuple[int, int]] = []
-    hook = tiny_pipe.vae.decoder.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape[-2:])))
-    tiny_pipe.vae_tile_size = 256
+    hooks = [tiny_pipe.vae.decoder.register_forward_pre_hook(lambda m, args: whole.append(args[0].shape[-2:])),
+             tiny_pipe.vae.decoder.conv_out.register_forward_pre_hook(
+                 lambda m, args: seen.append(tuple(args[0].shape[-2:])))]
+    tiny_pipe.vae_max_pixels, tiny_pipe.vae_tile_size = 512 * 512, 256
     try:
-        tiled = tiny_pipe.upscale(thumb)
+        banded = tiny_pipe.upscale(thumb)
     finally:
-        tiny_pipe.vae_tile_size = 512
-        hook.remove()
-    assert tiled.size == (1024, 640)
-    # the decoder never sees more than one 256-px tile (32 latent px): memory does not grow with the image
-    assert len(seen) > 1 and max(max(s) for s in seen) <= 32
+        tiny_pipe.vae_max_pixels, tiny_pipe.vae_tile_size = None, 512
+        for hook in hooks:
+            hook.remove()
+    assert banded.size == (1024, 640) and not whole  # above the budget the decoder never runs whole
+    # its full-resolution layers see one band of 256² px (64 rows of 1024, plus the halo) at a time
+    assert len(seen) > 1 and max(h for h, _ in seen) <= 64 + 2
 
 
 def test_cpu_refuses_half_precision():
@@ -127,6 +131,18 @@ def test_a_merged_pipeline_refuses_to_save(tmp_path):
     with pytest.raises(RuntimeError, match="merged"):
         pipe.save_pretrained(tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+def test_a_directory_whose_two_scales_disagree_is_refused(tmp_path):
+    import json
+
+    from model.checkpoints import ModelDirectoryError
+
+    directory = TADMPipeline.from_preset("tiny", scale=16, pretrained=False).save_pretrained(tmp_path / "m")
+    config = json.loads((directory / "tadm.json").read_text())
+    (directory / "tadm.json").write_text(json.dumps({**config, "scale": 32}))
+    with pytest.raises(ModelDirectoryError, match="tadm.json gives scale 32 but dfrm/config.json gives scale 16"):
+        TADMPipeline.from_pretrained(directory)
 
 
 def test_upscale_takes_the_models_default_tiles(kodak_image):
