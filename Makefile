@@ -8,8 +8,9 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# The CPU build of torch first, pinned: an unpinned resolve would pull a multi-GB CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
+	# torch first, pinned, as the CPU build: PyPI's torch for Linux is the multi-GB CUDA build. PyTorch's CPU index
+	# is tried briefly (10 s, no retries); where it cannot be reached, the plain index gives the pinned version.
+	$(PY) -m pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu --timeout 10 --retries 0 	  || $(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 

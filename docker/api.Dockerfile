@@ -8,7 +8,7 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # The project's source, once, for the build stage below.
 FROM scratch AS source
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md LICENSE THIRD_PARTY_NOTICES.md /src/
 COPY model /src/model
 COPY service /src/service
 

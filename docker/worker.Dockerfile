@@ -4,8 +4,10 @@
 #   docker build -f docker/worker.Dockerfile --target gpu -t tadm-worker:gpu .   # CUDA (default target)
 #   docker build -f docker/worker.Dockerfile --target cpu -t tadm-worker:cpu .   # CPU hosts, nano model
 # A venv is built in a builder stage and copied into a slim runtime: the CUDA runtime base for `gpu`, python-slim
-# for `cpu`. Weights are never baked in: model directories live on the /models volume and the Hugging Face cache
-# (SD 2.1-base) on /cache/huggingface, both filled by `tadm models pull` (see deploy/README.md).
+# for `cpu`. Both images carry the shipped tadm-nano weights (16x and 32x), package data of the installed `model`
+# package (pyproject.toml, [tool.setuptools.package-data]), so the default worker needs no download. Other model
+# directories live on the /models volume and the Hugging Face cache (SD 2.1-base) on /cache/huggingface, both
+# filled by `tadm models pull` (see deploy/README.md).
 
 ARG TORCH_VERSION=2.13.0
 # The CUDA build of torch comes from PyTorch's own index. torch 2.13.0 is built against CUDA 13.0 (its PyPI
@@ -19,7 +21,7 @@ ARG CPU_PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # The project's source, once, for both builders.
 FROM scratch AS source
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md LICENSE THIRD_PARTY_NOTICES.md /src/
 COPY model /src/model
 COPY service /src/service
 

@@ -137,7 +137,7 @@ SD21 = replace(
 # The nano backbone is shaped by the CPU budget (768x512 in < 2 s, 2048x2048 in < 20 s on two cores) and by
 # the reconstruction bound its autoencoder sets on everything after it. Its VAE downsamples 4x per side, not 8x:
 # three encoder blocks of widths (16, 16, 32) with an 8-channel latent reached 26.06 dB PSNR-Y on Kodak-24 where
-# (16, 16, 32, 64) at 8x reached 24.71 in the same ~25 minutes of training (issue 12's measurement; 8x with 16
+# (16, 16, 32, 64) at 8x reached 24.71 in the same ~25 minutes of training (docs/training-log.md, 2026-12-01; 8x with 16
 # channels: 24.84, so the factor, not the channel count, was the lever). The decoder, which runs at full
 # resolution, is also cheaper (17.3 against 21.4 GFLOPs at 768x512); the UNet and the DFRM's latent side see 4x
 # the latent pixels. The mid-block has no self-attention (quadratic in the tile, 0.13 s of a 768x512 decode).
@@ -173,7 +173,7 @@ NANO = Preset(
     noise_schedule=SD_NOISE_SCHEDULE,
     # pixel_channels 8: the pixel branch doubles its width at every halving, so at 32x a width of 16 ends in a
     # 512-channel Resblock (4.7 M of the 32x DFRM's 9.0 M parameters) at 1/32 of the resolution; 8 keeps both
-    # models within the 40 MB a session may commit (float16: 12 and 16 MB).
+    # models within the 40 MB limit on shipped weights (float16: 12 and 16 MB).
     dfrm={"latent_channels": NANO_LATENT_CHANNELS, "pixel_channels": 8, "hidden_channels": 64, "num_res_blocks": 4,
           "num_inv_blocks": 8, "inv_growth": 16, "shuffle_channels": 64},
     tpm={"latent_channels": NANO_LATENT_CHANNELS, "channels": 16, "num_res_blocks": 2, "mlp_hidden": 128,

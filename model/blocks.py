@@ -1,6 +1,6 @@
 """Convolutional building blocks shared by the DFRM, the TPM and the refiner.
 
-Attribute names follow the authors' released state dicts (spec section 2), so that their checkpoints load
+Attribute names follow the authors' released state dicts, so that their checkpoints load
 without renaming: a ConvBlock's conv is ``conv_in``, a Resblock's convs are ``res_block.0`` / ``res_block.2``,
 a Downsample's conv is ``downsample.1``.
 """

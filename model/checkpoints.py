@@ -26,9 +26,13 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:
+    from .dfrm import DFRM
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "tadm.json"
@@ -83,6 +87,19 @@ def split_prefixed(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str
     """Entries of ``tensors`` under ``prefix.``, with the prefix removed."""
     cut = len(prefix) + 1
     return {k[cut:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def scale_checked(dfrm: DFRM, config: Mapping, directory: Path) -> DFRM:
+    """``dfrm``, once its scale is the directory's. The scale is stored twice, in tadm.json (what the service routes
+    and validates thumbnails by) and in dfrm/config.json (what the DFRM is built for); a directory whose two
+    disagree would label thumbnails with a scale they were not made at."""
+    dfrm_scale = dfrm.config.scale
+    if int(config["scale"]) != int(dfrm_scale):
+        raise ModelDirectoryError(
+            f"{directory}: {CONFIG_NAME} gives scale {config['scale']} but dfrm/config.json gives scale "
+            f"{dfrm_scale}: the two must agree"
+        )
+    return dfrm
 
 
 def check_tpm_input(config: Mapping, latent_scale: float, scaling_factor: float, directory: Path) -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .layout import LAYOUTS
+from .thumbnail import SUPPORTED_SCALES
+
 
 class CommandError(Exception):
     """A user-facing failure of a `tadm` command: printed as one line, exit status 1, no traceback."""
@@ -18,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("downscale", help="HR image -> thumbnail PNG")
     p.add_argument("image", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="thumbnail PNG to write")
-    p.add_argument("--scale", type=int, choices=(16, 32), default=16)
+    p.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, default=16)
     add_model_args(p)
     p.set_defaults(handler=_downscale)
 
@@ -43,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tpm-input", choices=("released", "training"), default="released",
                    help="what the timestep predictor sees: the scaled latent, as their released inference "
                         "(default), or the unscaled one, as their training forward")
-    p.add_argument("--layout", choices=("official", "project"), default="official",
+    p.add_argument("--layout", choices=sorted(LAYOUTS), default="official",
                    help="padding, latent tiles and VAE tiling: as their released inference (default), or this "
                         "project's")
     p.set_defaults(handler=_import_official)
@@ -151,12 +154,12 @@ def _upscale(args: argparse.Namespace) -> int:
     if not args.thumbnail.is_file():
         raise CommandError(f"no such thumbnail: {args.thumbnail}")
     try:
-        thumb = Thumbnail.from_png(args.thumbnail.read_bytes())
+        thumb = Thumbnail.from_bytes(args.thumbnail.read_bytes())  # PNG, lossless WebP or JPEG XL
     except ThumbnailError as exc:
         raise CommandError(f"{args.thumbnail}: {exc}") from exc
     pipe = load_pipeline(args, thumb.scale)
-    # the worker's switches (LoRA merged into the weights: the 16x nano model 1.6x faster at 768x512, see the
-    # README's Command line); the results agree with the unmerged model within 5e-4 (model.performance)
+    # the worker's switches (LoRA merged into the weights: the 16x nano model 1.6x faster at 768x512, see
+    # docs/models.md, Serving switches); the results agree with the unmerged model within 5e-4 (model.performance)
     from .performance import optimize_for_serving
 
     optimize_for_serving(pipe)

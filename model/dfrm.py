@@ -1,4 +1,4 @@
-"""DFRM: the decoupled feature rescaling module (spec section 2).
+"""DFRM: the decoupled feature rescaling module (the paper, Wang et al., ICCV 2025).
 
 Two chains share the thumbnail:
 
@@ -20,8 +20,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from .blocks import ConvBlock, Downsample, Resblock, zero_init
-
-SUPPORTED_SCALES = (16, 32)
+from .thumbnail import SUPPORTED_SCALES
 
 
 def decoder_sizes(

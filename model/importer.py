@@ -1,6 +1,6 @@
 """Import of the authors' released checkpoints (github.com/wwangcece/TADM) into a model directory.
 
-Their two files (spec sections 2 and 6):
+Their two files (their DFRM file and their LoRA file):
 
 * the DFRM: a torch pickle ``{"state_dict": {...}}`` (a bare state dict is accepted too) with the module names
   ``down_module``, ``latent_module``, ``fusing_module``, ``final_module``, ``inv_module``;
@@ -41,6 +41,7 @@ from .dfrm import DFRM
 from .layout import get_layout
 from .pipeline import TADMPipeline
 from .scheduler import Refiner
+from .thumbnail import SUPPORTED_SCALES
 from .tpm import TimestepPredictor
 
 logger = logging.getLogger(__name__)
@@ -86,8 +87,9 @@ def dfrm_from_state_dict(state: dict[str, torch.Tensor]) -> DFRM:
         }
     except KeyError as exc:
         raise OfficialCheckpointError(f"DFRM checkpoint lacks {exc}: not a DFRM of the authors' code") from exc
-    if config["scale"] not in (16, 32):
-        raise OfficialCheckpointError(f"DFRM checkpoint has {stages} pixel stages (scale {2**stages}); need 16 or 32")
+    if config["scale"] not in SUPPORTED_SCALES:
+        raise OfficialCheckpointError(f"DFRM checkpoint has {stages} pixel stages (scale {2**stages}); need one of "
+                                      f"{SUPPORTED_SCALES}")
     module = DFRM(**config, latent_scale=UNSCALED)
     _load_strict(module, state, "DFRM")
     return module
@@ -143,7 +145,7 @@ def _check_targets(given: object, expected: object, what: str) -> None:
     else:
         same = given == expected
     if not same:
-        raise OfficialCheckpointError(f"{what} LoRA targets {given!r} differ from the spec's {expected!r}")
+        raise OfficialCheckpointError(f"{what} LoRA targets {given!r} differ from the expected {expected!r}")
 
 
 def import_official(

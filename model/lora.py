@@ -1,4 +1,4 @@
-"""LoRA attachment with peft (spec section 6): where the adapters go and how their weights are saved.
+"""LoRA attachment with peft (the supplement's training details): where the adapters go and how their weights are saved.
 
 The targets are data, not loops: a suffix list for the UNet and a regex for the VAE decoder. The adapter names
 ("default" for the UNet, "vae_skip" for the VAE) match the authors' code, so that their state dicts load as is.
@@ -25,7 +25,7 @@ UNET_FULL_TRAINED = ("conv_in.weight", "conv_in.bias")
 
 
 def attach_unet_lora(unet: Any, rank: int, init: Any = "gaussian", alpha: float | None = None) -> None:
-    """Add the UNet adapter (rank ``rank``; alpha ``alpha``, else peft's default) on the spec's targets."""
+    """Add the UNet adapter (rank ``rank``; alpha ``alpha``, else peft's default) on the supplement's targets."""
     scale = {} if alpha is None else {"lora_alpha": alpha}
     unet.add_adapter(LoraConfig(r=rank, init_lora_weights=init, target_modules=UNET_LORA_TARGETS, **scale),
                      UNET_ADAPTER)

@@ -1,8 +1,8 @@
 """What a model measured, and whether it is still a preview, read from its ``training.json``.
 
-A model is a *preview* until it reaches the release bar on Kodak-24: PSNR-Y at least bicubic + 1.5 dB at 16x
+A model is a *preview* until it reaches the quality target on Kodak-24: PSNR-Y at least bicubic + 1.5 dB at 16x
 (+ 1.0 dB at 32x) and MS-SSIM-Y above bicubic's. The figures are the latest evaluation recorded for exactly these
-weights (the same model id, see :mod:`model.training.ship`); a model without one has no measured quality, and
+weights (the same model id, recorded by ``scripts/ship.py``); a model without one has no measured quality, and
 nothing is claimed for it.
 """
 
@@ -26,13 +26,13 @@ class MeasuredQuality:
     bicubic_psnr_y: float
     ms_ssim_y: float | None
     bicubic_ms_ssim_y: float | None
-    release_psnr_y: float  # the PSNR-Y the release bar asks for
+    release_psnr_y: float  # the PSNR-Y the quality target asks for
     preview: bool
 
     def summary(self) -> str:
         label = "preview model" if self.preview else "model"
         return (f"{label}: {self.psnr_y:.2f} dB PSNR-Y on {self.evaluation_set} ({self.images} photos) against bicubic's "
-                f"{self.bicubic_psnr_y:.2f} dB; the release bar is {self.release_psnr_y:.2f} dB")
+                f"{self.bicubic_psnr_y:.2f} dB; the quality target is {self.release_psnr_y:.2f} dB")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "summary": self.summary()}

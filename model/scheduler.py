@@ -1,4 +1,4 @@
-"""The hybrid time scheduler (spec section 4): z0 = S_fixed(ẑ, ε, t0) + S_learned(ẑ, ε, t).
+"""The hybrid time scheduler (the paper): z0 = S_fixed(ẑ, ε, t0) + S_learned(ẑ, ε, t).
 
 S_fixed is the standard one-step x0 estimate at a constant t0 (50) under the base model's noise schedule;
 S_learned (the :class:`Refiner`) is a small network conditioned on the TPM's t, zero-initialised so that a

@@ -1,10 +1,11 @@
-"""The thumbnail container: a standard 8-bit RGB PNG with a ``tadm`` text chunk.
+"""The thumbnail container: a standard 8-bit RGB image (PNG, lossless WebP or lossless JPEG XL) with its metadata
+in the format's own metadata chunk (:mod:`model.thumbnail_formats`).
 
 Importable without torch: the API process reads and validates thumbnails with Pillow alone.
 
-The chunk holds compact JSON: ``{"v": 1, "scale": 16, "w": 768, "h": 512, "model": "<model id>"}``. A thumbnail
+The metadata is compact JSON: ``{"v": 1, "scale": 16, "w": 768, "h": 512, "model": "<model id>"}``. A thumbnail
 is the information the learned rescaler hid in 1/256 (16x) or 1/1024 (32x) of the pixels; re-encoding it with a
-lossy codec (JPEG, lossy WebP) destroys that information, so it must be stored and moved as lossless PNG.
+lossy codec (JPEG, lossy WebP, lossy JPEG XL) destroys that information, so it is stored and moved losslessly.
 
 A *plain* thumbnail (``"method": "plain"`` in the chunk, no model) is the same size made by classical bicubic
 resampling and reconstructed by bicubic upsampling (:func:`plain_thumbnail`, :func:`plain_upscale`): what the
@@ -13,24 +14,27 @@ service stores when the model's thumbnail was shown to give the photo back worse
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass
 
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
-CHUNK_KEY = "tadm"
+from .thumbnail_formats import PNG_SIGNATURE, FormatError, LossyFormatError, decode, encode
+
 FORMAT_VERSION = 1
 SUPPORTED_SCALES = (16, 32)
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 METHODS = ("tadm", "plain")  # the learned rescaler's thumbnail, or classical resampling's
 # A 4096x4096 thumbnail stands for a 65536x65536 (4.3 Gpx) original at 16x: anything larger is not ours.
 MAX_THUMBNAIL_PIXELS = 4096 * 4096
 
 
 class ThumbnailError(ValueError):
-    """A thumbnail that cannot be used: not a PNG, bad metadata, or a size that contradicts its metadata."""
+    """A thumbnail that cannot be used: no thumbnail format, bad metadata, or a size that contradicts its metadata."""
+
+
+class LossyThumbnailError(ThumbnailError):
+    """A thumbnail in a lossily coded file (lossy WebP or JPEG XL): its hidden information is gone."""
 
 
 class ThumbnailMismatchError(ThumbnailError):
@@ -93,13 +97,14 @@ class Thumbnail:
             meta["method"] = "plain"
         return meta
 
+    def to_bytes(self, fmt: str = "png") -> bytes:
+        """The file in ``fmt`` (``png``, ``webp`` or ``jxl``): pixels lossless, metadata in the format's own chunk;
+        the same thumbnail always gives the same bytes."""
+        return encode(self.image, json.dumps(self.metadata, separators=(",", ":")), fmt)
+
     def to_png(self) -> bytes:
         """The PNG bytes, pixels lossless, metadata in the ``tadm`` text chunk."""
-        info = PngImagePlugin.PngInfo()
-        info.add_text(CHUNK_KEY, json.dumps(self.metadata, separators=(",", ":")))
-        buf = io.BytesIO()
-        self.image.save(buf, format="PNG", pnginfo=info, optimize=True)
-        return buf.getvalue()
+        return self.to_bytes("png")
 
     def check_compatible(self, model_id: str, scale: int) -> None:
         """Raise :class:`ThumbnailMismatchError` unless this thumbnail can be upscaled by (model_id, scale)."""
@@ -118,22 +123,29 @@ class Thumbnail:
         scale: int | None = None,
         original_size: tuple[int, int] | None = None,
     ) -> Thumbnail:
-        """Parse PNG bytes. A PNG without a ``tadm`` chunk is accepted only when ``scale`` and ``original_size``
-        are given; given values that contradict the chunk are an error."""
+        """Parse PNG bytes (:meth:`from_bytes`, refusing other formats)."""
         if not data.startswith(PNG_SIGNATURE):
             raise ThumbnailError("thumbnail must be a PNG file (lossy formats destroy the hidden information)")
+        return cls.from_bytes(data, scale=scale, original_size=original_size)
+
+    @classmethod
+    def from_bytes(
+        cls,
+        data: bytes,
+        *,
+        scale: int | None = None,
+        original_size: tuple[int, int] | None = None,
+    ) -> Thumbnail:
+        """Parse a PNG, lossless WebP or lossless JPEG XL thumbnail (the format read from the magic bytes). One
+        without metadata is accepted only when ``scale`` and ``original_size`` are given; given values that
+        contradict the metadata are an error. A lossy file raises :class:`LossyThumbnailError`."""
         try:
-            img = Image.open(io.BytesIO(data))
-            if img.width * img.height > MAX_THUMBNAIL_PIXELS:  # checked from the header, before decoding
-                raise ThumbnailError(f"thumbnail of {img.width}x{img.height} exceeds {MAX_THUMBNAIL_PIXELS} pixels")
-            img.load()
-        except ThumbnailError:
-            raise
-        except Exception as exc:  # Pillow raises many types for corrupt files
-            raise ThumbnailError(f"thumbnail PNG cannot be decoded: {exc}") from exc
-        if img.mode not in ("RGB", "RGBA", "P", "L"):
-            raise ThumbnailError(f"thumbnail must be an 8-bit RGB PNG but its mode is {img.mode}")
-        raw = img.info.get(CHUNK_KEY) if hasattr(img, "info") else None
+            decoded = decode(data, MAX_THUMBNAIL_PIXELS)
+        except LossyFormatError as exc:
+            raise LossyThumbnailError(str(exc)) from exc
+        except FormatError as exc:
+            raise ThumbnailError(str(exc)) from exc
+        img, raw = decoded.image, decoded.metadata
         if raw is None:
             if scale is None or original_size is None:
                 raise ThumbnailError(

@@ -1,4 +1,4 @@
-"""Tiled latent inference (supplement Algorithm 1, spec section 5).
+"""Tiled latent inference (the supplement's Algorithm 1).
 
 The latent is cut into overlapping tiles (96 with stride 64 by default, in latent pixels); every tile gets its
 own timestep and its own one-step denoise; the clean tiles are merged with a Gaussian window. Tiles of several
@@ -87,15 +87,15 @@ DEFAULT_TILING = Tiling()
 
 # The nano preset's tiles. Smaller than the paper's: the self-attention, half of a CPU reconstruction, is
 # quadratic in the tile. 80/64 keeps the tile count of 96/64 on common sizes and cut the attention by half for
-# 0.01 dB PSNR-Y on 12 training photos (model/weights/nano-16x/README.md, "Latent tiles"); Kodak is not used to
+# 0.01 dB PSNR-Y on 12 training photos (docs/training-log.md, 2026-12-02); Kodak is not used to
 # choose. Defined here rather than in model.backbones so that the command line can name it in its help without
 # importing torch and diffusers.
 NANO_TILING = Tiling(tile_size=80, tile_stride=64)
 
 # The nano 32x model's tiles. Its thumbnail is coarse: an 80-pixel latent tile sees 10x10 thumbnail pixels, a 128
 # one 16x16 (the latent of the 512-px crops its stage 3 trained on last). On 12 training photos 128/96 scored
-# +0.026 dB PSNR-Y over 80/64, the best of 80/64 ... 256/192 (model/weights/nano-32x/README.md, "Latent tiles at
-# 32x"); Kodak, measured afterwards, was not used to choose.
+# +0.026 dB PSNR-Y over 80/64, the best of 80/64 ... 256/192 (docs/training-log.md, 2026-12-04); Kodak, measured
+# afterwards, was not used to choose.
 NANO_32X_TILING = Tiling(tile_size=128, tile_stride=96)
 
 
@@ -169,23 +169,14 @@ def plan_tiles_official(height: int, width: int, tile: int, stride: int) -> list
 @dataclass(frozen=True)
 class TileLayout:
     """Where a model's tiles go (``plan(height, width, tile_size, tile_stride)``) and how they are weighted in
-    the merge (``window(h, w)``)."""
+    the merge (``window(h, w)``). The layouts are named, and found by name, in :data:`model.layout.LAYOUTS`."""
 
-    name: str
     plan: Callable[[int, int, int, int], list[Tile]]
     window: Callable[[int, int], torch.Tensor]
 
 
-TILE_LAYOUTS = {
-    "project": TileLayout("project", plan_tiles, gaussian_window),
-    "official": TileLayout("official", plan_tiles_official, official_window),
-}
-
-
-def get_tile_layout(name: str) -> TileLayout:
-    if name not in TILE_LAYOUTS:
-        raise ValueError(f"`layout` must be one of {sorted(TILE_LAYOUTS)} but is {name!r}")
-    return TILE_LAYOUTS[name]
+PROJECT_TILES = TileLayout(plan_tiles, gaussian_window)
+OFFICIAL_TILES = TileLayout(plan_tiles_official, official_window)
 
 
 # step(tiles (B,C,h,w)) -> (clean tiles (B,C,h,w), timesteps (B,))
@@ -205,7 +196,7 @@ def denoise_tiled(
     step: StepFn,
     tiling: Tiling = DEFAULT_TILING,
     progress: ProgressFn | None = None,
-    layout: TileLayout = TILE_LAYOUTS["project"],
+    layout: TileLayout = PROJECT_TILES,
 ) -> list[TiledResult]:
     """Run ``step`` over the tiles of every latent (each (1,C,H,W)) and merge the outputs per latent.
 

@@ -1,4 +1,4 @@
-"""TPM: the timestep prediction module (spec section 3).
+"""TPM: the timestep prediction module (the paper).
 
 Rescaling degrades a latent much as forward diffusion does, but not uniformly: the TPM reads a latent (a whole
 image or one tile) and predicts the "noise density" t in [t_min, t_max] that the one-step denoiser should

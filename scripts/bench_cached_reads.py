@@ -30,10 +30,12 @@ from pathlib import Path
 
 import httpx
 
+from bench_common import KODAK_DIR
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere: the service package is the repository's
 
-KODAK = REPO.parent / "shared" / "data" / "kodak" / "kodak__kodim23.png"
+KODAK = KODAK_DIR / "kodak__kodim23.png"
 PREFIX = "bench"
 IMAGE_ID = "be" * 10
 

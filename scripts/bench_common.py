@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from pathlib import Path
 
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "kodak" / "kodak__kodim01.png"
+# The Kodak photographs are not part of the repository: TADM_KODAK_DIR names their folder, else shared/data/kodak
+# beside the repository.
+KODAK_DIR = Path(os.environ.get("TADM_KODAK_DIR") or REPO.parent / "shared" / "data" / "kodak")
+DEFAULT_IMAGE = KODAK_DIR / "kodak__kodim01.png"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -40,7 +44,8 @@ def cover_crop(image: Image.Image, size: tuple[int, int]) -> Image.Image:
 def require_image(parser: argparse.ArgumentParser, image: Path) -> None:
     """A usage error, naming where the photographs live, when the source photograph is missing."""
     if not image.is_file():
-        parser.error(f"--image {image} does not exist (the Kodak photographs live in ../shared/data/kodak)")
+        parser.error(f"--image {image} does not exist (the Kodak photographs are looked for in {KODAK_DIR}: set "
+                     "TADM_KODAK_DIR, or pass --image)")
 
 
 def write_json(path: Path, document: dict) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench_common import DEFAULT_IMAGE, cover_crop, parse_size, require_image, write_json
 from bench_upscale import cpu_name
+from model.thumbnail import SUPPORTED_SCALES
 
 
 def round_order(rounds: int) -> list[tuple[int, int]]:
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model_b", help="the same for the second model")
     parser.add_argument("--size", type=parse_size, default=(768, 512), help="WIDTHxHEIGHT (default 768x512)")
     parser.add_argument("--rounds", type=int, default=5, help="timed upscales per model (default 5)")
-    parser.add_argument("--scale", type=int, choices=(16, 32), default=16, help="for preset:NAME (default 16)")
+    parser.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, default=16, help="for preset:NAME (default 16)")
     parser.add_argument("--serving", nargs="?", const="both", choices=("both", "a", "b"),
                         help="the worker's serving optimisations (LoRA merged) for both models, or for model a or "
                              "b alone")

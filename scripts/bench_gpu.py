@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""GPU benchmark of the TADM receiver (issue 8): seconds, megapixels/s, stages, memory and UNet efficiency.
+"""GPU benchmark of the TADM receiver: seconds, megapixels/s, stages, memory and UNet efficiency.
 
 On a machine with a CUDA GPU, one command (sized to end within 7 minutes on an H100: ``--time-budget`` 420 s
 skips what is left after that; the JSON is rewritten after every measurement, so a cut-off run keeps its figures):
@@ -7,7 +7,7 @@ skips what is left after that; the JSON is rewritten after every measurement, so
     python scripts/bench_gpu.py --json docs/benchmarks/bench_gpu-h100.json
 
 It needs torch with CUDA, diffusers, peft and safetensors; ``docs/benchmarks/README.md`` gives the wheels and
-the exact command for a device machine that has no diffusers and no network.
+the exact command for a GPU host that has no diffusers and no network.
 
 CPU dry run, which runs every code path with the tiny preset (its figures say nothing about a GPU):
 
@@ -20,10 +20,10 @@ each size; the sender (``pipe.downscale``) makes its 16x and 32x thumbnails, and
 
 Configurations, measured in this order in one process (each builds on the one before):
 
-* ``baseline``: the authors' way: fp16, one latent tile per UNet call, LoRA unmerged, NCHW, no compilation,
-  diffusers' 512 px VAE decode tiles.
+* ``baseline``: the authors' way: fp16, one latent tile per UNet call, LoRA unmerged, NCHW, no compilation; the
+  VAE as the pipeline runs it (one pass up to ``pipe.vae_max_pixels``, bands of ``vae_tile_size``² px above).
 * ``optimized``: bf16, LoRA merged, PyTorch SDPA, channels_last, ``--tile-batch-size`` tiles per UNet call, the VAE
-  decode tile chosen by a sweep (``--vae-tiles``).
+  band size chosen by a sweep (``--vae-tiles``; it changes the time only of images above the one-pass budget).
 * ``compiled``: ``optimized`` plus ``torch.compile`` of the UNet and the VAE decoder, UNet batches padded to a
   static shape (``model.performance.static_batch_step``). Its first run includes compilation (reported apart).
 * ``graphs`` (only when asked for): ``compiled`` with the UNet in ``reduce-overhead`` mode (CUDA graphs).
@@ -68,6 +68,7 @@ from model import TADMPipeline, Thumbnail, lora
 from model.backbones import get_preset
 from model.dfrm import DFRM
 from model.performance import optimize_for_inference
+from model.thumbnail import SUPPORTED_SCALES
 from model.tiling import DEFAULT_TILING, Tiling, plan_tiles
 
 CONFIG_ORDER = ("baseline", "optimized", "compiled", "graphs")
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=("tiny", "nano", "sd21-base"), default="sd21-base")
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu for a dry run")
     p.add_argument("--sizes", type=parse_sizes, default=[(2048, 2048), (3840, 2160)])
-    p.add_argument("--scales", type=parse_ints, default=[16, 32])
+    p.add_argument("--scales", type=parse_ints, default=list(SUPPORTED_SCALES))
     p.add_argument("--configs", type=parse_configs,
                    help="some of baseline,optimized,compiled,graphs (default: baseline,optimized,compiled on CUDA, "
                         "baseline,optimized on CPU)")
@@ -113,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unet-batches", type=parse_ints,
                    help="UNet batch sizes for the throughput sweep (default 1,4,8,16,32; CPU 1,2)")
     p.add_argument("--vae-tiles", type=parse_ints,
-                   help="VAE decode tile sizes (pixels) to sweep, the fastest then used (default 512,768,1024; CPU 256,512)")
+                   help="VAE band sizes (pipe.vae_tile_size: bands of about N² px) to sweep, the fastest then used "
+                        "(default 512,768,1024; CPU 256,512)")
     p.add_argument("--jobs", type=int, help="images reconstructed together in the multi-job run (default 4; CPU 2)")
     p.add_argument("--time-budget", type=float, default=420.0,
                    help="seconds after which remaining measurements are skipped (and listed as skipped)")

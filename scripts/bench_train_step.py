@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from bench_common import KODAK_DIR
 from model.training.trainer import TrainConfig, train
 
 
@@ -24,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--scale", type=int, default=16)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/kodak")
+    parser.add_argument("--data", type=Path, default=KODAK_DIR, help="photo folder (default: TADM_KODAK_DIR)")
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--steps", type=int, default=6)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from bench_common import DEFAULT_IMAGE, REPO, cover_crop, parse_size, parse_sizes, require_image, write_json
 from model.cli import add_tiling_args, tiling_from_args
+from model.thumbnail import SUPPORTED_SCALES
 from model.tiling import check_overrides
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, help="time this model directory instead of a preset's random weights")
     parser.add_argument("--serving", action="store_true",
                         help="apply the worker's serving optimisations first (LoRA merged into the weights, SDPA)")
-    parser.add_argument("--scale", type=int, choices=(16, 32), default=16,
+    parser.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, default=16,
                         help="with --preset (default 16); a --model has its own scale")
     parser.add_argument("--sizes", type=parse_sizes, default=[(1024, 1024), (2048, 2048)],
                         help="comma-separated WIDTHxHEIGHT list (default: 1024x1024,2048x2048)")

@@ -3,8 +3,9 @@
 #
 #   scripts/gather_training_photos.sh [DEST]      # default DEST: ~/.cache/tadm/photos
 #
-# Sources (see ../shared/data/debian_photos.md): the real photographs shipped inside ten Debian packages, fetched
-# with `apt-get download` (nothing is installed) and unpacked with `dpkg-deb -x`, plus ../shared/data/wiki.
+# Sources (docs/training-data.md): the real photographs shipped inside ten Debian packages, fetched with
+# `apt-get download` (nothing is installed) and unpacked with `dpkg-deb -x`, plus the Wikimedia Commons photos in
+# WIKI_DIR (default: shared/data/wiki beside the repository; skipped, with a notice, when the folder is absent).
 # Every photo is written once as PNG under DEST/images/ with its EXIF orientation applied and, when its longer
 # side exceeds TADM_PHOTO_MAX_SIDE (default 1600), mildly down-resized: the data loader decodes a whole file for
 # every random crop, and a 20 MP JPEG per crop would make the CPU run data-bound. Kodak is never used (it is the
@@ -12,7 +13,7 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
-SHARED="${TADM_SHARED:-$REPO/../shared}"
+WIKI_DIR="${WIKI_DIR:-$(dirname "$REPO")/shared/data/wiki}"
 DEST="${1:-${HOME}/.cache/tadm/photos}"
 MAX_SIDE="${TADM_PHOTO_MAX_SIDE:-1600}"
 PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
@@ -44,7 +45,8 @@ for pkg in "${PACKAGES[@]}"; do
   [[ -d "$EXTRACTED/$pkg" ]] || dpkg-deb -x "$DEBS/${pkg}"_*.deb "$EXTRACTED/$pkg"
 done
 
-# 3. The list of source photos, one path a line (the table of debian_photos.md).
+# 3. The list of source photos, one path a line (the tables of docs/training-data.md).
+[[ -d "$WIKI_DIR" ]] || echo "no Wikimedia photos at $WIKI_DIR (set WIKI_DIR): gathering the Debian packages' alone" >&2
 list="$DEST/sources.txt"
 {
   find "$EXTRACTED/lomiri-wallpapers-16.04/usr/share/backgrounds" -name '*.jpg' ! -name 'umang_*'
@@ -61,7 +63,9 @@ list="$DEST/sources.txt"
   done
   echo "$EXTRACTED/python3-skimage/usr/lib/python3/dist-packages/skimage/data/astronaut.png"
   echo "$EXTRACTED/libjxl-testdata/usr/share/libjxl-testdata/jxl/flower/flower.png"
-  find "$SHARED/data/wiki" -maxdepth 1 -type f \( -name '*.png' -o -name '*.jpg' -o -name '*.jpeg' \)
+  if [[ -d "$WIKI_DIR" ]]; then
+    find "$WIKI_DIR" -maxdepth 1 -type f \( -name '*.png' -o -name '*.jpg' -o -name '*.jpeg' \)
+  fi
 } | grep -v '/kodak' | sort -u > "$list"
 
 # 4. Normalise: EXIF orientation, RGB, longer side <= MAX_SIDE, PNG.

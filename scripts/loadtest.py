@@ -25,15 +25,16 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
+from bench_common import KODAK_DIR as KODAK
+
 REPO = Path(__file__).resolve().parents[1]
-KODAK = REPO.parent / "shared" / "data" / "kodak"
 
 
 def crops(count: int, size: tuple[int, int]) -> list[bytes]:
     """``count`` distinct PNG crops of the Kodak photographs."""
     files = sorted(KODAK.glob("*.png"))
     if not files:
-        sys.exit(f"no Kodak photographs under {KODAK}")
+        sys.exit(f"no Kodak photographs under {KODAK} (set TADM_KODAK_DIR)")
     out = []
     w, h = size
     for i in range(count):

@@ -3,13 +3,13 @@
 #
 #   scripts/train_nano.sh [RUN_DIR]          # default RUN_DIR: ~/.cache/tadm/nano-${SCALE}x
 #
-# Training accumulates across sessions: when the repository ships weights for this scale
+# Training accumulates across runs: when the repository ships weights for this scale
 # (model/weights/nano-${SCALE}x, committed by scripts/ship_nano.sh), the first stage starts from them instead of
 # from scratch, with a fresh optimiser warmed up over WARMUP steps; every later stage starts from the stage before,
-# so the shipped DFRM, TPM, refiner and adapters are continued too. training.json keeps each session's segments.
+# so the shipped DFRM, TPM, refiner and adapters are continued too. training.json keeps each run's segments.
 #
 # 32x shares the 16x model's backbone: SCALE=32 runs stages 1-3 only, on the VAE and UNet of BACKBONE (default
-# ~/.cache/tadm/nano-16x/stage0/model, the 16x run's stage 0 of this session, else the shipped 16x model).
+# ~/.cache/tadm/nano-16x/stage0/model, a 16x run's stage 0 where there is one, else the shipped 16x model).
 #
 # Every stage writes RUN_DIR/stageN/ (model/, checkpoints/, log.jsonl). Re-running the same command continues:
 # a finished stage (its model/ exists) is skipped, an interrupted one resumes from its latest checkpoint
@@ -39,27 +39,28 @@
 #   STAGEn_SECONDS [none]: a time budget; the stage ends when its loop has run that long (or at its steps, if
 #     sooner) and writes its model from the steps done (training.json records them and the planned steps)
 #   START [model/weights/nano-${SCALE}x]: the model the first stage continues, e.g. a run committed unshipped
-#     (model/weights/nano-16x-run, when a session's run ended below the shipped model on the training photos)
-#   SEED [the start model's cumulative steps, 0 without one]: the seed of the crops (tadm train --seed). Until the
-#     twentieth session every continuation drew with seed 0, so sessions at the same crop and batch began on the
-#     same crops in the same order; seeded by the steps already trained, each continuation draws new ones, and a
-#     resumed run (same START) the same ones again
+#     (model/weights/nano-16x-run, when a run ended below the shipped model on the training photos)
+#   SEED [the start model's cumulative steps, 0 without one]: the seed of the crops (tadm train --seed). With one
+#     fixed seed every continuation at the same crop and batch would begin on the same crops in the same order;
+#     seeded by the steps already trained, each continuation draws new ones, and a resumed run (same START) the
+#     same ones again
 #   HARD_SCENES [0]: the fraction of crops turned into night, fog, high-key or out-of-focus scenes (tadm train
 #     --hard-scenes, model/training/scenes.py): flat and dark areas are rare in the photos and weigh little in MSE
 #   PHOTOS [~/.cache/tadm/photos]   GATHER [1; 0: PHOTOS/images is ready, do not fetch]   WORKERS [1]
+#   WIKI_DIR [unset]: a folder of more training photos for gather_training_photos.sh (skipped when absent)
 #   TADM [.venv/bin/tadm; e.g. "python3 -m service.cli" where the package is not installed]
-# On a GPU host raise BATCH/CROP (scripts/device_train_nano.sh does for a lent device); the commands are the same.
-# CROP's default is the 2026-12-01 session's recipe. 32x crops are larger: with 128 px its thumbnails are 4x4, every
-# pixel at a border, and a 32x stage 1 trained so reached 16.49 dB PSNR-Y on Kodak against 19.61 after 1,500 more
-# steps on 192 px crops (see model/weights/nano-32x/README.md). Later sessions continue on larger crops, given on the
-# command line: 192 px at 16x since the third session; for stage 3 since the eighth, CROP=320 BATCH=3 (about the
-# pixels of 192 px x 8 per step; the thumbnails 20x20 at 16x and 10x10 at 32x, the latent the 80x80 serving tile).
-# The model cards record each session's command and what it gave.
+# On a GPU host raise BATCH/CROP (scripts/train_remote.sh does, for a host reached by copying files); the commands
+# are the same. CROP's default is the recipe of the first runs (2026-12-01). 32x crops are larger: with 128 px its
+# thumbnails are 4x4, every pixel at a border, and a 32x stage 1 trained so reached 16.49 dB PSNR-Y on Kodak
+# against 19.61 after 1,500 more steps on 192 px crops (docs/training-log.md, 2026-12-01). Later runs continue on
+# larger crops, given on the command line: 192 px at 16x since 2026-12-01; for stage 3 since 2026-12-02,
+# CROP=320 BATCH=3 (about the pixels of 192 px x 8 per step; the thumbnails 20x20 at 16x and 10x10 at 32x, the
+# latent the 80x80 serving tile). docs/training-log.md records each run's command and what it gave.
 # THREADS defaults to 1: on the 2 shared cores of the development machine a stage-0 step (batch 8, 128 px) took
 # 1.5-2.9 s on one thread and 20-23 s on two (OpenMP threads waiting on each other while other jobs hold a core).
 # On a dedicated host set THREADS to its core count.
-# Stages 2-3 use --perceptual-loss none (pixel MSE only): LPIPS/DISTS weights cannot be downloaded here; this is
-# the documented substitute and training.json records it.
+# Stages 2-3 use --perceptual-loss none (pixel MSE only), so that the recipe runs without downloading LPIPS or DISTS
+# weights; this is the documented substitute and training.json records it.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"

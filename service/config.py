@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         description="How new thumbnails are stored, all lossless: `png`, `webp`, `jxl` (JPEG XL: needs the `jxl` "
         "extra, pillow-jxl-plugin, in the API's and the workers' images alike, since the API converts stored "
         "thumbnails to serve other formats), or `auto`: jxl where that plugin is installed, else webp (on "
-        "thumbnails of photos about 24 % and 17 % smaller than png: docs/thumbnail-formats.md). Posted "
+        "thumbnails of photos about 19 % and 14 % smaller than png: docs/thumbnail-formats.md). Posted "
         "thumbnails are stored the same way; thumbnails stored before a change are still read.",
     )
 

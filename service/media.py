@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from PIL import Image
 
@@ -16,8 +17,11 @@ _SIGNATURES = {
     "png": (b"\x89PNG\r\n\x1a\n",),
     "jpeg": (b"\xff\xd8\xff",),
 }
-# The formats a reconstruction can be encoded in, and their media types.
-MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
+# The formats a reconstruction can be encoded in (the one list of them: the API's parameters, the storage keys and
+# the settings check against it), and their media types.
+ResultFormat = Literal["png", "webp", "jpeg"]
+FORMATS: tuple[str, ...] = get_args(ResultFormat)
+MEDIA_TYPES = {fmt: f"image/{fmt}" for fmt in FORMATS}
 
 
 def sniff_format(data: bytes) -> str | None:

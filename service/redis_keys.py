@@ -19,8 +19,11 @@ deployment keeps its data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-PRIORITIES = ("interactive", "background")  # read in this order: interactive jobs go first
+# The queues of a model, and the one list of them: a worker reads them in this order (interactive jobs first).
+Priority = Literal["interactive", "background"]
+PRIORITIES: tuple[str, ...] = get_args(Priority)
 
 
 def as_str(value: bytes | str) -> str:
@@ -55,12 +58,6 @@ class RedisKeys:
     def delayed(self, model_id: str, priority: str) -> str:
         """Sorted set of the job ids of one stream waiting out their retry backoff, scored by when due."""
         return self._grouped("queue", f"delayed:{model_id}:{priority}")
-
-    @property
-    def legacy_delayed(self) -> str:
-        """The one retry set of versions before per-stream sets (members ``<stream>|<job id>``); workers on a
-        single Redis move what they find there into their own streams' sets."""
-        return f"{self.prefix}:delayed"
 
     @property
     def dead_letter(self) -> str:

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The 24 Kodak photographs (kodak__kodim01.png ... kodak__kodim24.png) are not part of the repository:
+# TADM_KODAK_DIR names their folder, else shared/data/kodak beside the repository. Tests that need them skip
+# without them.
+KODAK_DIR = Path(os.environ.get("TADM_KODAK_DIR") or REPO.parent / "shared" / "data" / "kodak")
 
 
 @pytest.fixture(scope="session")
 def kodak_dir() -> Path:
-    path = SHARED_DATA / "kodak"
-    if not path.is_dir():
-        pytest.skip(f"the Kodak photographs are not at {path}")
-    return path
+    if not KODAK_DIR.is_dir():
+        pytest.skip(f"the Kodak photographs are not at {KODAK_DIR} (set TADM_KODAK_DIR)")
+    return KODAK_DIR
 
 
 @pytest.fixture(scope="session")

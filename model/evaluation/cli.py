@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from model.cli import add_model_args, add_tiling_args, check_tiling_args, tiling_from_args
+from model.thumbnail import SUPPORTED_SCALES
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ MODEL_METHODS = ("model", "direct")  # the full receiver; G_d's latent decoded w
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score a model and/or the baselines on a folder of images")
     p.add_argument("data", type=Path, help="folder of HR images (recursive: PNG, JPEG, WebP)")
-    p.add_argument("--scale", type=int, choices=(16, 32), default=16)
+    p.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, default=16)
     p.add_argument("--methods", default=DEFAULT_METHODS,
                    help=f"comma-separated: model, direct, bicubic, jpeg, webp, avif, jxl (default {DEFAULT_METHODS}); "
                         "`direct` decodes G_d's latent without the diffusion step")
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval-timesteps", help="heat maps of the TPM's t and the aligned t* per latent tile")
     p.add_argument("image", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
-    p.add_argument("--scale", type=int, choices=(16, 32), default=16)
+    p.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, default=16)
     add_tiling_args(p, batch=False)
     add_model_args(p)
     p.set_defaults(handler=_timesteps)

@@ -1,4 +1,4 @@
-"""The timestep diagnostic (spec section 3, the supplement's Fig. 3): per latent tile, the TPM's predicted t
+"""The timestep diagnostic (the supplement's Fig. 3): per latent tile, the TPM's predicted t
 beside the "aligned" t* at which forward diffusion would degrade the clean latent as much as rescaling did.
 
 t* solves ``(1 − √ᾱ_t)² · E[z²] + (1 − ᾱ_t) = MSE(ẑ, z)``: the expected squared error of ``x_t`` against ``z``

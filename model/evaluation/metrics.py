@@ -1,4 +1,4 @@
-"""Full-reference metrics as the super-resolution literature computes them (spec section 7).
+"""Full-reference metrics as the super-resolution literature computes them.
 
 * PSNR and SSIM on the Y channel of YCbCr (ITU-R BT.601, studio range 16..235, as MATLAB's ``rgb2ycbcr``),
   no border crop, data range 255.

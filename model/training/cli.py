@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from model.thumbnail import SUPPORTED_SCALES
+
 PERCEPTUAL_CHOICES = {"lpips+dists": ("lpips", "dists"), "lpips": ("lpips",), "none": ()}
 
 
@@ -43,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base", default=None, help="SD 2.1-base location for --preset sd21-base")
     p.add_argument("--backbone", type=Path,
                    help="a model directory (any scale) whose VAE, UNet and empty prompt replace the start model's")
-    p.add_argument("--scale", type=int, choices=(16, 32), default=16)
+    p.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, default=16)
     grow = p.add_argument_group(
         "G_d size", "grow the start model's G_d (the DFRM's thumbnail-to-latent decoder) before training, keeping "
                     "its outputs: new channels and Resblocks start silent and learn (model.training.widen)")
@@ -90,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="replace one of the stage's loss weights, by term name (repeatable; e.g. latent=0.25; "
                         "the terms and their defaults are in training.json's loss_weights)")
     p.add_argument("--perceptual-loss", choices=sorted(PERCEPTUAL_CHOICES), default="lpips+dists",
-                   help="stages 2-3: the spec's lpips+dists, or an explicit substitute: lpips, none (pixel-only)")
+                   help="stages 2-3: the supplement's lpips+dists, or an explicit substitute: lpips, none (pixel-only)")
     p.add_argument("--cache-latents", type=Path, help="folder for cached VAE latents (crops snap to a 64 px grid)")
     p.add_argument("--num-workers", type=int, default=2, help="data loader processes")
     p.add_argument("--skip-stage-check", action="store_true",

@@ -34,7 +34,7 @@ class TrainConfig:
     halve_every: int | None = None
     # an exponential moving average of the trainable weights, written as the stage's model (None: the last step's)
     ema_decay: float | None = None
-    warmup_steps: int = 0  # linear warm-up of a fresh optimiser (a model continued from earlier sessions' weights)
+    warmup_steps: int = 0  # linear warm-up of a fresh optimiser (a model continued from an earlier run's weights)
     batch_size: int = 16
     crop_size: int = 512
     hard_scenes: float = 0.0  # fraction of crops made night, fog, high-key or soft (model.training.scenes)

@@ -1,13 +1,14 @@
-"""``training.json``: how a model directory came to be, kept across every session that trained it.
+"""``training.json``: how a model directory came to be, kept across every run that trained it.
 
     {"stages": [entry, ...], "cumulative_steps": {"stage0": N, ...}, "evaluations": [record, ...]}
 
 * ``stages``: one entry per stage run, oldest first, as the trainer wrote it (steps, rate, batch, crop, wall
-  time, finish time, the model id it saved). A model trained over several sessions keeps every segment: each
-  session's stage runs add entries, they never replace earlier ones.
+  time, finish time, the model id it saved). A model trained in several runs keeps every segment: each run's
+  stages add entries, they never replace earlier ones.
 * ``cumulative_steps``: the optimiser steps each stage has had in all, summed over ``stages``.
 * ``evaluations``: what the model measured at points of its training (e.g. Kodak-24 against bicubic), each
-  with the model id and cumulative steps it was measured at; carried forward from the start model.
+  with the model id and cumulative steps it was measured at; carried forward from the start model. The trainer
+  only carries them; ``scripts/ship.py`` adds them when a model is shipped.
 
 Model directories written before this format hold a bare list of stage entries; it is read as ``stages``.
 """
@@ -59,33 +60,6 @@ def with_backbone(history: dict, backbone: dict) -> dict:
     own = [e for e in history["stages"] if e["stage"] != "stage0"]
     adopted = [e for e in backbone["stages"] if e["stage"] == "stage0"]
     return with_cumulative({**history, "stages": adopted + own})
-
-
-def with_evaluation(history: dict, record: dict) -> dict:
-    """``history`` plus one measurement, stamped with the cumulative steps it was taken at."""
-    stamped = {**record, "cumulative_steps": dict(with_cumulative(history)["cumulative_steps"])}
-    return {**history, "evaluations": [*history["evaluations"], stamped]}
-
-
-def with_portable_paths(history: dict, home: Path, repository: Path) -> dict:
-    """``history`` with the paths it records (data folders, backbones) written so that they mean the same on
-    another machine: under ``repository`` relative to it, under ``home`` as ``~/...``. What ships in git must not
-    name one developer's directories."""
-
-    def portable(value):
-        if isinstance(value, dict):
-            return {key: portable(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [portable(item) for item in value]
-        if isinstance(value, str) and value.startswith("/"):
-            path = Path(value)
-            for root, shown in ((repository, None), (home, "~")):
-                if path == root or root in path.parents:
-                    relative = path.relative_to(root).as_posix()
-                    return relative if shown is None else f"{shown}/{relative}"
-        return value
-
-    return portable(history)
 
 
 def last_stage(history: dict) -> str | None:

@@ -1,4 +1,4 @@
-"""The stage losses (spec section 6), as named terms plus their weighted total ``loss``.
+"""The stage losses (the supplement's training details), as named terms plus their weighted total ``loss``.
 
 * stage 1: ``3·MSE(y, bicubic↓x) + MSE(G_d(z_lr), z) + MSE(G_d(F⁻¹(Q(F(z_lr)))), z)``
 * stage 2: ``2·MSE(x̂, x) + 5·LPIPS-VGG(x̂, x) + 5·DISTS(x̂, x)``

@@ -1,5 +1,5 @@
 """Learning-rate schedules of the supplement: a constant rate halved every N optimiser steps, optionally after
-a linear warm-up (a fresh optimiser on weights trained in an earlier session)."""
+a linear warm-up (a fresh optimiser on weights trained in an earlier run)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The supplement's three stages (spec section 6): what each trains, with which optimiser, schedule and loss.
+"""The supplement's three stages: what each trains, with which optimiser, schedule and loss.
 
 The registry itself is :mod:`.registry`; importing this module registers stages 1-3 and ``stage0`` (its own
 module), so :func:`get_stage` knows every stage. Defaults are the supplement's recipe.

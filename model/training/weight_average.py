@@ -2,7 +2,7 @@
 
 At batch 3 on a CPU the weights a stage ends with are one noisy sample of where the run is: the nano models'
 checkpoints 100 steps apart score up to 0.04 dB apart on the same photographs, while the mean of three of them
-scores above most of them (model/weights/nano-16x/README.md). The average keeps that mean at every step, over the
+scores above most of them (docs/training-log.md, 2026-12-03). The average keeps that mean at every step, over the
 last ~1 / (1 - decay) steps, and the stage writes it as its model.
 
 It starts equal to the weights the stage starts from (on a continued model those are trained weights, so no

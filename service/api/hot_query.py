@@ -8,15 +8,13 @@ the same checks and the same 422 ``invalid-request`` problem, and document them 
 
 from __future__ import annotations
 
-from typing import get_args
-
 from starlette.datastructures import QueryParams
 
-from ..errors import InvalidRequest
-from .responses import Priority, ResultFormat
+from model.thumbnail_formats import FORMATS as THUMBNAIL_FORMATS
 
-FORMATS: tuple[str, ...] = get_args(ResultFormat)
-PRIORITIES: tuple[str, ...] = get_args(Priority)
+from ..errors import InvalidRequest
+from ..media import FORMATS
+from ..redis_keys import PRIORITIES
 
 
 def choice(query: QueryParams, name: str, allowed: tuple[str, ...]) -> str | None:
@@ -48,4 +46,10 @@ FULL_PARAMETERS = [
                "at most this many pixels wide (one of TADM_VARIANT_WIDTHS), derived from the cached reconstruction"),
     _parameter("priority", {"type": "string", "enum": list(PRIORITIES), "default": "interactive"},
                "the queue a reconstruction job goes to when none is cached"),
+]
+
+THUMBNAIL_PARAMETERS = [
+    _parameter("format", {"type": "string", "enum": list(THUMBNAIL_FORMATS)},
+               "the thumbnail's format, lossless in each (default: PNG, or WebP or JPEG XL where `Accept` names "
+               "them, with `Vary: Accept`)"),
 ]

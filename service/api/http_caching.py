@@ -1,6 +1,6 @@
 """The HTTP rules a CDN in front of the origin relies on, as pure functions of request headers (RFC 9110):
-entity-tag comparison for ``If-None-Match`` and ``If-Range``, single byte ranges, and the reconstruction format
-chosen from ``Accept``."""
+entity-tag comparison for ``If-None-Match`` and ``If-Range``, single byte ranges, and the reconstruction and
+thumbnail formats chosen from ``Accept``."""
 
 from __future__ import annotations
 
@@ -109,3 +109,23 @@ def negotiated_format(accept: str | None) -> str:
         if score[0] > 0 and score > best_score:
             best, best_score = fmt, score
     return best
+
+
+# Thumbnails are lossless in every format they are served in, so at equal q the smaller file wins.
+THUMBNAIL_COMPACTNESS = {"png": 0, "webp": 1, "jxl": 2}
+
+
+def negotiated_thumbnail_format(accept: str | None, *, jxl: bool = True) -> str:
+    """The thumbnail format for ``Accept``: WebP or JPEG XL only when the header names it (``image/webp``,
+    ``image/jxl``: a client that sends ``*/*`` was always given PNG and may read nothing else), else PNG; among
+    the acceptable ones the highest q, then the most compact. JPEG XL only where this process can write it
+    (``jxl``)."""
+    if not accept:
+        return "png"
+    ranges = _accept_q(accept)
+    q = {"png": next((ranges[r] for r in ("image/png", "image/*", "*/*") if r in ranges), 0.0),
+         "webp": ranges.get("image/webp", 0.0)}
+    if jxl:
+        q["jxl"] = ranges.get("image/jxl", 0.0)
+    best = max(q, key=lambda fmt: (q[fmt], THUMBNAIL_COMPACTNESS[fmt]))
+    return best if q[best] > 0 else "png"

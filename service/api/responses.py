@@ -1,26 +1,31 @@
 """Shared response helpers: content-addressed bytes with strong ETags, revalidation and byte ranges, pending
-jobs, failed jobs; and the query parameter types the routes share."""
+jobs, failed jobs."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
+from model.thumbnail_formats import jxl_available
+
 from ..config import Settings
-from ..errors import RangeNotSatisfiable
+from ..errors import InvalidRequest, RangeNotSatisfiable
 from ..media import MEDIA_TYPES
 from ..queue.jobs import Job
 from ..storage.memory import Blob
 from . import schemas
-from .http_caching import Unsatisfiable, negotiated_format, none_match, requested_range
+from .http_caching import (
+    Unsatisfiable,
+    negotiated_format,
+    negotiated_thumbnail_format,
+    none_match,
+    requested_range,
+)
 from .problems import PROBLEM_MEDIA_TYPE
 from .views import job_view
 
-Priority = Literal["interactive", "background"]
-ResultFormat = Literal["png", "webp", "jpeg"]  # the keys of MEDIA_TYPES
 IMMUTABLE = "public, max-age=31536000, immutable"
 # Problem responses documented in the OpenAPI document of the routes that can produce them.
 PROBLEMS: dict = {s: {"model": schemas.Problem} for s in (401, 403, 404, 409, 413, 415, 416, 422, 503)}
@@ -111,3 +116,13 @@ def chosen_format(request: Request, fmt: str | None) -> tuple[str, str | None]:
     if fmt is not None:
         return fmt, None
     return negotiated_format(request.headers.get("accept")), "Accept"
+
+
+def chosen_thumbnail_format(request: Request, fmt: str | None) -> tuple[str, str | None]:
+    """The thumbnail format: ``format`` when given, else the one ``Accept`` names (PNG by default), and the
+    ``Vary`` value its responses need."""
+    if fmt == "jxl" and not jxl_available():
+        raise InvalidRequest("this deployment cannot write JPEG XL (the pillow-jxl-plugin package is missing)")
+    if fmt is not None:
+        return fmt, None
+    return negotiated_thumbnail_format(request.headers.get("accept"), jxl=jxl_available()), "Accept"

@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from model.thumbnail import Thumbnail, ThumbnailError, ThumbnailMismatchError
+from model.thumbnail import LossyThumbnailError, Thumbnail, ThumbnailError, ThumbnailMismatchError
+from model.thumbnail_formats import jxl_available, sniff_format
 
-from ..errors import CorruptImage, InvalidRequest, ThumbnailMismatch, TooManyPixels
+from ..errors import CorruptImage, InvalidRequest, ThumbnailMismatch, TooManyPixels, UnsupportedMediaType
 from ..media import inspect_image
 from ..queue.registry import ModelInfo
 from ..wiring import Services
@@ -36,9 +37,11 @@ class GivenMetadata:
 
 @dataclass(frozen=True)
 class AcceptedThumbnail:
-    """A thumbnail fit to queue: the PNG to store (metadata included) and the model that reconstructs it."""
+    """A thumbnail fit to queue: the bytes to store, in the format images' thumbnails are stored in (metadata
+    included), and the model that reconstructs it."""
 
-    png: bytes
+    data: bytes
+    format: str
     model: ModelInfo
 
 
@@ -46,8 +49,13 @@ async def accept_thumbnail(services: Services, data: bytes, given: GivenMetadata
     """Check a posted thumbnail; raise the problem that refuses it, else return what to store and queue."""
     given.check()
     max_pixels = services.settings.max_image_pixels
-    # 1. The header: a PNG, and not larger than any image we accept (a thumbnail bomb is refused undecoded).
-    inspect_image(data, max_pixels=max_pixels, allowed=("png",))
+    # 1. The header: a PNG or WebP not larger than any image we accept (a thumbnail bomb is refused undecoded;
+    #    a JPEG XL's header is read by the parser, before it decodes).
+    posted_format = sniff_format(data)
+    if posted_format == "jxl" and not jxl_available():
+        raise UnsupportedMediaType("this deployment reads no JPEG XL: post the thumbnail as PNG or lossless WebP")
+    if posted_format != "jxl":
+        inspect_image(data, max_pixels=max_pixels, allowed=("png", "webp"))
     # 2. Decode it with its metadata, or with the parameters standing in for stripped metadata.
     thumb = await asyncio.to_thread(_parse, data, given)
     # 3. The output: the reconstruction is width x height pixels, bounded like an upload (before any queueing).
@@ -55,24 +63,38 @@ async def accept_thumbnail(services: Services, data: bytes, given: GivenMetadata
     if width * height > max_pixels:
         raise TooManyPixels(f"the thumbnail reconstructs a {width}x{height} image = {width * height} pixels; the "
                             f"limit is {max_pixels}", width=width, height=height, max_pixels=max_pixels)
+    if posted_format == "jxl":
+        await asyncio.to_thread(_check_own_jxl, thumb, data)
     # 4. The model that made it, among those workers have served; a plain thumbnail needs none (bicubic), only
     #    a worker of its scale to run the job.
     model = await (_model_for_plain(services, thumb) if thumb.plain else _model_for(services, thumb, given))
-    if thumb.plain:
-        return AcceptedThumbnail(data, model)
-    if thumb.model_id is None:
-        # Metadata restored: the stored input is the PNG the service itself would have made, so its hash (and the
-        # cached reconstruction) is the same as for the unstripped thumbnail.
+    if not thumb.plain and thumb.model_id is None:  # metadata restored from the parameters
         thumb = Thumbnail(thumb.image, thumb.scale, thumb.original_size, model.model_id)
-        return AcceptedThumbnail(await asyncio.to_thread(thumb.to_png), model)
-    return AcceptedThumbnail(data, model)
+    # 5. Stored as the service stores an image's thumbnail: the same thumbnail posted as PNG, WebP or JPEG XL, with
+    #    or without its metadata, has one hash, the image's, and so one cached reconstruction.
+    fmt = services.settings.stored_thumbnail_format
+    if posted_format == fmt == "jxl":  # shown above to be those very bytes
+        return AcceptedThumbnail(data, fmt, model)
+    return AcceptedThumbnail(await asyncio.to_thread(thumb.to_bytes, fmt), fmt, model)
+
+
+def _check_own_jxl(thumb: Thumbnail, data: bytes) -> None:
+    """No JPEG XL header tells lossless from lossy coding for sure (:mod:`model.jxl_codestream`), so a posted one
+    is accepted only when it is byte for byte the service's own lossless encoding of its pixels and metadata: a
+    thumbnail the service served."""
+    if thumb.to_bytes("jxl") != data:
+        raise UnsupportedMediaType("a JPEG XL thumbnail is accepted only as this service wrote it (whether a JPEG "
+                                   "XL file was coded losslessly cannot be told from the file): post it as PNG or "
+                                   "lossless WebP")
 
 
 def _parse(data: bytes, given: GivenMetadata) -> Thumbnail:
     try:
-        return Thumbnail.from_png(data, scale=given.scale, original_size=given.size)
+        return Thumbnail.from_bytes(data, scale=given.scale, original_size=given.size)
     except ThumbnailMismatchError as exc:
         raise ThumbnailMismatch(f"the parameters contradict the thumbnail's metadata: {exc}") from exc
+    except LossyThumbnailError as exc:
+        raise UnsupportedMediaType(str(exc)) from exc
     except ThumbnailError as exc:
         if "no `tadm` metadata" in str(exc):
             raise InvalidRequest("the thumbnail has no `tadm` metadata (a tool stripped its text chunk?): give "

@@ -12,13 +12,19 @@ import asyncio
 import re
 from dataclasses import dataclass
 
-from model.thumbnail import SUPPORTED_SCALES
+from model.thumbnail import SUPPORTED_SCALES, Thumbnail
 
-from ..errors import InvalidRequest, NotFound, NotReady, QueueFull, UnsupportedMediaType
-from ..media import decode_image, inspect_image, sniff_format
+from ..errors import InvalidRequest, NotFound, NotReady, QueueFull
+from ..media import decode_image, inspect_image
 from ..queue.jobs import DownscaleParams, Job, UpscaleParams, downscale_job, upscale_job
 from ..queue.registry import ModelInfo
-from ..storage import original_key, reconstruction_key, sha256_hex, uploaded_thumbnail_key
+from ..storage import (
+    original_key,
+    reconstruction_key,
+    sha256_hex,
+    thumbnail_key_format,
+    uploaded_thumbnail_key,
+)
 from ..storage.records import ImageRecord, image_id_for
 from ..wiring import Services
 from .deletion import IMAGE_ID
@@ -126,8 +132,22 @@ async def _model_for_scale(services: Services, scale: int) -> ModelInfo:
     raise InvalidRequest(f"no live worker serves scale {scale}; served scales: {served}")
 
 
-async def read_thumbnail(services: Services, record: ImageRecord) -> bytes:
-    """The thumbnail's bytes: from this process's memory (its key is its content's hash), else from storage."""
+async def read_thumbnail(services: Services, record: ImageRecord, fmt: str | None = None) -> bytes:
+    """The thumbnail's bytes as stored, or in ``fmt`` (png, webp, jxl) converted from them. This process keeps
+    both in memory: the stored bytes under their key (their content's hash), a conversion under that key and
+    its format (the same stored bytes always convert to the same bytes)."""
+    if fmt is None or fmt == thumbnail_key_format(record.thumbnail_key):
+        return await _stored_thumbnail(services, record)
+    key = f"{record.thumbnail_key} as {fmt}"
+    converted: bytes | None = services.memory.get(key)
+    if converted is None:
+        stored = await _stored_thumbnail(services, record)
+        converted = await asyncio.to_thread(lambda: Thumbnail.from_bytes(stored).to_bytes(fmt))
+        services.memory.put(key, converted)
+    return converted
+
+
+async def _stored_thumbnail(services: Services, record: ImageRecord) -> bytes:
     data: bytes | None = services.memory.get(record.thumbnail_key)
     if data is None:
         data = await asyncio.to_thread(services.storage.get, record.thumbnail_key)
@@ -161,16 +181,17 @@ async def reconstruct_image(services: Services, image_id: str, *, fmt: str, prio
 
 async def reconstruct_thumbnail(services: Services, data: bytes, given: GivenMetadata, *, fmt: str, priority: str,
                                 wait: float) -> bytes | Job:
-    """The reconstruction of a thumbnail PNG the client stored itself, made by one of the served models (checked
-    by :func:`~service.api.thumbnails.accept_thumbnail` before anything is stored or queued)."""
+    """The reconstruction of a thumbnail the client stored itself (PNG, lossless WebP, or a JPEG XL as this
+    service wrote it), made by one of the served models (checked by
+    :func:`~service.api.thumbnails.accept_thumbnail` before anything is stored or queued). It is stored as an
+    image's thumbnail would be, so its hash, and the cached reconstruction, are the same whatever format the
+    client posted it in."""
     if not data:
-        raise InvalidRequest("the request has no body: send the thumbnail PNG as multipart field `file` or raw")
-    if sniff_format(data) != "png":
-        raise UnsupportedMediaType("a thumbnail must be a PNG (lossy formats destroy what the rescaler hid in it)")
+        raise InvalidRequest("the request has no body: send the thumbnail as multipart field `file` or raw")
     accepted = await accept_thumbnail(services, data, given)
-    sha = sha256_hex(accepted.png)
-    key = uploaded_thumbnail_key(sha)
-    await services.posted.store(key, accepted.png)  # kept for TADM_POSTED_THUMBNAIL_RETENTION_SECONDS after this
+    sha = sha256_hex(accepted.data)
+    key = uploaded_thumbnail_key(sha, accepted.format)
+    await services.posted.store(key, accepted.data)  # kept for TADM_POSTED_THUMBNAIL_RETENTION_SECONDS after this
     params = UpscaleParams(thumbnail_key=key, thumbnail_sha=sha, format=fmt)
     return await _cached_or_enqueued(services, upscale_job(params, model_id=accepted.model.model_id,
                                                            priority=priority), wait)

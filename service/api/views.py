@@ -31,10 +31,10 @@ def job_view(job: JobRecord, settings: Settings) -> schemas.Job:
     if job.status == "succeeded":
         if isinstance(params, UpscaleParams):
             result_url = sign_path(settings, reconstruction_path(job.model_id, params.thumbnail_sha, params.format))
-        elif job.image_id:
-            result_url = sign_path(settings, f"/v1/images/{job.image_id}/thumbnail")
+        else:
+            result_url = sign_path(settings, f"/v1/images/{params.image_id}/thumbnail")
     return schemas.Job.model_validate({
         "id": job.id, "kind": job.kind, "status": job.status, "progress": min(max(job.progress, 0.0), 1.0),
-        "attempts": job.attempts, "error": job.error, "image_id": job.image_id or params.image_id,
+        "attempts": job.attempts, "error": job.error, "image_id": params.image_id,
         "result_url": result_url, "created_at": job.created_at, "updated_at": job.updated_at,
     })

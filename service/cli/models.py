@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 
 from model.cli import CommandError
+from model.thumbnail import SUPPORTED_SCALES
 
 from . import official
 from .hub import SD_PIPELINE_FILES, HubRepository, check_output, download, save_atomically
@@ -61,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--revision", default=None, help="branch, tag or commit of the repository (default: main)")
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="model directory to create (must not exist yet; required for tadm-official)")
-    parser.add_argument("--scale", type=int, choices=(16, 32), default=16, help="scale of the model directory (default 16)")
+    parser.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, default=16, help="scale of the model directory (default 16)")
     official.add_arguments(parser)
     parser.set_defaults(handler=_pull)
 

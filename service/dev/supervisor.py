@@ -1,6 +1,6 @@
 """The dev server's worker, kept running: a worker that dies (``kill -9``, out of memory, a crash) is reaped, the
 death is logged and a new worker is started, as an orchestrator does in production (compose ``restart:``,
-Kubernetes restarting the container; see the README). Jobs the dead worker held are reclaimed by the new one
+Kubernetes restarting the container; see docs/service.md, Workers). Jobs the dead worker held are reclaimed by the new one
 after ``TADM_HEARTBEAT_TIMEOUT_SECONDS``.
 
 A worker that keeps dying right after its start (a missing model, a bad setting) is restarted with a growing

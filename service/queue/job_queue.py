@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -83,26 +82,6 @@ if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
 return #due
 """
 
-# KEYS: the legacy retry set (members '<stream>|<job id>'), then the retry sets of ARGV's streams, in order.
-# ARGV: stream names. Moves the legacy members of those streams into their own sets, keeping their due times.
-_ADOPT_LEGACY = """
-local moved = 0
-local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 1, #members, 2 do
-  local member = members[i]
-  local sep = string.find(member, '|', 1, true)
-  for k, stream in ipairs(ARGV) do
-    if sep and string.sub(member, 1, sep - 1) == stream then
-      redis.call('ZADD', KEYS[k + 1], members[i + 1], string.sub(member, sep + 1))
-      redis.call('ZREM', KEYS[1], member)
-      moved = moved + 1
-    end
-  end
-end
-return moved
-"""
-
-
 @dataclass(frozen=True)
 class Entry:
     """One delivery of a job to a worker."""
@@ -125,7 +104,6 @@ class JobQueue:
         self._finish = redis.register_script(_FINISH)
         self._hand_over = redis.register_script(_HAND_OVER)
         self._release = redis.register_script(_RELEASE_DUE)
-        self._adopt_legacy = redis.register_script(_ADOPT_LEGACY)
 
     # -- API side --------------------------------------------------------------------------------------------
     async def enqueue(self, job: Job, *, rerun_succeeded: bool = False, retry_after: int = 2) -> tuple[Job, bool]:
@@ -267,11 +245,11 @@ class JobQueue:
                                                                "updated_at": time.time()})
         await self.publish(job_id)
 
-    async def succeed(self, entry: Entry, **fields: str) -> str:
-        """Store the success, then acknowledge (a crash in between re-runs an idempotent job, loses nothing)."""
+    async def succeed(self, entry: Entry) -> str:
+        """Store the success, then acknowledge (a crash in between re-runs an idempotent job, loses nothing).
+        What the job made is found from its parameters: the image it names, or its reconstruction's key."""
         result = await self._finish(keys=[self.keys.job(entry.job_id)], args=[
-            self.job_ttl, "status", "succeeded", "progress", 1.0, "error", "null", "updated_at", time.time(),
-            *[x for kv in fields.items() for x in kv]])
+            self.job_ttl, "status", "succeeded", "progress", 1.0, "error", "null", "updated_at", time.time()])
         await self.ack(entry)
         await self.publish(entry.job_id)
         return as_str(result)
@@ -320,15 +298,6 @@ class JobQueue:
                 args=[time.time() if now is None else now]))
         return moved
 
-    async def adopt_legacy_retries(self, model_id: str) -> int:
-        """Move the model's retries left in the one retry set of earlier versions into its streams' sets (a
-        single Redis only: no cluster deployment ever had that set)."""
-        if self.keys.cluster:
-            return 0
-        return int(await self._adopt_legacy(
-            keys=[self.keys.legacy_delayed, *(self.keys.delayed(model_id, p) for p in PRIORITIES)],
-            args=self.streams_for(model_id)))
-
     async def ack(self, entry: Entry) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xack(entry.stream, self.keys.group, entry.entry_id)
@@ -345,10 +314,3 @@ def exhausted_problem(attempts: int) -> dict:
     return JobFailed(f"the job was delivered {attempts} times without finishing (its worker died or it kept "
                      "failing); it was moved to the dead-letter stream").to_problem()
 
-
-async def sleep_until(event: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds`` or until ``event`` is set."""
-    try:
-        await asyncio.wait_for(event.wait(), seconds)
-    except TimeoutError:
-        pass

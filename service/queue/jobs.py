@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -64,8 +64,6 @@ class Job:
     progress: float = 0.0
     attempts: int = 0
     error: dict | None = None
-    image_id: str | None = None  # set when a downscale succeeds
-    result_key: str | None = None  # set when an upscale succeeds
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -82,9 +80,8 @@ class Job:
         return {
             "id": self.id, "kind": self.kind, "model_id": self.model_id, "priority": self.priority,
             "params": json.dumps(asdict(self.params)), "status": self.status, "progress": str(self.progress),
-            "attempts": str(self.attempts), "error": json.dumps(self.error), "image_id": self.image_id or "",
-            "result_key": self.result_key or "", "created_at": str(self.created_at),
-            "updated_at": str(self.updated_at),
+            "attempts": str(self.attempts), "error": json.dumps(self.error),
+            "created_at": str(self.created_at), "updated_at": str(self.updated_at),
         }
 
     @classmethod
@@ -93,20 +90,11 @@ class Job:
              for k, v in raw.items()}
         return cls(
             id=h["id"], model_id=h["model_id"], priority=h["priority"],
-            params=_params(h["kind"], json.loads(h["params"])), status=h["status"],
+            params=KINDS[h["kind"]](**json.loads(h["params"])), status=h["status"],
             progress=float(h.get("progress") or 0), attempts=int(h.get("attempts") or 0),
-            error=json.loads(h.get("error") or "null"), image_id=h.get("image_id") or None,
-            result_key=h.get("result_key") or None, created_at=float(h["created_at"]),
+            error=json.loads(h.get("error") or "null"), created_at=float(h["created_at"]),
             updated_at=float(h.get("updated_at") or h["created_at"]),
         )
-
-
-def _params(kind: str, data: dict) -> JobParams:
-    params_type = KINDS[kind]
-    # Only the fields this version knows: a job written by an earlier version (its downscale carried an unread
-    # `scale`) still loads during a rolling upgrade.
-    known = {f.name for f in fields(params_type)}
-    return params_type(**{name: value for name, value in data.items() if name in known})
 
 
 def downscale_job(params: DownscaleParams, *, original_sha: str, model_id: str, scale: int, priority: str,

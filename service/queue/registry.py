@@ -112,7 +112,7 @@ class Registry:
 
 def preview_notice(workers: list[WorkerInfo]) -> str | None:
     """What ``/readyz``, ``/v1/info`` and the page say while a live worker serves a preview model: its measured
-    PSNR-Y against bicubic (a trained model that has not reached the release bar yet)."""
+    PSNR-Y against bicubic (a trained model that has not reached the quality target yet)."""
     previews = {w.model.model_id: w.model for w in workers if w.model.preview}
     if not previews:
         return None

@@ -13,6 +13,7 @@ from .keys import (
     reconstruction_key,
     sha256_hex,
     thumbnail_key,
+    thumbnail_key_format,
     uploaded_thumbnail_key,
     variant_key,
     variants_prefix,
@@ -37,4 +38,4 @@ def open_storage(settings: Settings) -> Storage:
 
 
 __all__ = ["Storage", "StorageError", "open_storage", "original_key", "reconstruction_key", "sha256_hex",
-           "thumbnail_key", "uploaded_thumbnail_key", "variant_key", "variants_prefix"]
+           "thumbnail_key", "thumbnail_key_format", "uploaded_thumbnail_key", "variant_key", "variants_prefix"]

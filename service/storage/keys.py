@@ -6,6 +6,10 @@ from __future__ import annotations
 import hashlib
 import re
 
+from model.thumbnail_formats import FORMATS as THUMBNAIL_FORMATS
+
+from ..media import FORMATS
+
 _SAFE = re.compile(r"^[0-9a-f]{8,64}$")
 
 
@@ -25,20 +29,32 @@ def original_key(image_id: str) -> str:
     return f"originals/{_check(image_id)}"
 
 
-def thumbnail_key(png_sha: str) -> str:
-    """A thumbnail made by a worker, by the hash of its PNG bytes."""
-    return f"thumbnails/{_check(png_sha)}.png"
+def thumbnail_key(sha: str, fmt: str = "png") -> str:
+    """A thumbnail made by a worker, by the hash of its bytes, stored in ``fmt`` (png, webp or jxl). A record
+    holds its key, so thumbnails stored before another format was chosen are read under their own."""
+    return f"thumbnails/{_check(sha)}.{_thumbnail_format(fmt)}"
 
 
-def uploaded_thumbnail_key(png_sha: str) -> str:
+def uploaded_thumbnail_key(sha: str, fmt: str = "png") -> str:
     """A thumbnail a client sent to ``POST /v1/reconstructions`` (kept apart from the images' thumbnails)."""
-    return f"inputs/{_check(png_sha)}.png"
+    return f"inputs/{_check(sha)}.{_thumbnail_format(fmt)}"
+
+
+def thumbnail_key_format(key: str) -> str:
+    """The format of the thumbnail stored under ``key``, from its extension."""
+    return _thumbnail_format(key.rpartition(".")[2])
+
+
+def _thumbnail_format(fmt: str) -> str:
+    if fmt not in THUMBNAIL_FORMATS:
+        raise ValueError(f"a thumbnail is stored as {' or '.join(THUMBNAIL_FORMATS)}, not {fmt!r}")
+    return fmt
 
 
 def reconstruction_key(model_id: str, png_sha: str, fmt: str) -> str:
     """A reconstruction: (model id, thumbnail hash, format) decide its content."""
-    if fmt not in ("png", "webp", "jpeg"):
-        raise ValueError(f"`fmt` must be png, webp or jpeg but is {fmt!r}")
+    if fmt not in FORMATS:
+        raise ValueError(f"`fmt` must be one of {', '.join(FORMATS)} but is {fmt!r}")
     return f"reconstructions/{_check(model_id)}/{_check(png_sha)}.{fmt}"
 
 
@@ -49,6 +65,6 @@ def variants_prefix(model_id: str, png_sha: str) -> str:
 
 def variant_key(model_id: str, png_sha: str, width: int, fmt: str) -> str:
     """A reconstruction scaled down to ``width`` pixels, derived from the cached reconstruction in ``fmt``."""
-    if fmt not in ("png", "webp", "jpeg") or width < 1:
-        raise ValueError(f"a variant needs a positive width and png, webp or jpeg, not {width!r}, {fmt!r}")
+    if fmt not in FORMATS or width < 1:
+        raise ValueError(f"a variant needs a positive width and one of {', '.join(FORMATS)}, not {width!r}, {fmt!r}")
     return f"{variants_prefix(model_id, png_sha)}w{int(width)}.{fmt}"

@@ -49,7 +49,7 @@ async function showModelInfo() {
   // from the quality fields rather than by editing the server's summary sentence.
   const measured = models.filter((m) => m.quality && !m.quality.preview).map(({ scale, quality: q }) =>
     `${scale}×, measured: ${q.psnr_y.toFixed(2)} dB PSNR-Y on ${q.evaluation_set} (${q.images} photos) against ` +
-    `bicubic's ${q.bicubic_psnr_y.toFixed(2)} dB; the release bar is ${q.release_psnr_y.toFixed(2)} dB.`);
+    `bicubic's ${q.bicubic_psnr_y.toFixed(2)} dB; the quality target is ${q.release_psnr_y.toFixed(2)} dB.`);
   $("model-quality").textContent = measured.join(" ");
   $("model-quality").hidden = measured.length === 0;
 

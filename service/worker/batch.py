@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image
 
@@ -38,6 +38,12 @@ class JobCancelled(Exception):
     """Every job of the running batch was cancelled: stop computing."""
 
 
+# Called in the compute thread after every UNet batch with the batch's job ids and a check of whether they are
+# all cancelled; it may wait there, with the jobs running and their progress reported. The end-to-end tests
+# install one to act on a job that is surely mid-run; a deployment has none.
+Hold = Callable[[list[str], Callable[[], bool]], None]
+
+
 @dataclass
 class Started:
     """A delivery whose job this worker has marked running."""
@@ -62,13 +68,12 @@ class BatchRunner:
 
     def __init__(self, pipe, *, queue: JobQueue, registry: Registry, records: ImageRecords, storage: Storage,
                  cache: ReconstructionCache, failures: Failures, in_flight: InFlight, tiling: Tiling,
-                 policy: IngestPolicy, max_pixels: int, hold_file: Path | None = None) -> None:
+                 policy: IngestPolicy, max_pixels: int, hold: Hold | None = None) -> None:
         self.pipe = pipe
         self.queue, self.records, self.storage, self.cache = queue, records, storage, cache
         self.failures, self.in_flight = failures, in_flight
         self.tiling, self.max_pixels = tiling, max_pixels
-        self.hold_file = hold_file  # TADM_TEST_HOLD_FILE: tests only
-        self.holding: set[str] = set()  # the job ids waiting at that hold now
+        self.hold = hold
         self.ingest = Ingest(pipe, self.reconstruct_one, policy=policy, queue=queue, registry=registry,
                              records=records, storage=storage, cache=cache, in_flight=in_flight)
 
@@ -123,7 +128,7 @@ class BatchRunner:
             try:
                 data = await asyncio.to_thread(encode_image, image, prepared.params.format)
                 await self.cache.put(prepared.result_key, data)
-                status = await self.queue.succeed(prepared.item.entry, result_key=prepared.result_key)
+                status = await self.queue.succeed(prepared.item.entry)
                 if status == "cancelled":
                     # Cancelled after the last check (its image deleted): the result must not stay servable.
                     logger.info("job %s was cancelled while it ran: removing its result", prepared.item.job.id)
@@ -140,13 +145,13 @@ class BatchRunner:
         assert isinstance(params, UpscaleParams)
         key = reconstruction_key(item.job.model_id, params.thumbnail_sha, params.format)
         if await asyncio.to_thread(self.storage.exists, key):  # done before (or by a reclaimed twin)
-            await self.queue.succeed(item.entry, result_key=key)
+            await self.queue.succeed(item.entry)
             return None
         try:
             data = await asyncio.to_thread(self.storage.get, params.thumbnail_key)
             if data is None:
                 raise NotFound("the thumbnail to reconstruct is no longer stored")
-            thumb = Thumbnail.from_png(data)
+            thumb = Thumbnail.from_bytes(data)
             thumb.check_compatible(self.pipe.model_id, self.pipe.scale)
             width, height = thumb.original_size
             if width * height > self.max_pixels:  # the API refuses these; a job queued before it did is refused here
@@ -164,28 +169,19 @@ class BatchRunner:
         await self.queue.ack(item.entry)
         metrics.JOBS.labels("upscale", "cancelled").inc()
 
-    def _wait_while_held(self, job_ids: list[str]) -> None:
-        """Tests only (``TADM_TEST_HOLD_FILE``): stay here, mid-job with its progress reported, while the file
-        exists and the jobs are not all cancelled, so that a test acts on a job that is surely running. The
-        compute thread polls: it never waits for the event loop, whose heartbeats, progress and cancellation
-        checks go on meanwhile."""
-        if self.hold_file is None:
-            return
-        self.holding.update(job_ids)
-        try:
-            while self.hold_file.exists() and not all(self.in_flight.is_cancelled(j) for j in job_ids):
-                time.sleep(0.05)
-        finally:
-            self.holding.difference_update(job_ids)
-
     def _progress(self, job_ids: list[str]):
-        """The tile loop's progress callback for these jobs: reports, holds (tests), stops when all are cancelled."""
+        """The tile loop's progress callback for these jobs: reports, waits at the hold (when one is installed),
+        stops when all are cancelled."""
+        def all_cancelled() -> bool:
+            return all(self.in_flight.is_cancelled(job_id) for job_id in job_ids)
+
         def progress(done: int, total: int) -> None:
             # Tiles of all jobs share batches, so every job of the batch advances together.
             for job_id in job_ids:
                 self.in_flight.report(job_id, 0.1 + 0.8 * done / total)
-            self._wait_while_held(job_ids)
-            if all(self.in_flight.is_cancelled(job_id) for job_id in job_ids):
+            if self.hold is not None:
+                self.hold(job_ids, all_cancelled)
+            if all_cancelled():
                 raise JobCancelled
 
         return progress

@@ -149,10 +149,10 @@ class Ingest:
 
     async def _store(self, params: DownscaleParams, outcome: Outcome) -> ImageRecord:
         """Thumbnail, first reconstructions, record: in that order, so an existing record means a whole image."""
-        fmt = self.policy.thumbnail_format
-        stored = await asyncio.to_thread(outcome.thumbnail.to_bytes, fmt)
+        stored_format = self.policy.thumbnail_format
+        stored = await asyncio.to_thread(outcome.thumbnail.to_bytes, stored_format)
         sha = sha256_hex(stored)
-        await asyncio.to_thread(self.storage.put, thumbnail_key(sha, fmt), stored)
+        await asyncio.to_thread(self.storage.put, thumbnail_key(sha, stored_format), stored)
         quality = None
         if outcome.verified is not None:
             quality = outcome.verified.quality.as_dict()
@@ -163,7 +163,7 @@ class Ingest:
                 metrics.FALLBACKS.inc()
         width, height = outcome.thumbnail.original_size
         record = ImageRecord(id=params.image_id, width=width, height=height, scale=outcome.thumbnail.scale,
-                             model_id=self.pipe.model_id, thumbnail_key=thumbnail_key(sha, fmt), thumbnail_sha=sha,
+                             model_id=self.pipe.model_id, thumbnail_key=thumbnail_key(sha, stored_format), thumbnail_sha=sha,
                              original_bytes=params.original_bytes, thumbnail_bytes=len(stored), created_at=now(),
                              original_sha256=params.original_sha256, quality=quality, auto=params.auto)
         await self.records.save(record)

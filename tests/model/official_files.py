@@ -1,5 +1,5 @@
-"""The authors' checkpoint formats (spec sections 2 and 6), written from tiny modules of this project with the
-spec's names: what the importer and `tadm models pull tadm-official` read. The real checkpoints cannot be
+"""The authors' checkpoint formats (their DFRM and LoRA files), written from tiny modules of this project with the
+authors' names: what the importer and `tadm models pull tadm-official` read. The real checkpoints cannot be
 downloaded here."""
 
 from __future__ import annotations

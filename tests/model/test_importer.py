@@ -1,5 +1,5 @@
-"""The importer, fed pickles laid out like the authors' released checkpoints (spec sections 2 and 6), built here
-from modules with the spec's names on the tiny backbone (the real SD 2.1 cannot be downloaded here); the
+"""The importer, fed pickles laid out like the authors' released checkpoints (their DFRM and LoRA files), built here
+from modules with the authors' names on the tiny backbone (the real SD 2.1 cannot be downloaded here); the
 pretrained path runs on tiny SD-shaped diffusers directories (tests/deploy/tiny_sd.py)."""
 
 from __future__ import annotations

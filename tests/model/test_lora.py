@@ -27,7 +27,7 @@ def test_unet_adapters_sit_exactly_on_the_spec_targets():
     lora.attach_unet_lora(unet, rank=4)
     assert wrapped(unet) == expected
     assert "conv_in" not in expected, "conv_in is trained in full, not through LoRA"
-    # every target kind of the spec is present in a real UNet's layout
+    # every target kind the supplement names is present in a real UNet's layout
     for target in lora.UNET_LORA_TARGETS:
         assert any(name.endswith(target) for name in expected), target
 

@@ -27,7 +27,6 @@ from model.performance import (
 from model.tiling import Tiling, denoise_tiled
 
 REPO = Path(__file__).resolve().parents[2]
-PHOTO = REPO.parent / "shared" / "data" / "kodak" / "kodak__kodim01.png"
 TILES = {"tile_size": 8, "tile_stride": 4}  # small tiles: several of them on a 128 px photo
 # float32 on CPU: reordering sums (a merged weight, NHWC convolutions, fused attention) moves latents and pixels
 # (both of order 1) by ~1e-4 at most; 5e-4 is 1/16 of an 8-bit level (2/255 in [-1, 1]).
@@ -50,11 +49,9 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def photo() -> Image.Image:
+def photo(kodak_dir: Path) -> Image.Image:
     """A 128x128 crop of kodim01 (brick, wood and a window frame)."""
-    if not PHOTO.is_file():
-        pytest.skip(f"the Kodak photographs are not at {PHOTO.parent}")
-    with Image.open(PHOTO) as image:
+    with Image.open(kodak_dir / "kodak__kodim01.png") as image:
         return image.convert("RGB").crop((320, 192, 448, 320))
 
 

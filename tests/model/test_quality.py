@@ -1,5 +1,5 @@
 """A model's measured quality comes from the evaluation recorded for exactly its weights, and it stays a preview
-until it reaches the release bar."""
+until it reaches the quality target."""
 
 from __future__ import annotations
 

@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from model.tiling import TILE_LAYOUTS, Tiling, denoise_tiled, get_tile_layout, plan_tiles_official
-
-OFFICIAL = TILE_LAYOUTS["official"]
-PROJECT = TILE_LAYOUTS["project"]
+from model.tiling import OFFICIAL_TILES as OFFICIAL
+from model.tiling import PROJECT_TILES as PROJECT
+from model.tiling import Tiling, denoise_tiled, plan_tiles_official
 
 
 def step(tiles):
@@ -115,8 +114,3 @@ def test_co_batched_jobs_of_the_official_layout_give_what_each_gives_alone(gener
     for one, joint in zip(alone, together, strict=True):
         assert torch.allclose(one.latent, joint.latent, atol=1e-6)
         assert joint.timesteps == pytest.approx(one.timesteps)
-
-
-def test_an_unknown_layout_is_named():
-    with pytest.raises(ValueError, match="`layout` must be one of \\['official', 'project'\\] but is 'theirs'"):
-        get_tile_layout("theirs")

@@ -1,9 +1,10 @@
-"""A real deployment in miniature for end-to-end tests: ``uvicorn`` serving ``create_app`` and ``tadm worker``
+"""A real deployment in miniature for end-to-end tests: ``uvicorn`` serving ``create_app`` and worker
 subprocesses (the tiny preset, random weights), on the session's Redis (or Redis Cluster) under their own key
 prefix.
 
-``hold_jobs()`` keeps every reconstruction the workers run in the middle of its run (``TADM_TEST_HOLD_FILE``)
-until the block ends, so a test stops, kills or cancels a job that is surely running."""
+The workers are the normal worker run by :mod:`tests.service.held_worker`, which installs a hold on the stack's
+hold file: ``hold_jobs()`` keeps every reconstruction the workers run in the middle of its run until the block
+ends, so a test stops, kills or cancels a job that is surely running."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import httpx
 
 from service.config import Settings
 from service.dev.embedded_redis import EmbeddedRedis, free_port
-from service.dev.server import TADM_COMMAND
 from service.redis_client import SyncRedis, connect_sync, keys_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +45,6 @@ class Stack:
             "TADM_REDIS_URL": redis_url,
             "TADM_REDIS_CLUSTER": "true" if cluster else "false",
             "TADM_KEY_PREFIX": self.prefix,
-            "TADM_TEST_HOLD_FILE": str(self.hold_file),
             "TADM_STORAGE_DIR": str(self.storage_dir),
             "TADM_MODEL_PRESET": "tiny",
             "TADM_MODEL_SCALE": "16",
@@ -97,7 +96,8 @@ class Stack:
         name = f"w{len(self.workers) + 1}-{uuid.uuid4().hex[:4]}"
         self.metrics_ports[name] = free_port()
         self.env["TADM_WORKER_METRICS_PORT"] = str(self.metrics_ports[name])
-        self.workers[name] = self._spawn(name, [*TADM_COMMAND, "worker"],
+        self.workers[name] = self._spawn(name, [sys.executable, "-m", "tests.service.held_worker",
+                                                str(self.hold_file)],
                                          {"TADM_VERIFY_UPLOADS": "true" if verify else "false"})
         return name
 

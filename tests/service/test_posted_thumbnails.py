@@ -66,15 +66,17 @@ async def test_an_oversized_output_is_refused_before_queueing(api, settings, wor
 
 
 async def test_a_thumbnail_within_the_limit_is_queued(api, settings, worker_registered, photos):
-    png = thumbnail_of(photos["small_png"]).to_png()
-    r = await api.post("/v1/reconstructions", content=png, headers={"Content-Type": "image/png"})
+    thumb = thumbnail_of(photos["small_png"])
+    r = await api.post("/v1/reconstructions", content=thumb.to_png(), headers={"Content-Type": "image/png"})
     assert r.status_code == 202 and r.json()["status"] == "queued"
     jobs, inputs = await _jobs_and_inputs(settings)
-    assert len(jobs) == 1 and [p.read_bytes() for p in inputs] == [png]
+    # Stored as an image's thumbnail is (TADM_THUMBNAIL_FORMAT), whatever format it was posted in.
+    assert len(jobs) == 1 and [p.read_bytes() for p in inputs] == [thumb.to_bytes(settings.stored_thumbnail_format)]
 
 
 async def test_a_stripped_thumbnail_needs_and_takes_parameters(api, settings, worker_registered, photos):
-    original = thumbnail_of(photos["small_png"]).to_png()
+    thumb = thumbnail_of(photos["small_png"])
+    original = thumb.to_png()
     bare = stripped(original)
     post = lambda **params: api.post("/v1/reconstructions", params=params, content=bare,  # noqa: E731
                                      headers={"Content-Type": "image/png"})
@@ -96,7 +98,7 @@ async def test_a_stripped_thumbnail_needs_and_takes_parameters(api, settings, wo
     # The service restored the metadata: the stored input is the original thumbnail, so it is the same job (and
     # later the same cached reconstruction) as posting the unstripped file.
     _, inputs = await _jobs_and_inputs(settings)
-    assert [p.read_bytes() for p in inputs] == [original]
+    assert [p.read_bytes() for p in inputs] == [thumb.to_bytes(settings.stored_thumbnail_format)]
     same = await api.post("/v1/reconstructions", content=original, headers={"Content-Type": "image/png"})
     assert same.json()["id"] == job["id"]
     # Without `model`, the one known model of that scale is meant.

@@ -96,7 +96,7 @@ async def test_dead_consumer_is_reclaimed_and_live_one_is_not(queue):
     assert [e.job_id for e in reclaimed] == [held[0].job_id]
     assert await queue.start(reclaimed[0], "rescuer") == "running"
     assert (await queue.get(held[0].job_id)).attempts == 2
-    assert await queue.succeed(reclaimed[0], result_key="k") == "ok"
+    assert await queue.succeed(reclaimed[0]) == "ok"
     assert (await queue.get(held[0].job_id)).status == "succeeded"
     assert await queue.redis.xlen(streams[0]) == 1  # acknowledged entries leave the stream
 
@@ -142,7 +142,7 @@ async def test_late_success_does_not_overwrite_a_cancel(queue):
     (entry,) = await queue.read("w", queue.streams_for(MODEL), count=1, block_ms=100)
     await queue.start(entry, "w")
     await queue.cancel(entry.job_id)
-    assert await queue.succeed(entry, result_key="k") == "cancelled"
+    assert await queue.succeed(entry) == "cancelled"
     assert (await queue.get(entry.job_id)).status == "cancelled"
 
 
@@ -160,27 +160,6 @@ async def test_wait_returns_on_completion(queue):
     while await _listeners(queue, queue.keys.job_events(entry.job_id)) == 0:  # the waiter is listening
         await asyncio.sleep(0.01)
     assert not waiter.done()
-    await queue.succeed(entry, result_key="k")
+    await queue.succeed(entry)
     job = await asyncio.wait_for(waiter, 60)
     assert job.status == "succeeded"
-
-
-async def test_retries_left_by_an_earlier_version_are_adopted(settings):
-    """Earlier versions kept every retry in one set, as '<stream>|<job id>'; a worker on a single Redis moves
-    its model's into its streams' sets, due times kept, and leaves other models' alone."""
-    redis = connect(settings)
-    try:
-        queue = JobQueue(redis, keys_for(settings))
-        await queue.ensure_groups(queue.streams_for(MODEL))
-        interactive, _ = queue.streams_for(MODEL)
-        other = queue.keys.stream("another-model", "interactive")
-        due = time.time() - 1
-        await redis.zadd(queue.keys.legacy_delayed, {f"{interactive}|job-1": due, f"{other}|job-2": due})
-        assert await queue.adopt_legacy_retries(MODEL) == 1
-        assert await redis.zrange(queue.keys.legacy_delayed, 0, -1) == [f"{other}|job-2".encode()]
-        assert await redis.zscore(queue.keys.delayed(MODEL, "interactive"), "job-1") == pytest.approx(due)
-        assert await queue.release_due(MODEL) == 1
-        (entry,) = await queue.read("w", queue.streams_for(MODEL), count=5, block_ms=100)
-        assert entry.job_id == "job-1"
-    finally:
-        await redis.aclose()

@@ -1,5 +1,6 @@
 """The tiling settings are model.tiling.Tiling's knobs over the model's own default, checked when a process
-starts (what no model could take; a stride above the loaded model's tile: tests/service/test_worker.py)."""
+starts (what no model could take; a stride above the loaded model's tile: tests/service/test_worker.py); so are
+the model's scale and the formats the verifying reconstruction is cached in."""
 
 from __future__ import annotations
 
@@ -33,6 +34,17 @@ def test_a_knob_set_alone_keeps_the_models_others(monkeypatch):
     ({"TADM_TILE_BATCH_SIZE": "0"}, "`tile_batch_size` must be >= 1 but is 0"),
 ])
 def test_tiling_no_model_could_take_is_refused_at_start(monkeypatch, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"TADM_MODEL_SCALE": "8"}, "TADM_MODEL_SCALE must be 16 or 32 but is 8"),
+    ({"TADM_VERIFY_CACHED_FORMATS": "png,gif"}, "unknown formats \\['gif'\\]: use png, webp, jpeg"),
+])
+def test_a_scale_or_format_the_service_does_not_have_is_refused_at_start(monkeypatch, env, message):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=message):

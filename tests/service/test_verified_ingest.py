@@ -101,7 +101,7 @@ async def test_a_thumbnail_that_gives_the_photo_back_worse_than_bicubic_is_store
         assert quality["bicubic_psnr_y"] == pytest.approx(bicubic, abs=1e-3)
         assert 0 < quality["ms_ssim_y"] <= 1 and quality["ssimulacra2"] < 100
         # The stored thumbnail is marked plain in its PNG and holds bicubic's pixels.
-        stored = Thumbnail.from_png(run.services.storage.get(record.thumbnail_key))
+        stored = Thumbnail.from_bytes(run.services.storage.get(record.thumbnail_key))
         assert stored.plain and stored.model_id is None and stored.original_size == (320, 256)
         assert np.array_equal(np.asarray(stored.image), np.asarray(plain_thumbnail(Image.fromarray(original), 16).image))
         # The verifying reconstruction is the first /full, in both default formats; the original is gone.
@@ -169,7 +169,7 @@ async def test_a_thumbnail_that_gives_the_photo_back_is_kept(nano16, settings, p
         quality = record.quality
         assert record.method == "tadm" and quality["psnr_y"] >= quality["bicubic_psnr_y"] - 0.5
         assert 0 < quality["thumbnail_deviation"] <= settings.verify_thumbnail_max_deviation
-        stored = Thumbnail.from_png(run.services.storage.get(record.thumbnail_key))
+        stored = Thumbnail.from_bytes(run.services.storage.get(record.thumbnail_key))
         assert not stored.plain and stored.model_id == nano.model_id
         cached = run.services.storage.get(reconstruction_key(nano.model_id, record.thumbnail_sha, "png"))
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(cached))), np.asarray(nano.upscale(stored)))
@@ -187,7 +187,7 @@ async def test_a_thumbnail_that_strays_from_a_thumbnail_is_stored_plain(nano16, 
         await run.step()
         record = await run.services.records.get((await run.services.queue.get(job_id)).params.image_id)
         assert record.method == "plain" and record.quality["thumbnail_deviation"] == 0.0
-        assert Thumbnail.from_png(run.services.storage.get(record.thumbnail_key)).plain
+        assert Thumbnail.from_bytes(run.services.storage.get(record.thumbnail_key)).plain
     finally:
         await run.close()
 

@@ -15,7 +15,7 @@ from model.tiling import Tiling
 from service.dev.server import TADM_COMMAND
 from service.queue.jobs import UpscaleParams, upscale_job
 from service.queue.registry import ModelInfo
-from service.storage import sha256_hex, uploaded_thumbnail_key
+from service.storage import reconstruction_key, sha256_hex, uploaded_thumbnail_key
 from service.wiring import build_services
 
 pytestmark = pytest.mark.anyio
@@ -69,7 +69,8 @@ async def test_upscale_jobs_are_micro_batched(pipe, settings, photos):
         for job, thumb in zip(jobs, thumbs, strict=True):
             done = await worker.queue.get(job.id)
             assert done.status == "succeeded" and done.attempts == 1
-            batched = np.asarray(Image.open(io.BytesIO(services.storage.get(done.result_key))), dtype=np.int16)
+            key = reconstruction_key(job.model_id, job.params.thumbnail_sha, job.params.format)
+            batched = np.asarray(Image.open(io.BytesIO(services.storage.get(key))), dtype=np.int16)
             alone = np.asarray(pipe.upscale(thumb, tiling=Tiling(tile_size=8, tile_stride=6, tile_batch_size=1)),
                                dtype=np.int16)
             assert batched.shape == alone.shape
@@ -154,19 +155,20 @@ def test_the_preset_falls_back_to_random_weights_only_when_allowed(settings, tmp
 
 
 async def test_a_held_reconstruction_waits_until_released_or_cancelled(pipe, settings, photos, tmp_path):
-    """TADM_TEST_HOLD_FILE, what the fault tests stand on: while the file exists a reconstruction stays after
-    its first UNet batch, running with its progress reported; it goes on when the file goes, and stops when
-    its job is cancelled meanwhile."""
+    """The hold the end-to-end workers run with (tests.service.held_worker), what the fault tests stand on:
+    while its file exists a reconstruction stays after its first UNet batch, running with its progress reported;
+    it goes on when the file goes, and stops when its job is cancelled meanwhile."""
     import asyncio
 
     from service.worker.process import Worker
+    from tests.service.held_worker import FileHold
 
     hold = tmp_path / "hold"
+    waiting = FileHold(hold)
     # 12 latent tiles, 4 per UNet call: held after the first of three batches
-    settings = settings.model_copy(update={"tile_size": 8, "tile_stride": 8, "tile_batch_size": 4,
-                                           "test_hold_file": hold})
+    settings = settings.model_copy(update={"tile_size": 8, "tile_stride": 8, "tile_batch_size": 4})
     services = build_services(settings)
-    worker = Worker(settings, pipe, ModelInfo(pipe.model_id, "tiny", 16, False), services)
+    worker = Worker(settings, pipe, ModelInfo(pipe.model_id, "tiny", 16, False), services, hold=waiting)
 
     async def held(name: str) -> tuple[str, asyncio.Task]:
         """Start the reconstruction of photo ``name``'s thumbnail; its job id and task, once it is held."""
@@ -179,7 +181,7 @@ async def test_a_held_reconstruction_waits_until_released_or_cancelled(pipe, set
         await worker.queue.enqueue(job)
         entries = await worker.queue.read(worker.name, worker.streams, count=1, block_ms=100)
         task = asyncio.create_task(worker.process(entries))
-        while job.id not in worker.runner.holding:
+        while job.id not in waiting.holding:
             if task.done():
                 task.result()  # raises what went wrong, if anything
                 raise AssertionError("the reconstruction ran to its end while the hold file existed")
@@ -194,7 +196,7 @@ async def test_a_held_reconstruction_waits_until_released_or_cancelled(pipe, set
         assert (await worker.queue.get(released)).status == "running" and not task.done()
         hold.unlink()
         await asyncio.wait_for(task, 120)
-        assert (await worker.queue.get(released)).status == "succeeded" and not worker.runner.holding
+        assert (await worker.queue.get(released)).status == "succeeded" and not waiting.holding
 
         hold.touch()
         cancelled, task = await held("small_jpeg")
@@ -202,6 +204,8 @@ async def test_a_held_reconstruction_waits_until_released_or_cancelled(pipe, set
         worker.in_flight.cancel(cancelled)  # what the worker's monitor does when it sees the job cancelled
         await asyncio.wait_for(task, 120)  # it stops though the file is still there
         assert hold.exists() and (await worker.queue.get(cancelled)).status == "cancelled"
-        assert services.storage.list("reconstructions/") == [(await worker.queue.get(released)).result_key]
+        done = (await worker.queue.get(released)).params
+        assert services.storage.list("reconstructions/") == [reconstruction_key(pipe.model_id, done.thumbnail_sha,
+                                                                                 done.format)]
     finally:
         await services.close()

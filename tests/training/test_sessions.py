@@ -1,4 +1,4 @@
-"""Training that accumulates across sessions: a stage continued from an earlier session's model directory keeps
+"""Training that accumulates across runs: a stage continued from an earlier run's model directory keeps
 the earlier segments in training.json, a fresh optimiser warms up, and a 32x model can start from the 16x
 model's backbone."""
 
@@ -18,8 +18,9 @@ from .conftest import small_run
 
 def test_a_continued_stage_adds_a_segment_and_keeps_the_evaluations(tmp_path, photo_folder):
     first = train(small_run("stage1", tmp_path / "session1", photo_folder, preset="tiny", iterations=3))
-    # what a session records when it ships the model: carried into every model continued from it
-    history.write(first, history.with_evaluation(history.read(first), {"psnr_y": 20.5, "set": "kodak-24"}))
+    # what scripts/ship.py records when it ships the model: carried into every model continued from it
+    measured = {"psnr_y": 20.5, "set": "kodak-24", "cumulative_steps": {"stage1": 3}}
+    history.write(first, {**history.read(first), "evaluations": [measured]})
 
     second = train(small_run("stage1", tmp_path / "session2", photo_folder, init=first, iterations=4,
                              warmup_steps=4))

@@ -1,19 +1,36 @@
-"""Shipping a trained model into the repository: float16 on disk, loaded back exactly, the model card kept, and
-the evaluation recorded in training.json with the cumulative steps it was measured at."""
+"""Shipping a trained model into the repository (scripts/ship.py): float16 on disk, loaded back exactly, the
+model card kept, and the evaluation recorded in training.json with the cumulative steps it was measured at."""
 
 from __future__ import annotations
 
 import csv
+import importlib.util
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from model.pipeline import TADMPipeline
-from model.training import history, ship
+from model.training import history
 from model.training.trainer import train
 
 from .conftest import small_run
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ship.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("ship", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ship = _load_script()
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +62,7 @@ def test_shipped_history_names_no_local_directories(tmp_path):
     recorded = {"stages": [{"stage": "stage1", "iterations": 5, "data": [str(home / ".cache/photos"), "/srv/photos"],
                             "backbone": str(repository / "model/weights/nano-16x")}],
                 "cumulative_steps": {}, "evaluations": [{"note": "trained in " + str(home)}]}
-    portable = history.with_portable_paths(recorded, home, repository)
+    portable = ship.with_portable_paths(recorded, home, repository)
     assert portable["stages"][0]["data"] == ["~/.cache/photos", "/srv/photos"]  # elsewhere: kept as it is
     assert portable["stages"][0]["backbone"] == "model/weights/nano-16x"
     assert portable["evaluations"][0]["note"] == "trained in " + str(home)  # prose is not a path
@@ -71,11 +88,11 @@ def test_the_evaluation_is_recorded_with_the_steps_it_was_measured_at(trained, t
         writer.writerow(["a.png", "tadm-nano", 16, 100, 0.1, 24.0, 0.6, 0.8, "", 30.0])
         writer.writerow(["b.png", "tadm-nano", 16, 100, 0.3, 22.0, 0.4, 0.6, "", 34.0])
         writer.writerow(["a.png", "bicubic", 16, 90, 0.09, 23.0, 0.5, 0.7, "", ""])
-    assert ship.main(["evaluation", str(dest), str(results), "--note", "session 1"]) == 0
+    assert ship.main(["evaluation", str(dest), str(results), "--note", "first run"]) == 0
     (record,) = history.read(dest)["evaluations"]
     assert record["methods"]["tadm-nano"] == {"images": 2, "psnr_y": 23.0, "ssim_y": 0.5, "ms_ssim_y": 0.7,
                                               "thumbnail_psnr": 32.0, "bpp": 0.2}
     bicubic = record["methods"]["bicubic"]
     assert bicubic["psnr_y"] == 23.0 and "lpips" not in bicubic and "thumbnail_psnr" not in bicubic
-    assert record["cumulative_steps"] == {"stage1": 2} and record["set"] == "kodak" and record["note"] == "session 1"
+    assert record["cumulative_steps"] == {"stage1": 2} and record["set"] == "kodak" and record["note"] == "first run"
     assert record["model_id"] == TADMPipeline.from_pretrained(dest).model_id

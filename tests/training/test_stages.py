@@ -23,7 +23,7 @@ def trainable_names(pipe) -> set[str]:
 
 
 def expected_enhancement(pipe) -> set[str]:
-    """Written from the spec, independently of stages.enhancement_parameters."""
+    """Written from the supplement, independently of stages.enhancement_parameters."""
     names = {f"unet.{n}" for n, _ in pipe.unet.named_parameters() if "lora_" in n}
     names |= {f"unet.{n}" for n, _ in pipe.unet.named_parameters() if n.split(".")[0] == "conv_in"
               and "lora_" not in n}

@@ -5,15 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from model.thumbnail_formats import MEDIA_TYPES as THUMBNAIL_MEDIA_TYPES
+
 from ...errors import InvalidRequest
 from ...media import MEDIA_TYPES
+from ...redis_keys import Priority
+from ...storage import thumbnail_key_format
 from ...storage.records import ImageRecord
 from .. import deletion, hot_query, schemas, usecases
 from ..deps import ReadServices, WriteServices, readable
 from ..responses import (
     PROBLEMS,
-    Priority,
     chosen_format,
+    chosen_thumbnail_format,
     content_response,
     etag_for,
     job_response,
@@ -29,17 +33,25 @@ router = APIRouter(prefix="/v1/images", tags=["images"])
 
 # The CDN's hot reads first: routes are matched in order on every request.
 @router.get("/{image_id}/thumbnail",
-            responses={200: {"content": {"image/png": {}}}, 304: {"description": "Not modified"}, **PROBLEMS})
+            responses={200: {"content": {m: {} for m in THUMBNAIL_MEDIA_TYPES.values()}},
+                       304: {"description": "Not modified"}, **PROBLEMS},
+            openapi_extra={"parameters": hot_query.THUMBNAIL_PARAMETERS})
 async def get_thumbnail(image_id: str, request: Request) -> Response:
-    """The thumbnail PNG: immutable, strong ETag."""
+    """The thumbnail, lossless: PNG, or WebP or JPEG XL where ``Accept`` names them (``Vary: Accept``) or
+    ``format`` asks; immutable, with a strong ETag per format."""
     services = readable(request)  # not a dependency: see service.api.deps.readable
+    fmt, vary = chosen_thumbnail_format(
+        request, hot_query.choice(request.query_params, "format", hot_query.THUMBNAIL_FORMATS))
     record = await usecases.find_image(services, image_id)
-    if "if-none-match" in request.headers:  # 304 without reading the bytes
-        unchanged = not_modified(request, etag_for(b"", record.thumbnail_sha))
+    as_stored = fmt == thumbnail_key_format(record.thumbnail_key)
+    if as_stored and "if-none-match" in request.headers:  # 304 without reading the bytes
+        unchanged = not_modified(request, etag_for(b"", record.thumbnail_sha), vary)
         if unchanged is not None:
             return unchanged
-    data = await usecases.read_thumbnail(services, record)
-    return content_response(request, data, "image/png", digest=record.thumbnail_sha)
+    data = await usecases.read_thumbnail(services, record, fmt)
+    # A converted format's ETag is its own bytes' hash: the stored thumbnail's would name other bytes.
+    return content_response(request, data, THUMBNAIL_MEDIA_TYPES[fmt],
+                            digest=record.thumbnail_sha if as_stored else None, vary=vary)
 
 
 @router.get("/{image_id}/full",

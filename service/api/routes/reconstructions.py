@@ -6,17 +6,20 @@ import re
 
 from fastapi import APIRouter, Query, Request, Response
 
+from model.thumbnail import SUPPORTED_SCALES
+
 from ...errors import NotFound
-from ...media import MEDIA_TYPES
+from ...media import FORMATS, MEDIA_TYPES, ResultFormat
+from ...redis_keys import Priority
 from .. import schemas, usecases
 from ..deps import WriteServices, readable
-from ..responses import PROBLEMS, Priority, ResultFormat, chosen_format, content_response, result_response
+from ..responses import PROBLEMS, chosen_format, content_response, result_response
 from ..thumbnails import GivenMetadata
 from ..uploads import OPENAPI_UPLOAD_BODY, check_scale, read_upload, requested_wait
 from ..variants import check_width
 
 router = APIRouter(prefix="/v1/reconstructions", tags=["reconstructions"])
-_RESULT = re.compile(r"^([0-9a-f]{64})\.(png|webp|jpeg)$")
+_RESULT = re.compile(rf"^([0-9a-f]{{64}})\.({'|'.join(FORMATS)})$")
 _MODEL = re.compile(r"^[0-9a-f]{8,64}$")
 
 
@@ -25,15 +28,15 @@ _MODEL = re.compile(r"^[0-9a-f]{8,64}$")
                         **PROBLEMS})
 async def reconstruct(request: Request, services: WriteServices, format: ResultFormat | None = None,
                       priority: Priority = "interactive",
-                      scale: int | None = Query(None, description="the thumbnail's scale, where its PNG has no "
-                                                "`tadm` metadata (a tool stripped it)", json_schema_extra={"enum": [16, 32]}),
+                      scale: int | None = Query(None, description="the thumbnail's scale, where its file has no "
+                                                "`tadm` metadata (a tool stripped it)", json_schema_extra={"enum": list(SUPPORTED_SCALES)}),
                       width: int | None = Query(None, ge=1, description="the original's width, without metadata"),
                       height: int | None = Query(None, ge=1, description="the original's height, without metadata"),
                       model: str | None = Query(None, pattern=_MODEL.pattern,
                                                 description="the id of the model that made the thumbnail, without "
                                                 "metadata (default: the one known model of that scale)")) -> Response:
-    """Reconstruct the HR image from a thumbnail PNG made by one of the served models. Without ``format``, the
-    format ``Accept`` prefers (``Vary: Accept``)."""
+    """Reconstruct the HR image from a thumbnail (PNG, lossless WebP, or a JPEG XL as this service served it)
+    made by one of the served models. Without ``format``, the format ``Accept`` prefers (``Vary: Accept``)."""
     fmt, vary = chosen_format(request, format)
     check_scale(scale)
     data = await read_upload(request, services.settings.max_upload_bytes)
