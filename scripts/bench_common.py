@@ -52,3 +52,16 @@ def write_json(path: Path, document: dict) -> None:
     """``document`` as indented JSON at ``path``, its folder created."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def strip_json_flag(argv: list[str]) -> list[str]:
+    """The arguments a benchmark's child process needs: the parent alone writes the JSON file."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--json":
+            skip = True
+        elif not arg.startswith("--json="):
+            out.append(arg)
+    return out

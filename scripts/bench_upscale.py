@@ -31,7 +31,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench_common import DEFAULT_IMAGE, REPO, cover_crop, parse_size, parse_sizes, require_image, write_json
+from bench_common import (
+    DEFAULT_IMAGE,
+    REPO,
+    cover_crop,
+    parse_size,
+    parse_sizes,
+    require_image,
+    strip_json_flag,
+    write_json,
+)
 from model.cli import add_tiling_args, tiling_from_args
 from model.thumbnail import SUPPORTED_SCALES
 from model.tiling import check_overrides
@@ -184,19 +193,6 @@ def run_child(argv: list[str], size: tuple[int, int]) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"bench_upscale: the run for {size[0]}x{size[1]} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def strip_json_flag(argv: list[str]) -> list[str]:
-    """The arguments a child needs (the parent alone writes the JSON file)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--json":
-            skip = True
-        elif not arg.startswith("--json="):
-            out.append(arg)
-    return out
 
 
 def report(args: argparse.Namespace, results: list[dict]) -> None:

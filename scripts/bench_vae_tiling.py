@@ -36,7 +36,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench_common import DEFAULT_IMAGE, REPO, cover_crop, parse_size, parse_sizes, write_json
+from bench_common import DEFAULT_IMAGE, REPO, cover_crop, parse_size, parse_sizes, strip_json_flag, write_json
 from bench_upscale import cpu_name, read_status_kib, reset_peak_rss
 
 MODES = ("one_pass", "banded", "diffusers")
@@ -271,23 +271,11 @@ def child_main(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
-def child_argv(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--json":
-            skip = True
-        elif not arg.startswith("--json="):
-            out.append(arg)
-    return out
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    sub = child_argv(argv) + ([] if args.image else ["--image", str(DEFAULT_IMAGE)])
+    sub = strip_json_flag(argv) + ([] if args.image else ["--image", str(DEFAULT_IMAGE)])
     args.image = args.image or [DEFAULT_IMAGE]
     for image in args.image:
         if not image.is_file():

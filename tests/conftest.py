@@ -38,3 +38,32 @@ def server_url() -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[str]:
+    """A real S3-compatible server (moto's server mode) on a free port, for one test module: its URL."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from service.dev.embedded_redis import free_port
+
+    pytest.importorskip("moto.server", reason="moto[server] is not installed (the `dev` extra)")
+    pytest.importorskip("boto3", reason="boto3 is not installed (the `s3` extra)")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(10)

@@ -12,13 +12,9 @@ import csv
 import io
 import json
 import statistics
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
@@ -200,33 +196,13 @@ def test_usage_errors_exit_2_with_one_line(tmp_path, server_url, capsys):
         assert len(err) == 1 and err[0].startswith("tadm ingest: error: ") and message in err[0]
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    pytest.importorskip("moto.server", reason="moto[server] is not installed (the `dev` extra)")
-    pytest.importorskip("boto3", reason="boto3 is not installed (the `s3` extra)")
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(10)
-
-
 @pytest.fixture
-def s3_bucket(s3_endpoint, monkeypatch):
+def s3_bucket(moto_server, monkeypatch):
     import boto3
 
     # The variables an S3-compatible store is reached by; moto accepts any credentials.
     for var, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
-                       ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ENDPOINT_URL", s3_endpoint)):
+                       ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ENDPOINT_URL", moto_server)):
         monkeypatch.setenv(var, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     bucket = f"photos-{uuid.uuid4().hex[:8]}"

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-
-import httpx
 import pytest
 from redis.asyncio import Redis
 
-from service.dev.embedded_redis import free_port
 from service.redis_keys import RedisKeys
 from service.storage import reconstruction_key, sha256_hex, thumbnail_key
 from service.storage.cache import ReconstructionCache
@@ -44,26 +38,6 @@ def test_keys_accept_only_hashes():
         thumbnail_key("../../etc/passwd")
     with pytest.raises(ValueError, match="`fmt`"):
         reconstruction_key("abcdef0123456789", "ab" * 32, "gif")
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory):
-    pytest.importorskip("moto.server", reason="moto[server] is not installed (the `dev` extra)")
-    pytest.importorskip("boto3", reason="boto3 is not installed (the `s3` extra)")
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(10)
 
 
 def test_s3_storage_against_moto_server(moto_server, monkeypatch):
