@@ -8,9 +8,13 @@ off, then on) and each size it
   what a caller waiting for the image sees), and
 * uploads ``--burst`` photos at once and times until the last is ready (throughput: images a minute).
 
+With ``--auto-model`` (a 32x model) it then times ``scale=auto`` uploads too: the 32x worker tries first and hands
+a photo that misses the target (``--min-psnr-y``) to the 16x worker, which stores its thumbnail or the plain one.
+
 Every upload is a different file (the photo with one pixel changed), so none is a duplicate.
 
-    .venv/bin/python scripts/bench_ingest.py --model model/weights/nano-16x --sizes 768x512,2048x2048 --threads 2
+    .venv/bin/python scripts/bench_ingest.py --model model/weights/nano-16x --auto-model model/weights/nano-32x \
+        --sizes 768x512,2048x2048 --threads 2
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ def variants(photo, size: tuple[int, int]):
         yield buf.getvalue()
 
 
-async def measure(pipe, info, redis_url: str, verify: bool, size, files, runs: int, burst: int) -> dict:
+async def measure(pipe, info, redis_url: str, verify: bool, size, files, runs: int, burst: int,
+                  auto: tuple | None = None, min_psnr_y: float = 30.0) -> dict:
+    """One setting at one size. ``auto``: (pipe, info) of a 32x model; the uploads are then scale=auto."""
     import httpx
 
     from service.api.app import create_app
@@ -57,16 +63,20 @@ async def measure(pipe, info, redis_url: str, verify: bool, size, files, runs: i
                             verify_uploads=verify, upload_wait_seconds=0, max_image_pixels=10**8,
                             max_upload_bytes=200 * 1024**2)
         services = build_services(settings)
-        worker = Worker(settings, pipe, info, services)
-        running = asyncio.create_task(worker.run())
+        workers = [Worker(settings.model_copy(update={"worker_name": "bench-a"}), pipe, info, services)]
+        if auto is not None:  # a second worker in this process: its own consumer name
+            workers.append(Worker(settings.model_copy(update={"worker_name": "bench-b"}), auto[0], auto[1], services))
+        running = [asyncio.create_task(worker.run()) for worker in workers]
+        params = {"scale": "auto", "min_psnr_y": str(min_psnr_y)} if auto is not None else {"scale": str(pipe.scale)}
+        chosen: list[str] = []
         app = create_app(settings)
         try:
             async with app.router.lifespan_context(app), httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=600) as client:
-                await _wait_ready(client)
+                await _wait_ready(client, len(workers))
 
                 async def upload(data: bytes) -> str:
-                    r = await client.post("/v1/images", params={"scale": str(pipe.scale)}, content=data,
+                    r = await client.post("/v1/images", params=params, content=data,
                                           headers={"content-type": "image/png"})
                     r.raise_for_status()
                     return r.json()["id"]
@@ -75,6 +85,8 @@ async def measure(pipe, info, redis_url: str, verify: bool, size, files, runs: i
                     job = await services.queue.wait(job_id, 600)
                     if job is None or job.status != "succeeded":
                         raise RuntimeError(f"job {job_id} ended {job and job.status}: {job and job.error}")
+                    record = await services.records.get(job.params.image_id)
+                    chosen.append(f"{record.scale}x {record.method}")
 
                 await ready(await upload(next(files)))  # warm-up: first-call costs out of the figures
                 latencies = []
@@ -88,17 +100,19 @@ async def measure(pipe, info, redis_url: str, verify: bool, size, files, runs: i
                     await ready(job_id)
                 burst_seconds = time.perf_counter() - t0
         finally:
-            worker.stop()
-            await running
+            for worker in workers:
+                worker.stop()
+            await asyncio.gather(*running)
             await services.close()
-    return {"verify": verify, "size": f"{size[0]}x{size[1]}", "upload_to_ready_s": latencies,
+    return {"verify": verify, "scale": params["scale"], "size": f"{size[0]}x{size[1]}", "stored": chosen,
+            "upload_to_ready_s": latencies,
             "median_upload_to_ready_s": statistics.median(latencies), "burst": burst,
             "burst_seconds": burst_seconds, "images_per_minute": 60 * burst / burst_seconds}
 
 
-async def _wait_ready(client) -> None:
-    for _ in range(200):
-        if (await client.get("/readyz")).status_code == 200:
+async def _wait_ready(client, workers: int) -> None:
+    for _ in range(600):
+        if (await client.get("/v1/info")).json()["workers"] >= workers:  # live since the API started
             return
         await asyncio.sleep(0.05)
     raise RuntimeError("the worker never became ready")
@@ -114,6 +128,7 @@ async def main_async(args) -> dict:
 
     torch.set_num_threads(args.threads)
     pipe, info = load_model(Settings(model=args.model, device="cpu"))  # as a worker loads it, serving switches on
+    auto = load_model(Settings(model=args.auto_model, device="cpu")) if args.auto_model else None
     with Image.open(args.image) as opened:
         photo = opened.convert("RGB")
     with tempfile.TemporaryDirectory() as redis_dir:
@@ -122,15 +137,18 @@ async def main_async(args) -> dict:
             rows = []
             for size in args.sizes:
                 files = variants(photo, size)
-                for verify in (False, True):
-                    row = await measure(pipe, info, redis.url, verify, size, files, args.runs, args.burst)
+                settings = [(False, None), (True, None)] + ([(True, auto)] if auto else [])
+                for verify, pair in settings:
+                    row = await measure(pipe, info, redis.url, verify, size, files, args.runs, args.burst, pair,
+                                        args.min_psnr_y)
                     rows.append(row)
-                    print(f"{row['size']:>9}  verify={'on ' if verify else 'off'}  upload-to-ready median "
+                    print(f"{row['size']:>9}  scale={row['scale']:<4} verify={'on ' if verify else 'off'}  "
+                          f"stored {', '.join(sorted(set(row['stored'])))}  upload-to-ready median "
                           f"{row['median_upload_to_ready_s']:.2f} s  ({', '.join(f'{t:.2f}' for t in row['upload_to_ready_s'])})"
                           f"  throughput {row['images_per_minute']:.1f} images/min ({args.burst} at once)", flush=True)
         finally:
             redis.stop()
-    by = {(r["size"], r["verify"]): r for r in rows}
+    by = {(r["size"], r["verify"]): r for r in rows if r["scale"] != "auto"}
     for size in args.sizes:
         key = f"{size[0]}x{size[1]}"
         off, on = by[(key, False)], by[(key, True)]
@@ -153,6 +171,8 @@ def _cpu_model() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=REPO / "model" / "weights" / "nano-16x")
+    parser.add_argument("--auto-model", type=Path, help="a 32x model: also time scale=auto uploads")
+    parser.add_argument("--min-psnr-y", type=float, default=30.0, help="scale=auto's target (default 30 dB)")
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="the source photograph")
     parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes("768x512,2048x2048"))
     parser.add_argument("--runs", type=int, default=3, help="uploads timed one at a time (default 3)")
