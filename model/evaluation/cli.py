@@ -129,8 +129,8 @@ def _eval(args: argparse.Namespace) -> int:
     per_photo.write(rows, title, args.scale, args.output)  # results-<scale>x.json and photos-<scale>x.md
     report.rd_plot(rows, args.output / f"rd-{args.scale}x.png", title)
     print(table)  # noqa: T201
-    if per_photo.model_method(rows):  # the model against bicubic, photo by photo, in one line
-        print(per_photo.markdown(rows).splitlines()[-1])  # noqa: T201
+    if per_photo.model_method(rows):  # the model against bicubic, alone and as verified ingest stores it
+        print(per_photo.markdown(rows).split("\n\n")[-1], end="")  # noqa: T201
     return 0
 
 

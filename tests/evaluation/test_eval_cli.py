@@ -76,9 +76,13 @@ def test_every_photo_is_reported_with_the_model_against_bicubic(small_folder, tm
     assert versus["worst"] == {"image": min(deltas)[1], "delta_psnr_y": pytest.approx(min(deltas)[0], abs=1e-5)}
     assert versus["below"] == sum(d < 0 for d, _ in deltas) == 2  # random weights: noise, far below bicubic
     assert versus["mean_delta_psnr_y"] == pytest.approx(sum(d for d, _ in deltas) / 2, abs=1e-5)
+    # As the service would store them: noise is far below bicubic, so both photos fall back to plain thumbnails.
+    kept = document["verified_vs_bicubic"]
+    assert kept["fallbacks"] == 2 and kept["mean_delta_psnr_y"] == 0.0 and kept["below_by_more_than_0.5"] == 0
     table = (out / "photos-16x.md").read_text()
-    assert all(name in table for _, name in deltas) and "2 below bicubic" in table
-    assert "2 below bicubic" in capsys.readouterr().out
+    assert all(name in table for _, name in deltas) and "2 below bicubic" in table and "2 plain" in table
+    printed = capsys.readouterr().out
+    assert "2 below bicubic" in printed and "2 plain" in printed
 
 
 def test_direct_method_decodes_the_same_thumbnail_without_the_diffusion_step(small_folder, tmp_path):
