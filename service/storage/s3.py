@@ -15,7 +15,9 @@ class S3Storage:
         self._errors = (BotoCoreError, ClientError)
         self._client_error = ClientError
         self.bucket, self.prefix = bucket, prefix.strip("/")
-        self.client = client or boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+        # A session of its own: boto3's default session keeps the first credentials it resolved for the life of
+        # the process, so a rotated key (or a second configuration in one process) would never be seen.
+        self.client = client or boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key

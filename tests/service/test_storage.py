@@ -56,6 +56,21 @@ def test_s3_storage_against_moto_server(moto_server, monkeypatch):
     assert storage.list("reconstructions/") == ["reconstructions/abcdef0123456789/" + "cd" * 32 + ".png"]
 
 
+def test_each_s3_storage_reads_the_credentials_set_when_it_is_made(monkeypatch):
+    """boto3's default session keeps the first credentials it resolves: a storage made after a key rotation (or
+    beside another configuration in one process) must not sign with the old key."""
+    pytest.importorskip("boto3", reason="boto3 is not installed (the `s3` extra)")
+    from service.storage.s3 import S3Storage
+
+    keys = []
+    for key in ("FIRSTKEY", "ROTATEDKEY"):
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+        storage = S3Storage("tadm-test", endpoint_url="http://127.0.0.1:9", region="us-east-1")
+        keys.append(storage.client._request_signer._credentials.access_key)  # botocore's signer: no public getter
+    assert keys == ["FIRSTKEY", "ROTATEDKEY"]
+
+
 @pytest.mark.anyio
 async def test_reconstruction_cache_evicts_least_recently_used(settings, tmp_path):
     redis = Redis.from_url(settings.redis_url)

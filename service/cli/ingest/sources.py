@@ -102,7 +102,7 @@ def _s3_client() -> Any:
     except ModuleNotFoundError as exc:
         raise SourceError("s3:// sources need boto3: install the `s3` extra (pip install 'tadm[s3]')") from exc
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-    return boto3.client("s3", endpoint_url=endpoint)
+    return boto3.session.Session().client("s3", endpoint_url=endpoint)  # credentials read now, not cached ones
 
 
 def _get_object(client: Any, bucket: str, key: str) -> bytes:
