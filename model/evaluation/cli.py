@@ -115,12 +115,15 @@ def _eval(args: argparse.Namespace) -> int:
     device = next((p.device.type for p in (pipe, direct_pipe) if p is not None), "cpu")
     scorer = None if args.no_perceptual else PerceptualScorer(device=device)
     rows = []
-    for image_rows in tqdm(evaluate(paths, args.scale, run_methods, scorer, save_crops), total=len(paths),
-                           unit="image", desc=f"eval {args.scale}x"):
+    title = f"{args.data.name}, {len(paths)} images, {args.scale}x"
+    for done, image_rows in enumerate(tqdm(evaluate(paths, args.scale, run_methods, scorer, save_crops),
+                                           total=len(paths), unit="image", desc=f"eval {args.scale}x"), 1):
         rows.extend(image_rows)
+        if done < len(paths):  # an evaluation of large photos runs for hours: what is done so far survives a stop
+            per_photo.write(rows, f"{args.data.name}, {done} of {len(paths)} images, {args.scale}x", args.scale,
+                            args.output)
 
     stem = f"results-{args.scale}x"
-    title = f"{args.data.name}, {len(paths)} images, {args.scale}x"
     report.write_csv(rows, args.output / f"{stem}.csv")
     table = report.markdown_table(rows, title)
     if scorer is not None and scorer.absent:

@@ -42,6 +42,28 @@ def test_baselines_write_table_csv_plot_and_crops(small_folder, tmp_path, capsys
     assert "PSNR-Y" in capsys.readouterr().out
 
 
+def test_photos_done_survive_a_stop_part_way(small_folder, tmp_path, monkeypatch):
+    import json
+
+    from model.evaluation import evaluate as evaluate_module
+
+    real, calls = evaluate_module.ssimulacra2, []
+
+    def stop_at_the_second_photo(reference, test):
+        calls.append(1)
+        if len(calls) > 2:  # two methods per photo: the third score is the second photo's
+            raise KeyboardInterrupt
+        return real(reference, test)
+
+    monkeypatch.setattr(evaluate_module, "ssimulacra2", stop_at_the_second_photo)
+    out = tmp_path / "report"
+    assert main(["eval", str(small_folder), "--methods", "bicubic,webp", "-o", str(out), "--crops", "0"]) == 130
+    document = json.loads((out / "results-16x.json").read_text())
+    assert document["images"] == 1 and document["title"].endswith("1 of 2 images, 16x")
+    assert [p["image"] for p in document["photos"]] == ["kodak__kodim03.png"]
+    assert "kodak__kodim03.png" in (out / "photos-16x.md").read_text()
+
+
 def test_model_method_with_the_tiny_preset(small_folder, tmp_path):
     out = tmp_path / "model"
     code = main(["eval", str(small_folder), "--methods", "model,bicubic,webp", "--preset", "tiny", "-o", str(out),
