@@ -70,6 +70,13 @@ class Run:
         await self.worker.process(entries)
         return len(entries)
 
+    async def ingest(self, data: bytes):
+        """Register, upload, run the downscale: the image record it leaves."""
+        await self.register()
+        job_id = await self.upload(data)
+        await self.step()
+        return await self.services.records.get((await self.services.queue.get(job_id)).params.image_id)
+
     async def close(self) -> None:
         await self.services.close()
 
@@ -130,11 +137,8 @@ async def test_a_thumbnail_that_gives_the_photo_back_worse_than_bicubic_is_store
 async def test_a_plain_thumbnail_is_reconstructed_by_bicubic_on_any_read(tiny16, settings, photos):
     run = Run(settings.model_copy(update={"verify_cached_formats": ""}), tiny16)
     try:
-        await run.register()
         data, original = _crop(photos, (128, 64, 448, 320))
-        job_id = await run.upload(data)
-        await run.step()
-        record = await run.services.records.get((await run.services.queue.get(job_id)).params.image_id)
+        record = await run.ingest(data)
         key = reconstruction_key(tiny16.model_id, record.thumbnail_sha, "png")
         assert record.method == "plain" and not run.services.storage.exists(key)  # nothing cached by request
         from service.queue.jobs import UpscaleParams, upscale_job
@@ -161,11 +165,8 @@ async def test_a_thumbnail_that_gives_the_photo_back_is_kept(nano16, settings, p
     nano = nano16
     run = Run(settings, nano, preset="nano")
     try:
-        await run.register()
         data, _ = _crop(photos, (256, 128, 512, 384))  # textured: where the model beats bicubic
-        job_id = await run.upload(data)
-        await run.step()
-        record = await run.services.records.get((await run.services.queue.get(job_id)).params.image_id)
+        record = await run.ingest(data)
         quality = record.quality
         assert record.method == "tadm" and quality["psnr_y"] >= quality["bicubic_psnr_y"] - 0.5
         assert 0 < quality["thumbnail_deviation"] <= settings.verify_thumbnail_max_deviation
@@ -181,11 +182,8 @@ async def test_a_thumbnail_that_strays_from_a_thumbnail_is_stored_plain(nano16, 
     # The same photo as above, with a bound its thumbnail cannot meet: a good reconstruction is not enough.
     run = Run(settings.model_copy(update={"verify_thumbnail_max_deviation": 0.5}), nano16, preset="nano")
     try:
-        await run.register()
         data, _ = _crop(photos, (256, 128, 512, 384))
-        job_id = await run.upload(data)
-        await run.step()
-        record = await run.services.records.get((await run.services.queue.get(job_id)).params.image_id)
+        record = await run.ingest(data)
         assert record.method == "plain" and record.quality["thumbnail_deviation"] == 0.0
         assert Thumbnail.from_bytes(run.services.storage.get(record.thumbnail_key)).plain
     finally:
@@ -195,11 +193,8 @@ async def test_a_thumbnail_that_strays_from_a_thumbnail_is_stored_plain(nano16, 
 async def test_without_verification_the_models_thumbnail_is_stored_unmeasured(tiny16, settings, photos):
     run = Run(settings.model_copy(update={"verify_uploads": False}), tiny16)
     try:
-        await run.register()
         data, _ = _crop(photos, (0, 0, 256, 192))
-        job_id = await run.upload(data)
-        await run.step()
-        record = await run.services.records.get((await run.services.queue.get(job_id)).params.image_id)
+        record = await run.ingest(data)
         assert record.quality is None and record.method == "tadm"
         assert not run.services.storage.exists(reconstruction_key(tiny16.model_id, record.thumbnail_sha, "png"))
         assert (await run.services.records.totals())["verified"] == 0
