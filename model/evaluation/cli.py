@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crops", type=int, default=3, help="side-by-side crops for the first N images (default 3)")
     p.add_argument("--budget", choices=("bicubic", "model"), default="bicubic",
                    help="the codecs' byte budget: the bicubic thumbnail PNG (default) or the model's thumbnail PNG")
+    p.add_argument("--budget-from", type=Path, default=None, metavar="RESULTS_JSON",
+                   help="the codecs' byte budget per photo: the model's bytes in an earlier results-<scale>x.json "
+                        "of the same photos (adds codecs to a model evaluation without running the model again)")
     p.add_argument("--no-perceptual", action="store_true", help="skip LPIPS/DISTS/MUSIQ/CLIPIQA even if present")
     add_tiling_args(p)
     add_model_args(p)
@@ -92,13 +95,21 @@ def _eval(args: argparse.Namespace) -> int:
         optimize_for_serving(loaded)
     if args.budget == "model" and "model" not in methods:
         raise CommandError("--budget model needs the `model` method")
+    budgets = None
+    if args.budget_from is not None:
+        if args.budget == "model":
+            raise CommandError("--budget-from replaces --budget model; give one of them")
+        try:
+            budgets = per_photo.model_bytes(args.budget_from, args.scale, [p.name for p in paths])
+        except ValueError as exc:
+            raise CommandError(f"--budget-from: {exc}") from exc
     wanted_baselines = tuple(m for m in methods if m not in MODEL_METHODS)
 
-    def run_methods(image):
+    def run_methods(path, image):
         recs = [model_reconstruction(pipe, image, tiling=tiling)] if "model" in methods else []
         if direct_pipe is not None:
             recs.append(model_reconstruction(direct_pipe, image, direct=True))
-        budget = recs[0].stored_bytes if args.budget == "model" else None
+        budget = recs[0].stored_bytes if args.budget == "model" else budgets[path.name] if budgets else None
         return recs + (baselines.run_baselines(image, args.scale, wanted_baselines, budget) if wanted_baselines else [])
 
     args.output.mkdir(parents=True, exist_ok=True)

@@ -131,7 +131,7 @@ class PerceptualScorer:
         return scores
 
 
-Method = Callable[[Image.Image], list[baselines.Reconstruction]]
+Method = Callable[[Path, Image.Image], list[baselines.Reconstruction]]
 
 
 def evaluate(
@@ -141,12 +141,12 @@ def evaluate(
     perceptual: PerceptualScorer | None = None,
     on_result: Callable[[Path, Image.Image, list[baselines.Reconstruction]], None] | None = None,
 ) -> Iterator[list[Row]]:
-    """Yield the rows of each image in turn: ``methods(image)`` gives every reconstruction of it."""
+    """Yield the rows of each image in turn: ``methods(path, image)`` gives every reconstruction of it."""
     for path in paths:
         with Image.open(path) as opened:
             image = opened.convert("RGB")
         reference = np.asarray(image)
-        recs = methods(image)
+        recs = methods(path, image)
         # Once per image, and only when some method keeps a thumbnail of its own to score against it.
         bicubic_thumbnail = (np.asarray(baselines.bicubic_thumbnail(image, scale))
                              if any(rec.thumbnail is not None for rec in recs) else None)

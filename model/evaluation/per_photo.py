@@ -121,6 +121,26 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def model_bytes(results: Path, scale: int, images: list[str]) -> dict[str, int]:
+    """image name -> the model's stored bytes, from an earlier ``results-<scale>x.json`` holding every one of
+    ``images`` at ``scale``. Raises ValueError naming what does not match."""
+    try:
+        doc = json.loads(results.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{results}: not a readable results JSON ({exc})") from exc
+    if doc.get("scale") != scale:
+        raise ValueError(f"{results} is a {doc.get('scale')}x evaluation, not {scale}x")
+    found = {}
+    for photo in doc.get("photos", []):
+        model = next((m for m in photo["methods"] if m.startswith("tadm-") and not m.endswith("-direct")), None)
+        if model is not None:
+            found[photo["image"]] = int(photo["methods"][model]["bytes"])
+    missing = [name for name in images if name not in found]
+    if missing:
+        raise ValueError(f"{results} has no model result for {len(missing)} of the photos, e.g. {missing[0]}")
+    return {name: found[name] for name in images}
+
+
 def write(rows: list[Row], title: str, scale: int, output: Path) -> None:
     """``results-<scale>x.json`` and ``photos-<scale>x.md`` in ``output``."""
     (output / f"results-{scale}x.json").write_text(json.dumps(document(rows, title, scale), indent=1) + "\n")

@@ -77,6 +77,33 @@ def test_model_method_with_the_tiny_preset(small_folder, tmp_path):
         assert int(rows["webp"]["bytes"]) <= int(rows["tadm-tiny"]["bytes"])  # the model's thumbnail is the budget
 
 
+def test_codecs_take_the_model_bytes_of_an_earlier_evaluation(small_folder, tmp_path, capsys):
+    import json
+
+    tiny = ["--preset", "tiny", "--device", "cpu", "--crops", "0"]
+    together, first, later = tmp_path / "together", tmp_path / "first", tmp_path / "later"
+    assert main(["eval", str(small_folder), "--methods", "model,webp", "--budget", "model", "-o", str(together),
+                 *tiny]) == 0
+    assert main(["eval", str(small_folder), "--methods", "model", "-o", str(first), *tiny]) == 0
+    assert main(["eval", str(small_folder), "--methods", "webp", "--budget-from", str(first / "results-16x.json"),
+                 "-o", str(later), "--crops", "0"]) == 0
+
+    def webp(folder):
+        photos = json.loads((folder / "results-16x.json").read_text())["photos"]
+        return {p["image"]: (p["methods"]["webp"]["bytes"], p["methods"]["webp"]["psnr_y"]) for p in photos}
+
+    assert webp(later) == webp(together)  # the same budget, photo by photo, as with the model in the same run
+
+    assert main(["eval", str(small_folder), "--scale", "32", "--methods", "webp", "--budget-from",
+                 str(first / "results-16x.json"), "-o", str(tmp_path / "x")]) == 1
+    assert "is a 16x evaluation, not 32x" in capsys.readouterr().err
+    one = tmp_path / "one"
+    assert main(["eval", str(small_folder), "--methods", "model", "--max-images", "1", "-o", str(one), *tiny]) == 0
+    assert main(["eval", str(small_folder), "--methods", "webp", "--budget-from", str(one / "results-16x.json"),
+                 "-o", str(tmp_path / "x")]) == 1
+    assert "no model result for 1 of the photos, e.g. kodak__kodim23.png" in capsys.readouterr().err
+
+
 def test_every_photo_is_reported_with_the_model_against_bicubic(small_folder, tmp_path, capsys):
     import json
 
