@@ -85,10 +85,24 @@ def test_model_card_figures_are_the_latest_recorded_evaluation(scale: int):
         "bits per pixel of the stored thumbnail": model["bpp"],
     }
     (entry,) = _front_matter(card)["model-index"]
-    (result,) = entry["results"]
-    assert result["dataset"]["type"] == "kodak"
+    (result,) = [r for r in entry["results"] if r["dataset"]["type"] == "kodak"]
     metrics = {metric["name"]: metric["value"] for metric in result["metrics"]}
     assert metrics == pytest.approx(expected, abs=5e-5)
+
+
+@pytest.mark.parametrize("scale", sorted(CARDS))
+def test_model_card_stress_set_figures_are_the_committed_results(scale: int):
+    results = json.loads((REPO / "docs" / "evaluation" / "stress-set" / f"results-{scale}x.json").read_text())
+    model = next(m for m in results["means"] if m.startswith("tadm-"))
+    expected = {
+        "PSNR-Y (dB)": results["means"][model]["psnr_y"],
+        "PSNR-Y (dB), bicubic from a thumbnail of the same size": results["means"]["bicubic"]["psnr_y"],
+        "worst photo, PSNR-Y minus bicubic's (dB)": results["model_vs_bicubic"]["worst"]["delta_psnr_y"],
+    }
+    (entry,) = _front_matter(CARDS[scale])["model-index"]
+    (result,) = [r for r in entry["results"] if r["dataset"]["type"] == "tadm-stress-set"]
+    assert results["images"] == 53
+    assert {m["name"]: m["value"] for m in result["metrics"]} == pytest.approx(expected, abs=5e-5)
 
 
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
