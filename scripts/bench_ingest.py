@@ -154,7 +154,7 @@ async def main_async(args) -> dict:
         off, on = by[(key, False)], by[(key, True)]
         print(f"{key:>9}  verification costs {on['median_upload_to_ready_s'] / off['median_upload_to_ready_s']:.2f}x "
               f"upload-to-ready, {off['images_per_minute'] / on['images_per_minute']:.2f}x fewer images a minute")
-    return {"model": str(args.model), "model_id": pipe.model_id, "threads": args.threads,
+    return {"model": str(args.model), "model_id": pipe.model_id, "image": args.image.name, "threads": args.threads,
             "cpu": platform.processor() or platform.machine(), "cpu_model": _cpu_model(), "results": rows}
 
 
