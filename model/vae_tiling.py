@@ -213,7 +213,8 @@ def _geometry(module: nn.Module) -> tuple[int, int, int, int]:
     if isinstance(module, Downsample2D):
         extra_bottom = 1 if module.padding == 0 else 0
         module = module.conv
-    base = module.get_base_layer() if hasattr(module, "get_base_layer") else module
+    get_base_layer = getattr(module, "get_base_layer", None)  # peft's wrapper around the conv
+    base = get_base_layer() if callable(get_base_layer) else module
     if not isinstance(base, nn.Conv2d) or isinstance(base.padding, str) or base.dilation[0] != 1:
         raise NotImplementedError(f"the banded VAE handles plain Conv2d layers, not {base!r}")
     kernel, stride, pad = base.kernel_size[0], base.stride[0], base.padding[0]

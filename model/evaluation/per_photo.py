@@ -112,7 +112,7 @@ def markdown(rows: list[Row]) -> str:
                   f"{summary['mean_delta_psnr_y']:+.2f} dB PSNR-Y; worst {summary['worst']['image']} "
                   f"{summary['worst']['delta_psnr_y']:+.2f} dB; {summary['below']} below bicubic, "
                   f"{summary[f'below_by_more_than_{MARGIN_DB}']} by more than {MARGIN_DB} dB."]
-        kept = verified(rows, model)
+        kept = verified(rows, summary["method"])
         if kept:
             lines.append(f"Verified as the service stores it (plain thumbnail below bicubic - {MARGIN_DB} dB or beyond "
                          f"{MAX_DEVIATION:g} levels): mean {kept['mean_delta_psnr_y']:+.2f} dB; worst "

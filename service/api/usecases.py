@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from model.thumbnail import SUPPORTED_SCALES, Thumbnail
 
@@ -70,7 +71,7 @@ async def upload_image(services: Services, data: bytes, *, scale: int | None, pr
         identity = ":".join(["auto", *(m.model_id for m in models), str(target.min_psnr_y),
                              str(target.min_ssimulacra2)])
         image_id = image_id_for(sha, identity, 0)
-        extra = {"auto": True, "next_scales": tuple(m.scale for m in models[1:]),
+        extra: dict[str, Any] = {"auto": True, "next_scales": tuple(m.scale for m in models[1:]),
                  "min_psnr_y": target.min_psnr_y, "min_ssimulacra2": target.min_ssimulacra2}
         model = models[0]
     else:

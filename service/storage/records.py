@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 from ..redis_client import AsyncRedis
 from ..redis_keys import RedisKeys, as_str
@@ -39,8 +40,8 @@ class ImageRecord:
     auto: bool = False  # the scale was chosen by a quality target (scale=auto)
 
     @property
-    def method(self) -> str:
-        return self.quality["method"] if self.quality else "tadm"
+    def method(self) -> Literal["tadm", "plain"]:
+        return "plain" if self.quality and self.quality["method"] == "plain" else "tadm"
 
     @property
     def saving(self) -> float:

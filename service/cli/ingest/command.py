@@ -15,7 +15,7 @@ from service.client import APIError, AsyncClient
 from .estimate import AUTO_ESTIMATE_SCALE
 from .progress import Progress
 from .report import summary_table, totals, write_csv, write_json
-from .runner import Ingest, Options, Outcome
+from .runner import Ingest, Options, Outcome, Scale
 from .sources import SourceError, list_sources
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -37,7 +37,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    scale = "auto" if args.scale == "auto" else int(args.scale)
+    scale: Scale = "auto" if args.scale == "auto" else int(args.scale)
     if scale != "auto" and (args.min_psnr_y is not None or args.min_ssimulacra2 is not None):
         raise UsageError("--min-psnr-y and --min-ssimulacra2 go with --scale auto")
     return Options(scale, args.min_psnr_y, args.min_ssimulacra2, args.concurrency, args.dry_run)

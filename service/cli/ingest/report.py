@@ -41,8 +41,10 @@ class Row:
         quality = image.quality
         return cls(source, status, id=image.id, original_bytes=original_bytes,
                    thumbnail_bytes=image.thumbnail_bytes, saving=image.saving, method=image.method,
-                   psnr_y=quality and quality.psnr_y, ms_ssim_y=quality and quality.ms_ssim_y,
-                   ssimulacra2=quality and quality.ssimulacra2, bicubic_psnr_y=quality and quality.bicubic_psnr_y)
+                   psnr_y=None if quality is None else quality.psnr_y,
+                   ms_ssim_y=None if quality is None else quality.ms_ssim_y,
+                   ssimulacra2=None if quality is None else quality.ssimulacra2,
+                   bicubic_psnr_y=None if quality is None else quality.bicubic_psnr_y)
 
     @classmethod
     def failed(cls, source: str, error: str, original_bytes: int | None = None) -> Row:
@@ -120,7 +122,7 @@ def _write_atomically(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

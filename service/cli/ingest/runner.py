@@ -143,10 +143,12 @@ class Ingest:
                                             min_ssimulacra2=options.min_ssimulacra2, sha256=digest,
                                             timeout=UPLOAD_TIMEOUT_S, retry_for=RETRY_FOR_S)
         except AuthError as exc:  # every other file would fail the same way
-            return self._halt(f"the API refused the key ({_problem(exc)}): check --api-key")
+            self._halt(f"the API refused the key ({_problem(exc)}): check --api-key")
+            return None
         except InvalidInputError as exc:
             if exc.slug == "invalid-request":  # the request, not this file: a scale no worker serves, say
-                return self._halt(f"the API refused the request ({_problem(exc)})")
+                self._halt(f"the API refused the request ({_problem(exc)})")
+                return None
             return Row.failed(name, _problem(exc), len(data))
         except APIError as exc:  # refused (415, 422, 413), its job failed, or still unavailable after retries
             return Row.failed(name, _problem(exc), len(data))
