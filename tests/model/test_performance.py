@@ -317,7 +317,7 @@ def test_bench_scripts_reject_bad_arguments(bench_gpu, capsys):
     assert "baseline,optimized,compiled" in capsys.readouterr().err
 
 
-def test_bench_downscale_times_a_grown_g_e_beside_the_model(tmp_path, capsys):
+def test_bench_downscale_times_a_grown_g_e_beside_the_model(tmp_path, capsys, kodak_dir):  # it times a Kodak photo
     from model.pipeline import TADMPipeline
 
     bench = load_script("bench_downscale")
