@@ -68,7 +68,7 @@ async def measure(pipe, info, redis_url: str, verify: bool, size, files, runs: i
             workers.append(Worker(settings.model_copy(update={"worker_name": "bench-b"}), auto[0], auto[1], services))
         running = [asyncio.create_task(worker.run()) for worker in workers]
         params = {"scale": "auto", "min_psnr_y": str(min_psnr_y)} if auto is not None else {"scale": str(pipe.scale)}
-        chosen: list[str] = []
+        image_ids: list[str] = []
         app = create_app(settings)
         try:
             async with app.router.lifespan_context(app), httpx.AsyncClient(
@@ -85,8 +85,7 @@ async def measure(pipe, info, redis_url: str, verify: bool, size, files, runs: i
                     job = await services.queue.wait(job_id, 600)
                     if job is None or job.status != "succeeded":
                         raise RuntimeError(f"job {job_id} ended {job and job.status}: {job and job.error}")
-                    record = await services.records.get(job.params.image_id)
-                    chosen.append(f"{record.scale}x {record.method}")
+                    image_ids.append(job.params.image_id)
 
                 await ready(await upload(next(files)))  # warm-up: first-call costs out of the figures
                 latencies = []
@@ -99,6 +98,9 @@ async def measure(pipe, info, redis_url: str, verify: bool, size, files, runs: i
                 for job_id in jobs:
                     await ready(job_id)
                 burst_seconds = time.perf_counter() - t0
+                # What each upload stored, read once the clocks have stopped.
+                records = [await services.records.get(image_id) for image_id in image_ids]
+                chosen = [f"{record.scale}x {record.method}" for record in records if record is not None]
         finally:
             for worker in workers:
                 worker.stop()

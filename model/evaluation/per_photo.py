@@ -29,19 +29,28 @@ def by_photo(rows: list[Row]) -> dict[str, dict[str, Row]]:
     return photos
 
 
+def _psnr_deltas(rows: list[Row], method: str, reference: str = REFERENCE) -> dict[str, tuple[float, Row]]:
+    """image name -> (``method``'s PSNR-Y minus ``reference``'s, ``method``'s row), for photos scored by both."""
+    return {name: (float(methods[method].scores["psnr_y"] - methods[reference].scores["psnr_y"]), methods[method])
+            for name, methods in by_photo(rows).items() if method in methods and reference in methods}
+
+
+def _delta_summary(deltas: dict[str, float]) -> dict:
+    """The mean, the worst photo and how many are below by more than the margin."""
+    worst = min(deltas, key=deltas.__getitem__)
+    return {"photos": len(deltas), "mean_delta_psnr_y": sum(deltas.values()) / len(deltas),
+            "worst": {"image": worst, "delta_psnr_y": deltas[worst]},
+            f"below_by_more_than_{MARGIN_DB}": sum(d < -MARGIN_DB for d in deltas.values())}
+
+
 def against_reference(rows: list[Row], method: str, reference: str = REFERENCE) -> dict | None:
     """``method``'s PSNR-Y minus ``reference``'s, per photo: the mean, the worst photo, how many fall below.
     None when either method is missing."""
-    deltas = {name: float(methods[method].scores["psnr_y"] - methods[reference].scores["psnr_y"])
-              for name, methods in by_photo(rows).items() if method in methods and reference in methods}
+    deltas = {name: delta for name, (delta, _) in _psnr_deltas(rows, method, reference).items()}
     if not deltas:
         return None
-    worst = min(deltas, key=deltas.__getitem__)
-    return {"method": method, "reference": reference, "photos": len(deltas),
-            "mean_delta_psnr_y": sum(deltas.values()) / len(deltas),
-            "worst": {"image": worst, "delta_psnr_y": deltas[worst]},
-            "below": sum(d < 0 for d in deltas.values()),
-            f"below_by_more_than_{MARGIN_DB}": sum(d < -MARGIN_DB for d in deltas.values())}
+    return {"method": method, "reference": reference, **_delta_summary(deltas),
+            "below": sum(d < 0 for d in deltas.values())}
 
 
 def verified(rows: list[Row], method: str, margin_db: float = MARGIN_DB,
@@ -49,29 +58,25 @@ def verified(rows: list[Row], method: str, margin_db: float = MARGIN_DB,
     """What the service stores with verified ingest, photo by photo: the model's thumbnail, or the plain one
     (reconstructed by bicubic) when the model's reconstruction is below bicubic by more than ``margin_db`` or its
     thumbnail strays beyond ``max_deviation``. The result against bicubic, as :func:`against_reference` gives it."""
-    deltas, fallbacks = {}, []
-    for name, methods in by_photo(rows).items():
-        if method not in methods or REFERENCE not in methods:
-            continue
-        model, reference = methods[method].scores, methods[REFERENCE].scores
-        delta = float(model["psnr_y"] - reference["psnr_y"])
-        if delta < -margin_db or model.get("thumbnail_worst", 0.0) > max_deviation:
-            fallbacks.append(name)
-            delta = 0.0
-        deltas[name] = delta
-    if not deltas:
+    measured = _psnr_deltas(rows, method)
+    if not measured:
         return None
-    worst = min(deltas, key=deltas.__getitem__)
-    return {"method": f"{method} verified", "reference": REFERENCE, "photos": len(deltas), "margin_db": margin_db,
+    fallbacks = [name for name, (delta, row) in measured.items()
+                 if delta < -margin_db or row.scores.get("thumbnail_worst", 0.0) > max_deviation]
+    deltas = {name: 0.0 if name in fallbacks else delta for name, (delta, _) in measured.items()}
+    return {"method": f"{method} verified", "reference": REFERENCE, "margin_db": margin_db,
             "max_deviation": max_deviation, "fallbacks": len(fallbacks), "fallback_photos": fallbacks,
-            "mean_delta_psnr_y": sum(deltas.values()) / len(deltas),
-            "worst": {"image": worst, "delta_psnr_y": deltas[worst]},
-            f"below_by_more_than_{MARGIN_DB}": sum(d < -MARGIN_DB for d in deltas.values())}
+            **_delta_summary(deltas)}
+
+
+def is_model_method(method: str) -> bool:
+    """A TADM method (``tadm-<preset>``), not its ``-direct`` variant."""
+    return method.startswith("tadm-") and not method.endswith("-direct")
 
 
 def model_method(rows: list[Row]) -> str | None:
-    """The TADM method of the rows (``tadm-<preset>``, not its ``-direct`` variant), if any."""
-    return next((r.method for r in rows if r.method.startswith("tadm-") and not r.method.endswith("-direct")), None)
+    """The TADM method of the rows, if any."""
+    return next((r.method for r in rows if is_model_method(r.method)), None)
 
 
 def document(rows: list[Row], title: str, scale: int) -> dict:
@@ -132,7 +137,7 @@ def model_bytes(results: Path, scale: int, images: list[str]) -> dict[str, int]:
         raise ValueError(f"{results} is a {doc.get('scale')}x evaluation, not {scale}x")
     found = {}
     for photo in doc.get("photos", []):
-        model = next((m for m in photo["methods"] if m.startswith("tadm-") and not m.endswith("-direct")), None)
+        model = next((m for m in photo["methods"] if is_model_method(m)), None)
         if model is not None:
             found[photo["image"]] = int(photo["methods"][model]["bytes"])
     missing = [name for name in images if name not in found]
