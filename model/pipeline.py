@@ -26,6 +26,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from PIL import Image, ImageOps
 
 from . import backbones, checkpoints, lora, vae_budget, vae_tiling
+from .consistency import CONSISTENCY_DIR, ThumbnailConsistency, load_consistency
 from .dfrm import DFRM
 from .layout import get_layout
 from .scheduler import HybridScheduler, Refiner
@@ -82,8 +83,14 @@ class TADMPipeline:
         empty_prompt: torch.Tensor,
         config: dict,
         vae_max_pixels: int | None = None,
+        consistency: ThumbnailConsistency | None = None,
     ) -> None:
         self.vae, self.unet, self.dfrm, self.tpm, self.refiner = vae, unet, dfrm, tpm, refiner
+        # The receiver's low-frequency correction (model.consistency); None in a model trained without one. Not
+        # part of the model id: it leaves the thumbnail alone, so thumbnails made before it decode with it.
+        self.consistency = consistency
+        if consistency is not None:
+            consistency.eval().requires_grad_(False)
         self.empty_prompt = empty_prompt.float()
         self.config = dict(config)
         self.scale: int = int(config["scale"])
@@ -211,6 +218,7 @@ class TADMPipeline:
             empty_prompt=empty,
             config=config,
             vae_max_pixels=vae_max_pixels,
+            consistency=load_consistency(path, int(config["scale"])),
         )
         return pipe.to(device, dtype)
 
@@ -224,6 +232,8 @@ class TADMPipeline:
         checkpoints.write_config(directory, self.config)
         for name in ("dfrm", "tpm", "refiner"):
             getattr(self, name).save_pretrained(directory / name)
+        if self.consistency is not None:
+            self.consistency.save_pretrained(directory / CONSISTENCY_DIR)
         checkpoints.save_tensors(directory / checkpoints.ADAPTERS_NAME, self._adapter_tensors())
         checkpoints.save_tensors(directory / checkpoints.EMPTY_PROMPT_NAME, {"embedding": self.empty_prompt})
         if self.config["base"]["kind"] == "embedded":
@@ -268,6 +278,8 @@ class TADMPipeline:
             module.to(device)
             if module.dtype != want:  # diffusers warns on every dtype-carrying .to(), even a no-op one
                 module.to(want)
+        if self.consistency is not None:
+            self.consistency.to(device)
         self.empty_prompt = self.empty_prompt.to(device)
         self.device, self.dtype = device, dtype
         return self
@@ -338,8 +350,8 @@ class TADMPipeline:
         z_hat = self.thumbnail_to_latent(thumbnail)
         # 3. One step per tile, merged
         (result,) = self.denoise([z_hat], tiling, progress)
-        # 4. Decode and crop the padding
-        return self.latent_to_image(result.latent, thumbnail.original_size)
+        # 4. Decode, crop the padding, correct the low frequencies (when the model has the step)
+        return self.latent_to_image(result.latent, thumbnail.original_size, thumbnail)
 
     @torch.inference_mode()
     def upscale_direct(self, thumbnail: Thumbnail | bytes) -> Image.Image:
@@ -389,11 +401,19 @@ class TADMPipeline:
         return self.scheduler(tiles, eps, t), t
 
     @torch.inference_mode()
-    def latent_to_image(self, z0: torch.Tensor, original_size: tuple[int, int]) -> Image.Image:
-        """VAE decoder (with its LoRA), cropped to ``original_size``."""
+    def latent_to_image(self, z0: torch.Tensor, original_size: tuple[int, int],
+                        thumbnail: Thumbnail | None = None) -> Image.Image:
+        """VAE decoder (with its LoRA), cropped to ``original_size``; with the ``thumbnail`` the latent came from,
+        the model's thumbnail-consistency step (:mod:`model.consistency`) corrects the result where the model has
+        one."""
         x = self.decode_latent(z0)  # (1, 3, H', W')
         w, h = original_size
-        return Image.fromarray(tensor_to_uint8(x[..., :h, :w]))
+        x = x[..., :h, :w]
+        if thumbnail is not None and self.consistency is not None:
+            # on the 8-bit reconstruction, as the step was trained
+            x = ((x.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+            x = self.consistency.correct(pil_to_tensor(thumbnail.image).to(self.device), x)
+        return Image.fromarray(tensor_to_uint8(x))
 
     @torch.inference_mode()
     def decode_latent(self, z0: torch.Tensor) -> torch.Tensor:

@@ -270,7 +270,7 @@ class Benchmark:
                 break
             pipe.vae_tile_size = tile
             seconds = statistics.median(time_call(
-                lambda: pipe.latent_to_image(result.latent, thumbnail.original_size), self.device, a.runs))
+                lambda: pipe.latent_to_image(result.latent, thumbnail.original_size, thumbnail), self.device, a.runs))
             rows.append({"vae_tile_size": tile, "seconds": seconds})
             self.log(f"  VAE decode tile {tile:>5} px: {seconds:.3f} s")
         return rows

@@ -110,7 +110,7 @@ def reconstruct(
     with clock.stage("denoise"):
         results = denoise_tiled(latents, step, tiling)
     with clock.stage("vae_decode"):
-        images = [pipe.latent_to_image(r.latent, t.original_size) for r, t in zip(results, thumbnails, strict=True)]
+        images = [pipe.latent_to_image(r.latent, t.original_size, t) for r, t in zip(results, thumbnails, strict=True)]
     return images, results
 
 

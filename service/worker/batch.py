@@ -99,7 +99,7 @@ class BatchRunner:
             return plain_upscale(thumbnail)
         latent = self.pipe.thumbnail_to_latent(thumbnail)
         (result,) = self.pipe.denoise([latent], self.tiling, self._progress([job_id]))
-        return self.pipe.latent_to_image(result.latent, thumbnail.original_size)
+        return self.pipe.latent_to_image(result.latent, thumbnail.original_size, thumbnail)
 
     # -- upscale ---------------------------------------------------------------------------------------------
     async def upscale(self, items: list[Started]) -> None:
@@ -214,6 +214,6 @@ class BatchRunner:
             if self.in_flight.is_cancelled(job_id):
                 images.append(None)
                 continue
-            images.append(pipe.latent_to_image(result.latent, prepared.thumbnail.original_size))
+            images.append(pipe.latent_to_image(result.latent, prepared.thumbnail.original_size, prepared.thumbnail))
         metrics.STAGE_SECONDS.labels("decode").observe(time.perf_counter() - t2)
         return images

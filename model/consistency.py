@@ -1,0 +1,108 @@
+"""The receiver's thumbnail-consistency step: a small network at the thumbnail's resolution that corrects the
+reconstruction's low frequencies.
+
+Why: the one-step diffusion and the VAE decoder give texture back well, but on smooth photos (fog, clear skies,
+sunsets) their low frequencies drift: the autoencoder tops out in the high 30s of dB where upsampling a bicubic
+thumbnail is nearly exact. Adding back what a *bicubic* thumbnail says the reconstruction lacks (back-projection)
+would fix that, but the receiver holds the learned thumbnail, not a bicubic one, and back-projecting onto the
+learned thumbnail pushes its deliberate colour shifts into the photo. This module learns the missing link: from
+the learned thumbnail ``y`` and the reconstruction's own bicubic thumbnail ``d`` it predicts
+
+* ``r``: what the photo's bicubic thumbnail differs from ``d`` by, so the corrected low frequencies are
+  ``up(d + r)``;
+* ``g`` in [0, 1]: how much of the reconstruction's detail above the thumbnail's frequencies to keep (where the
+  photo is flat that detail is the decoder's grain).
+
+and returns ``up(d + r) + up(g) * (x - up(d))`` for the reconstruction ``x``. With ``r = 0`` and ``g = 1`` this is
+``x`` itself, which is how the module starts. It runs only on the receiver and leaves the thumbnail format alone:
+thumbnails made before it was added decode with it.
+
+``down`` is antialiased bicubic by exactly the scale, ``up`` bicubic, both over the image reflect-padded to a
+multiple of the scale, as the sender pads it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+# The step's folder inside a model directory (model.checkpoints); a model without it reconstructs without the step.
+CONSISTENCY_DIR = "consistency"
+# The gate's logit starts here: sigmoid(8) = 0.9997, so the untrained module keeps the reconstruction's detail.
+GATE_START = 8.0
+
+
+def pad_to_scale(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Reflect-pad (B,C,H,W) at the bottom/right to a multiple of ``scale`` (what the sender does)."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % scale, -w % scale
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else x
+
+
+def down(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Antialiased bicubic downscale by exactly ``scale`` (the sizes must be multiples)."""
+    h, w = x.shape[-2:]
+    return F.interpolate(x, size=(h // scale, w // scale), mode="bicubic", antialias=True, align_corners=False)
+
+
+def up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False)
+
+
+class ThumbnailConsistency(ModelMixin, ConfigMixin):
+    """Predicts the low-frequency correction ``r`` and the detail gate ``g`` from (thumbnail, own thumbnail).
+
+    Args:
+        scale: 16 or 32, the thumbnail's reduction per side.
+        channels: width of the hidden convolutions.
+        num_layers: 3x3 convolutions in all (each sees one more thumbnail pixel around; 16 px of photo at 16x).
+    """
+
+    @register_to_config
+    def __init__(self, scale: int = 16, channels: int = 64, num_layers: int = 6) -> None:
+        super().__init__()
+        if num_layers < 2:
+            raise ValueError(f"`num_layers` must be at least 2 but is {num_layers}")
+        layers: list[nn.Module] = [nn.Conv2d(9, channels, 3, padding=1), nn.LeakyReLU(0.2)]
+        for _ in range(num_layers - 2):
+            layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.LeakyReLU(0.2)]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Conv2d(channels, 4, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        with torch.no_grad():
+            self.head.bias.zero_()  # type: ignore[union-attr]  # created with bias=True
+            self.head.bias[3] = GATE_START  # type: ignore[index]
+
+    def forward(self, thumbnail: torch.Tensor, own: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,3,h,w) learned thumbnail and the reconstruction's own bicubic thumbnail, both in [-1,1] ->
+        (r (B,3,h,w), g (B,1,h,w))."""
+        out = self.head(self.body(torch.cat((thumbnail, own, thumbnail - own), 1)))
+        return out[:, :3], torch.sigmoid(out[:, 3:])
+
+    def correct(self, thumbnail: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """The corrected reconstruction: ``thumbnail`` (B,3,⌈H/s⌉,⌈W/s⌉) and ``image`` (B,3,H,W), both in [-1,1]
+        -> (B,3,H,W) in [-1,1] (not clamped)."""
+        h, w = image.shape[-2:]
+        padded = pad_to_scale(image, self.config.scale)
+        size = (padded.shape[-2], padded.shape[-1])
+        own = down(padded, self.config.scale)
+        r, g = self(thumbnail.to(own.dtype), own)
+        low = up(own, size)
+        corrected = up(own + r, size) + up(g, size) * (padded - low)
+        return corrected[..., :h, :w]
+
+
+def load_consistency(model_dir: Path, scale: int) -> ThumbnailConsistency | None:
+    """The step saved in ``model_dir``, or None when the model has none; its scale must be the model's."""
+    folder = Path(model_dir) / CONSISTENCY_DIR
+    if not folder.is_dir():
+        return None
+    module = ThumbnailConsistency.from_pretrained(folder)
+    if module.config.scale != scale:
+        raise ValueError(f"{folder} was trained for {module.config.scale}x but the model is {scale}x")
+    return module

@@ -1,0 +1,291 @@
+"""Training the receiver's thumbnail-consistency step (:mod:`model.consistency`) on a frozen model.
+
+The rest of the model is not touched, so the training data is fixed: for every photo, the original, the model's
+thumbnail of it and the model's reconstruction, made once through the pipeline's public ``downscale`` and
+``upscale`` at full size (the VAE in one pass, as served) and kept as PNGs in a cache folder. Training then runs at
+the photos' full size with the whole-image loss the module is judged by (PSNR of the corrected reconstruction),
+which costs milliseconds a photo: the network works at the thumbnail's resolution.
+
+    python -m model.training.consistency collect --model DIR --data PHOTOS... -o CACHE
+    python -m model.training.consistency train --model DIR --cache CACHE -o OUT_MODEL_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from model import checkpoints
+from model.consistency import ThumbnailConsistency, down, pad_to_scale, up
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+# How the step in a model directory was trained (beside its weights, so it goes when the step is dropped).
+RECORD_NAME = "training.json"
+# The three PNGs one photo leaves in the cache.
+PARTS = ("original", "thumbnail", "reconstruction")
+
+
+def say(message: str) -> None:
+    print(message, flush=True)  # noqa: T201
+
+
+def photo_paths(folders: Iterable[Path]) -> list[Path]:
+    paths: list[Path] = []
+    for folder in folders:
+        paths += sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return paths
+
+
+def collect(pipeline, photos: Sequence[Path], cache: Path, log=say) -> int:
+    """Write ``cache/<photo>/{original,thumbnail,reconstruction}.png`` for every photo not there yet; returns how
+    many were made. A photo is complete once its reconstruction exists (written last)."""
+    made = 0
+    for i, path in enumerate(photos, 1):
+        folder = cache / path.stem
+        if (folder / "reconstruction.png").exists():
+            continue
+        start = time.perf_counter()
+        image = Image.open(path).convert("RGB")
+        thumbnail = pipeline.downscale(image)
+        reconstruction = pipeline.upscale(thumbnail)
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / "original.png")
+        thumbnail.image.save(folder / "thumbnail.png")
+        reconstruction.save(folder / "reconstruction.png")
+        made += 1
+        log(f"[{i}/{len(photos)}] {path.name} {image.size[0]}x{image.size[1]} in {time.perf_counter() - start:.1f} s")
+    return made
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """PIL RGB -> (1,3,H,W) float32 in [-1,1]."""
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+
+
+@dataclass
+class Example:
+    name: str
+    original: torch.Tensor  # (1,3,H,W) in [-1,1]
+    thumbnail: torch.Tensor  # (1,3,⌈H/s⌉,⌈W/s⌉)
+    reconstruction: torch.Tensor  # (1,3,H,W)
+
+    @classmethod
+    def load(cls, folder: Path) -> Example:
+        parts = [to_tensor(Image.open(folder / f"{part}.png").convert("RGB")) for part in PARTS]
+        return cls(folder.name, *parts)
+
+
+def load_examples(cache: Path) -> list[Example]:
+    return [Example.load(f) for f in sorted(cache.iterdir()) if (f / "reconstruction.png").exists()]
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two [-1,1] images on the 8-bit scale (RGB)."""
+    mse = float(((a.clamp(-1, 1) - b) ** 2).mean()) * 127.5**2
+    return 10 * math.log10(255**2 / max(mse, 1e-12))
+
+
+def evaluate(module: ThumbnailConsistency, examples: Sequence[Example]) -> list[tuple[str, float, float]]:
+    """(name, PSNR before, PSNR after) for each example, the corrected image quantised as the pipeline does."""
+    rows = []
+    with torch.no_grad():
+        for ex in examples:
+            corrected = module.correct(ex.thumbnail, ex.reconstruction)
+            corrected = ((corrected.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+            rows.append((ex.name, psnr(ex.reconstruction, ex.original), psnr(corrected, ex.original)))
+    return rows
+
+
+@dataclass
+class Prepared:
+    """An example on the scale's grid: the padded photo and reconstruction, and the reconstruction's own thumbnail."""
+
+    example: Example
+    original: torch.Tensor
+    reconstruction: torch.Tensor
+    own: torch.Tensor  # the reconstruction's bicubic thumbnail
+    target: torch.Tensor  # the photo's
+
+    @classmethod
+    def of(cls, example: Example, scale: int) -> Prepared:
+        reconstruction, original = pad_to_scale(example.reconstruction, scale), pad_to_scale(example.original, scale)
+        return cls(example, original, reconstruction, down(reconstruction, scale), down(original, scale))
+
+
+def window_loss(module: ThumbnailConsistency, item: Prepared, ty: int, tx: int, c: int) -> torch.Tensor:
+    """log MSE of the corrected reconstruction over the photo window of ``c`` x ``c`` thumbnail pixels at
+    (``ty``, ``tx``) of the thumbnail grid, with exactly the whole-photo values inside: the network sees a margin of
+    its reach (one thumbnail pixel a layer) more than bicubic upsampling does (two pixels)."""
+    scale, reach = module.config.scale, module.config.num_layers
+    th, tw = item.own.shape[-2:]
+
+    def span(margin: int) -> tuple[int, int, int, int]:
+        return max(0, ty - margin), max(0, tx - margin), min(th, ty + c + margin), min(tw, tx + c + margin)
+
+    ny0, nx0, ny1, nx1 = span(BICUBIC_REACH + reach)
+    r, g = module(item.example.thumbnail[..., ny0:ny1, nx0:nx1], item.own[..., ny0:ny1, nx0:nx1])
+    y0, x0, y1, x1 = span(BICUBIC_REACH)
+    inside = (..., slice(y0 - ny0, y1 - ny0), slice(x0 - nx0, x1 - nx0))
+    own, r, g = item.own[..., y0:y1, x0:x1], r[inside], g[inside]
+    size = ((y1 - y0) * scale, (x1 - x0) * scale)
+    photo = (..., slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale))
+    low = up(own, size)
+    out = up(own + r, size) + up(g, size) * (item.reconstruction[photo] - low)
+    iy, ix = (ty - y0) * scale, (tx - x0) * scale
+    window = (..., slice(iy, iy + c * scale), slice(ix, ix + c * scale))
+    mse = ((out[window] - item.original[photo][window]) ** 2).mean()
+    return torch.log(mse + LOG_FLOOR)
+
+
+def thumbnail_loss(module: ThumbnailConsistency, item: Prepared, ty: int, tx: int, c: int) -> torch.Tensor:
+    """log MSE between the corrected own thumbnail ``own + r`` and the photo's bicubic thumbnail over ``c`` x ``c``
+    thumbnail pixels at (``ty``, ``tx``): the low frequencies alone, at a 256th of the full loss's cost (16x)."""
+    reach = module.config.num_layers
+    th, tw = item.own.shape[-2:]
+    y0, x0, y1, x1 = max(0, ty - reach), max(0, tx - reach), min(th, ty + c + reach), min(tw, tx + c + reach)
+    r, _ = module(item.example.thumbnail[..., y0:y1, x0:x1], item.own[..., y0:y1, x0:x1])
+    inner = (..., slice(ty - y0, ty - y0 + c), slice(tx - x0, tx - x0 + c))
+    own = item.own[..., ty:ty + c, tx:tx + c]
+    mse = ((own + r[inner] - item.target[..., ty:ty + c, tx:tx + c]) ** 2).mean()
+    return torch.log(mse + LOG_FLOOR)
+
+
+# Bicubic upsampling reads two pixels either side.
+BICUBIC_REACH = 2
+# The log-MSE loss weighs every photo by its own error: a smooth photo whose reconstruction is at 45 dB counts as
+# much as a textured one at 25 dB (a plain MSE would let the textured photos decide alone). The floor is 60 dB.
+LOG_FLOOR = 4e-6
+
+
+def train(module: ThumbnailConsistency, examples: Sequence[Example], steps: int, lr: float, crop: int,
+          seed: int = 0, batch: int = 8, log=say, low_steps: int = 0, low_crop: int = 32) -> None:
+    """Two phases of Adam on mean log MSEs, ``batch`` photos a step: ``low_steps`` on the thumbnails alone
+    (``low_crop`` thumbnail pixels on a side: cheap, and it is what ``r`` is for), then ``steps`` on the corrected
+    reconstruction over photo windows ``crop`` photo pixels on a side (the whole photo when
+    smaller), aligned to the thumbnail's grid, which also teaches the gate."""
+    scale = module.config.scale
+    rng = random.Random(seed)
+    prepared = [Prepared.of(ex, scale) for ex in examples]
+    if low_steps:
+        _fit(module, prepared, thumbnail_loss, low_steps, lr, low_crop, batch, rng, log, "thumbnails")
+    if steps:
+        _fit(module, prepared, window_loss, steps, lr, max(1, crop // scale), batch, rng, log, "photo windows")
+
+
+def _fit(module, prepared, loss_fn, steps, lr, c, batch, rng, log, what) -> None:
+    optimiser = torch.optim.Adam(module.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
+    module.train()
+    running = 0.0
+    for step in range(1, steps + 1):
+        losses = []
+        for item in rng.sample(prepared, min(batch, len(prepared))):
+            th, tw = item.own.shape[-2:]
+            ty, tx = rng.randint(0, max(0, th - c)), rng.randint(0, max(0, tw - c))
+            losses.append(loss_fn(module, item, ty, tx, min(c, th - ty, tw - tx)))
+        loss = torch.stack(losses).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        running += loss.item()
+        if step % 100 == 0 or step == steps:
+            # as PSNR: the loss is a mean log MSE in [-1,1] units
+            log(f"{what}: step {step}/{steps} mean PSNR {10 * math.log10(4) - 10 / math.log(10) * running / (step % 100 or 100):.2f} dB")
+            running = 0.0
+    module.eval()
+
+
+def _collect_main(args: argparse.Namespace) -> int:
+    from model.pipeline import TADMPipeline
+
+    pipeline = TADMPipeline.from_pretrained(args.model, device="cpu")
+    photos = photo_paths(args.data)
+    if args.shard:
+        index, count = (int(v) for v in args.shard.split("/"))
+        photos = photos[index::count]
+    if not photos:
+        sys.exit(f"error: no photos under {', '.join(map(str, args.data))}")
+    made = collect(pipeline, photos, args.output)
+    say(f"{made} photos made, {len(photos) - made} already there")
+    return 0
+
+
+def _train_main(args: argparse.Namespace) -> int:
+    started = time.time()
+    examples = load_examples(args.cache)
+    if len(examples) <= args.validation:
+        sys.exit(f"error: {args.cache} holds {len(examples)} collected photos; collect more than --validation "
+                 f"({args.validation})")
+    rng = random.Random(args.seed)
+    rng.shuffle(examples)
+    held, fit = examples[: args.validation], examples[args.validation:]
+    scale = int(checkpoints.read_config(args.model)["scale"]) if args.model else args.scale
+    module = ThumbnailConsistency(scale=scale, channels=args.channels, num_layers=args.layers)
+    torch.manual_seed(args.seed)
+    train(module, fit, args.steps, args.lr, args.crop, args.seed, args.batch, low_steps=args.low_steps,
+          low_crop=args.low_crop)
+    rows = evaluate(module, held)
+    for name, before, after in rows:
+        say(f"held out {name}: {before:.2f} -> {after:.2f} dB PSNR")
+    module.save_pretrained(args.output)
+    record = {
+        "photos": len(fit), "cache": portable(args.cache), "model": portable(args.model) if args.model else None,
+        "low_steps": args.low_steps, "low_crop": args.low_crop, "steps": args.steps, "crop": args.crop,
+        "batch": args.batch, "lr": args.lr, "seed": args.seed, "seconds": round(time.time() - started, 1),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "held_out": [{"photo": n, "psnr_before": round(b, 4), "psnr_after": round(a, 4)} for n, b, a in rows],
+    }
+    (args.output / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
+    gain = sum(a - b for _, b, a in rows) / len(rows)
+    say(f"saved {args.output}: held-out photos {gain:+.3f} dB PSNR on average, worst "
+        f"{min(a - b for _, b, a in rows):+.3f} dB")
+    return 0
+
+
+def portable(path: Path) -> str:
+    """A path as a record in the repository may name it: relative to the home directory where it is inside."""
+    resolved, home = Path(path).resolve(), Path.home().resolve()
+    return f"~/{resolved.relative_to(home)}" if resolved.is_relative_to(home) else str(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m model.training.consistency", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("collect", help="make the training data: original, thumbnail, reconstruction per photo")
+    c.add_argument("--model", type=Path, required=True)
+    c.add_argument("--data", type=Path, nargs="+", required=True)
+    c.add_argument("--shard", help="I/N: only every N-th photo from the I-th (run N processes side by side)")
+    c.add_argument("-o", "--output", type=Path, required=True)
+    t = sub.add_parser("train", help="train the module on collected photos")
+    t.add_argument("--cache", type=Path, required=True)
+    t.add_argument("--model", type=Path, help="the model the photos were collected with (for its scale)")
+    t.add_argument("--scale", type=int, default=16)
+    t.add_argument("--steps", type=int, default=3000)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--crop", type=int, default=512)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--low-steps", type=int, default=0, help="steps on the thumbnails alone first")
+    t.add_argument("--low-crop", type=int, default=32, help="their crop, in thumbnail pixels")
+    t.add_argument("--channels", type=int, default=64)
+    t.add_argument("--layers", type=int, default=6)
+    t.add_argument("--validation", type=int, default=8, help="photos held out and reported")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("-o", "--output", type=Path, required=True)
+    args = p.parse_args(argv)
+    return _collect_main(args) if args.command == "collect" else _train_main(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

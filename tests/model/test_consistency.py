@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from model import TADMPipeline
+from model.consistency import CONSISTENCY_DIR, ThumbnailConsistency, down, pad_to_scale
+from model.training import consistency as training
+
+
+def test_an_untrained_step_gives_the_reconstruction_back():
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 70, 100, generator=generator) * 2 - 1  # not a multiple of the scale: padded
+    thumbnail = torch.rand(1, 3, 5, 7, generator=generator) * 2 - 1
+    with torch.no_grad():
+        corrected = ThumbnailConsistency(scale=16, channels=8, num_layers=3).correct(thumbnail, image)
+    assert corrected.shape == image.shape
+    assert float((corrected - image).abs().max()) < 2e-3
+
+
+def test_the_correction_changes_what_a_bicubic_thumbnail_sees_and_nothing_finer():
+    module = ThumbnailConsistency(scale=16, channels=8, num_layers=3)
+    with torch.no_grad():
+        module.head.bias[:3] = torch.tensor([0.2, -0.1, 0.05])  # a constant r: a colour shift
+    with torch.no_grad():
+        corrected = module.correct(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 64, 64))
+    own = down(pad_to_scale(corrected, 16), 16)
+    assert torch.allclose(own.mean((2, 3)), torch.tensor([[0.2, -0.1, 0.05]]), atol=1e-3)
+
+
+def collected(pipe, kodak_dir, tmp_path, names):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in names:
+        Image.open(kodak_dir / f"kodak__{name}.png").convert("RGB").crop((0, 0, 256, 192)).save(photos / f"{name}.png")
+    cache = tmp_path / "cache"
+    assert training.collect(pipe, training.photo_paths([photos]), cache, log=lambda _: None) == len(names)
+    assert training.collect(pipe, training.photo_paths([photos]), cache, log=lambda _: None) == 0  # resumes
+    return cache
+
+
+@pytest.mark.parametrize("low_steps, steps", [(0, 150), (150, 0)])
+def test_training_on_a_photo_lifts_its_reconstruction(tiny_pipe, kodak_dir, tmp_path, low_steps, steps):
+    """The tiny random model reconstructs badly; what the thumbnail says about the low frequencies lifts it,
+    learnt from the whole photo (steps) or from the thumbnails alone (low_steps)."""
+    examples = training.load_examples(collected(tiny_pipe, kodak_dir, tmp_path, ["kodim23"]))
+    module = ThumbnailConsistency(scale=16, channels=16, num_layers=3)
+    torch.manual_seed(0)
+    training.train(module, examples, steps=steps, lr=3e-3, crop=128, low_steps=low_steps, low_crop=8,
+                   log=lambda _: None)
+    ((name, before, after),) = training.evaluate(module, examples)
+    assert name == "kodim23" and after > before + 3, (before, after)
+
+
+def test_the_command_line_trains_holds_photos_out_and_records_it(tiny_pipe, kodak_dir, tmp_path, capsys):
+    cache = collected(tiny_pipe, kodak_dir, tmp_path, ["kodim01", "kodim05", "kodim23"])
+    tiny_pipe.save_pretrained(tmp_path / "model")
+    out = tmp_path / "model" / CONSISTENCY_DIR
+    assert training.main(["train", "--cache", str(cache), "--model", str(tmp_path / "model"), "--steps", "20",
+                          "--low-steps", "20", "--channels", "8", "--layers", "3", "--validation", "1",
+                          "-o", str(out)]) == 0
+    record = json.loads((out / training.RECORD_NAME).read_text())
+    assert record["photos"] == 2 and record["steps"] == 20 and record["low_steps"] == 20
+    (held,) = record["held_out"]
+    assert held["photo"] in {"kodim01", "kodim05", "kodim23"} and held["psnr_before"] > 5
+    assert TADMPipeline.from_pretrained(tmp_path / "model").consistency is not None
+    assert "held-out photos" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="collect more than --validation"):
+        training.main(["train", "--cache", str(cache), "--validation", "3", "-o", str(tmp_path / "x")])
+
+
+def test_a_model_with_the_step_saves_loads_and_keeps_its_id(tiny_pipe, kodak_image, tmp_path):
+    image = Image.open(kodak_image).convert("RGB").crop((0, 0, 200, 136))
+    thumbnail = tiny_pipe.downscale(image)
+    without = np.asarray(tiny_pipe.upscale(thumbnail))
+
+    pipe = copy.copy(tiny_pipe)
+    pipe.consistency = ThumbnailConsistency(scale=16, channels=8, num_layers=3)
+    with torch.no_grad():
+        pipe.consistency.head.bias[:3] = 0.1  # brighter
+    pipe.save_pretrained(tmp_path / "model")
+    assert (tmp_path / "model" / CONSISTENCY_DIR / "config.json").is_file()
+    loaded = TADMPipeline.from_pretrained(tmp_path / "model")
+    assert loaded.model_id == tiny_pipe.model_id  # thumbnails made before the step still decode
+    with_step = np.asarray(loaded.upscale(thumbnail))
+    assert with_step.shape == without.shape
+    # r = 0.1 in [-1,1] is 12.75 levels; clipping at 255 keeps some pixels from gaining all of it
+    assert 10 < float(with_step.astype(float).mean() - without.astype(float).mean()) < 13
+
+
+def test_a_step_for_another_scale_is_refused(tiny_pipe, tmp_path):
+    pipe = copy.copy(tiny_pipe)
+    pipe.consistency = ThumbnailConsistency(scale=32, channels=8, num_layers=3)
+    pipe.save_pretrained(tmp_path / "model")
+    with pytest.raises(ValueError, match="trained for 32x but the model is 16x"):
+        TADMPipeline.from_pretrained(tmp_path / "model")
