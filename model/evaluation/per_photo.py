@@ -146,6 +146,36 @@ def model_bytes(results: Path, scale: int, images: list[str]) -> dict[str, int]:
     return {name: found[name] for name in images}
 
 
+def rows_of(doc: dict) -> list[Row]:
+    """The rows a :func:`document` was made from (a score written as null is NaN again): what lets evaluations of parts of a
+    set, run side by side, be joined into one."""
+    rows = []
+    for photo in doc["photos"]:
+        w, h = int(photo["width"]), int(photo["height"])
+        for method, result in photo["methods"].items():
+            scores = {m: math.nan if result[m] is None else float(result[m]) for m in ALL_METRICS if m in result}
+            rows.append(Row(photo["image"], method, int(doc["scale"]), int(result["bytes"]), w * h, scores,
+                            result["detail"], (w, h)))
+    return rows
+
+
+def joined(docs: list[dict]) -> list[Row]:
+    """The rows of several evaluations of one scale, each photo once, in name order. Raises ValueError for mixed
+    scales or a photo in two of them."""
+    scales = {doc["scale"] for doc in docs}
+    if len(scales) != 1:
+        raise ValueError(f"cannot join evaluations of different scales: {sorted(scales)}")
+    seen: set[str] = set()
+    rows: list[Row] = []
+    for doc in docs:
+        names = {photo["image"] for photo in doc["photos"]}
+        if names & seen:
+            raise ValueError(f"{sorted(names & seen)[0]} is in more than one of the evaluations")
+        seen |= names
+        rows += rows_of(doc)
+    return sorted(rows, key=lambda r: r.image)
+
+
 def write(rows: list[Row], title: str, scale: int, output: Path) -> None:
     """``results-<scale>x.json`` and ``photos-<scale>x.md`` in ``output``."""
     (output / f"results-{scale}x.json").write_text(json.dumps(document(rows, title, scale), indent=1) + "\n")
