@@ -9,6 +9,8 @@ Layout (``save_pretrained``)::
     adapters.safetensors      UNet LoRA + the fully trained UNet conv_in + VAE-decoder LoRA (peft key names)
     empty_prompt.safetensors  the text encoder's output for "", so serving never loads a text encoder
     backbone/unet, backbone/vae   only for backbones without a pretrained source (tiny, nano, random weights)
+    consistency/              optional: the receiver's thumbnail-consistency step (model.consistency) and its
+                              training.json; outside the model id, since the thumbnail does not depend on it
 
 The base model (SD 2.1-base, or SD 2.1 for imports) is referenced, never copied; so is a VAE of its own
 (``"vae": {"kind": "pretrained", "ref": ...}``; without it the base's VAE is used).

@@ -38,10 +38,15 @@ GATE_START = 8.0
 
 
 def pad_to_scale(x: torch.Tensor, scale: int) -> torch.Tensor:
-    """Reflect-pad (B,C,H,W) at the bottom/right to a multiple of ``scale`` (what the sender does)."""
+    """Reflect-pad (B,C,H,W) at the bottom/right to a multiple of ``scale`` (what the sender does). Built from
+    copies: F.pad's reflect mode is several times slower on large CPU tensors."""
     h, w = x.shape[-2:]
     pad_h, pad_w = -h % scale, -w % scale
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else x
+    if pad_h:
+        x = torch.cat((x, x[..., h - 1 - pad_h:h - 1, :].flip(-2)), dim=-2)
+    if pad_w:
+        x = torch.cat((x, x[..., w - 1 - pad_w:w - 1].flip(-1)), dim=-1)
+    return x
 
 
 def down(x: torch.Tensor, scale: int) -> torch.Tensor:
@@ -52,6 +57,21 @@ def down(x: torch.Tensor, scale: int) -> torch.Tensor:
 
 def up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bicubic", align_corners=False)
+
+
+def up_matrix(n_in: int, n_out: int, keep: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(keep, n_in): the first ``keep`` rows of bicubic upsampling from ``n_in`` to ``n_out`` samples along one
+    axis, exactly :func:`up`'s weights (read off by upsampling the identity)."""
+    eye = torch.eye(n_in, dtype=dtype).reshape(1, n_in, n_in, 1)
+    return up(eye, (n_out, 1))[0, :, :keep, 0].T
+
+
+def up_cropped(x: torch.Tensor, size: tuple[int, int], crop: tuple[int, int]) -> torch.Tensor:
+    """``up(x, size)[..., :crop[0], :crop[1]]`` as two matrix products: several times faster on a CPU than
+    F.interpolate's bicubic at photo sizes, and the padding is never computed."""
+    rows = up_matrix(x.shape[-2], size[0], crop[0], x.dtype).to(x.device)
+    cols = up_matrix(x.shape[-1], size[1], crop[1], x.dtype).to(x.device)
+    return rows @ x @ cols.T
 
 
 class ThumbnailConsistency(ModelMixin, ConfigMixin):
@@ -89,12 +109,12 @@ class ThumbnailConsistency(ModelMixin, ConfigMixin):
         -> (B,3,H,W) in [-1,1] (not clamped)."""
         h, w = image.shape[-2:]
         padded = pad_to_scale(image, self.config.scale)
-        size = (padded.shape[-2], padded.shape[-1])
         own = down(padded, self.config.scale)
         r, g = self(thumbnail.to(own.dtype), own)
-        low = up(own, size)
-        corrected = up(own + r, size) + up(g, size) * (padded - low)
-        return corrected[..., :h, :w]
+        # up() is linear: the three maps go up together, straight to the unpadded size
+        maps = up_cropped(torch.cat((own + r, own, g), 1), (padded.shape[-2], padded.shape[-1]), (h, w))
+        # in place: at photo sizes every fresh full-size tensor costs more than the arithmetic on it
+        return (image - maps[:, 3:6]).mul_(maps[:, 6:]).add_(maps[:, :3])
 
 
 def load_consistency(model_dir: Path, scale: int) -> ThumbnailConsistency | None:

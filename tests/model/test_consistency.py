@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from model import TADMPipeline
-from model.consistency import CONSISTENCY_DIR, ThumbnailConsistency, down, pad_to_scale
+from model.consistency import CONSISTENCY_DIR, ThumbnailConsistency, down, pad_to_scale, up
 from model.training import consistency as training
 
 
@@ -99,3 +99,22 @@ def test_a_step_for_another_scale_is_refused(tiny_pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "model")
     with pytest.raises(ValueError, match="trained for 32x but the model is 16x"):
         TADMPipeline.from_pretrained(tmp_path / "model")
+
+
+@pytest.mark.parametrize("h, w", [(70, 100), (64, 48), (33, 17)])
+def test_the_fast_correction_computes_what_the_formula_says(h, w):
+    """correct() upsamples by matrix products and pads by copies; the formula with F.pad and F.interpolate."""
+    generator = torch.Generator().manual_seed(h)
+    image = torch.rand(1, 3, h, w, generator=generator) * 2 - 1
+    module = ThumbnailConsistency(scale=16, channels=8, num_layers=3)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_(0, 0.3, generator=generator)
+        padded = torch.nn.functional.pad(image, (0, -w % 16, 0, -h % 16), mode="reflect")
+        own = down(padded, 16)
+        thumbnail = torch.rand(own.shape, generator=generator) * 2 - 1
+        r, g = module(thumbnail, own)
+        size = padded.shape[-2:]
+        expected = (up(own + r, size) + up(g, size) * (padded - up(own, size)))[..., :h, :w]
+        assert 0.05 < float(g.std())  # the gate varies: the test would see a wrong gate
+        assert torch.allclose(module.correct(thumbnail, image), expected, atol=1e-5)
