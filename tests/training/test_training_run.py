@@ -129,3 +129,17 @@ def test_max_seconds_ends_the_stage_with_the_steps_done(tmp_path, photo_folder):
                             max_seconds=3600.0))
     entry = json.loads((roomy / "training.json").read_text())["stages"][-1]
     assert entry["iterations"] == 2 and "planned_iterations" not in entry
+
+
+def test_a_stage_started_from_a_model_with_the_consistency_step_writes_one_without_it(chain, photo_folder, tmp_path):
+    """The step fits the reconstructions it was trained on; a stage changes them, so its model goes without."""
+    from model.consistency import CONSISTENCY_DIR, ThumbnailConsistency
+
+    start = TADMPipeline.from_pretrained(chain["stage3"])
+    start.consistency = ThumbnailConsistency(scale=16, channels=8, num_layers=3)
+    start.save_pretrained(tmp_path / "with-step")
+    assert TADMPipeline.from_pretrained(tmp_path / "with-step").consistency is not None
+    model_dir = train(small_run("stage3", tmp_path / "run", photo_folder, init=tmp_path / "with-step", iterations=1,
+                                check_previous_stage=False))
+    assert not (model_dir / CONSISTENCY_DIR).exists()
+    assert TADMPipeline.from_pretrained(model_dir).consistency is None
