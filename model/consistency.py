@@ -104,6 +104,11 @@ class ThumbnailConsistency(ModelMixin, ConfigMixin):
         out = self.head(self.body(torch.cat((thumbnail, own, thumbnail - own), 1)))
         return out[:, :3], torch.sigmoid(out[:, 3:])
 
+    def correct_8bit(self, thumbnail: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """:meth:`correct` of ``image`` rounded to 8-bit levels first: the decoder's output as the step was trained
+        on it (the pipeline's reconstructions as stored)."""
+        return self.correct(thumbnail, ((image.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1)
+
     def correct(self, thumbnail: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """The corrected reconstruction: ``thumbnail`` (B,3,⌈H/s⌉,⌈W/s⌉) and ``image`` (B,3,H,W), both in [-1,1]
         -> (B,3,H,W) in [-1,1] (not clamped)."""

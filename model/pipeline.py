@@ -19,15 +19,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from PIL import Image, ImageOps
+from PIL import Image
 
 from . import backbones, checkpoints, lora, vae_budget, vae_tiling
 from .consistency import CONSISTENCY_DIR, ThumbnailConsistency, load_consistency
 from .dfrm import DFRM
+from .image_tensors import ImageInput, load_rgb, pil_to_tensor, tensor_to_uint8
 from .layout import get_layout
 from .scheduler import HybridScheduler, Refiner
 from .thumbnail import Thumbnail, thumbnail_size
@@ -36,37 +36,9 @@ from .tpm import TimestepPredictor
 
 logger = logging.getLogger(__name__)
 
-ImageInput = Image.Image | str | Path
-
-
 def default_dtype(device: torch.device) -> torch.dtype:
     """float32 on CPU; bfloat16 on CUDA (fp16 is available as an explicit choice)."""
     return torch.bfloat16 if device.type == "cuda" else torch.float32
-
-
-def load_rgb(image: ImageInput) -> Image.Image:
-    """A PIL RGB image with its EXIF orientation applied."""
-    if isinstance(image, (str, Path)):
-        with Image.open(image) as opened:
-            image = ImageOps.exif_transpose(opened)
-            image.load()
-    elif not isinstance(image, Image.Image):
-        raise TypeError(f"`image` must be a PIL image or a path but is {type(image).__name__}")
-    else:
-        image = ImageOps.exif_transpose(image)
-    return image.convert("RGB")
-
-
-def pil_to_tensor(image: Image.Image) -> torch.Tensor:
-    """RGB PIL -> (1, 3, H, W) float32 in [-1, 1]."""
-    array = np.asarray(image, dtype=np.float32)
-    return torch.from_numpy(array).permute(2, 0, 1)[None] / 127.5 - 1
-
-
-def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) in [-1, 1] -> (H, W, 3) uint8, rounding to nearest."""
-    levels = ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return levels.permute(1, 2, 0).cpu().numpy()
 
 
 class TADMPipeline:
@@ -86,11 +58,9 @@ class TADMPipeline:
         consistency: ThumbnailConsistency | None = None,
     ) -> None:
         self.vae, self.unet, self.dfrm, self.tpm, self.refiner = vae, unet, dfrm, tpm, refiner
-        # The receiver's low-frequency correction (model.consistency); None in a model trained without one. Not
-        # part of the model id: it leaves the thumbnail alone, so thumbnails made before it decode with it.
-        self.consistency = consistency
-        if consistency is not None:
-            consistency.eval().requires_grad_(False)
+        # The receiver's low-frequency correction (model.consistency), or None. Not in the model id: the thumbnail
+        # does not depend on it, so thumbnails made before it decode with it.
+        self.consistency = consistency.eval().requires_grad_(False) if consistency is not None else None
         self.empty_prompt = empty_prompt.float()
         self.config = dict(config)
         self.scale: int = int(config["scale"])
@@ -410,9 +380,7 @@ class TADMPipeline:
         w, h = original_size
         x = x[..., :h, :w]
         if thumbnail is not None and self.consistency is not None:
-            # on the 8-bit reconstruction, as the step was trained
-            x = ((x.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
-            x = self.consistency.correct(pil_to_tensor(thumbnail.image).to(self.device), x)
+            x = self.consistency.correct_8bit(pil_to_tensor(thumbnail.image).to(self.device), x)
         return Image.fromarray(tensor_to_uint8(x))
 
     @torch.inference_mode()

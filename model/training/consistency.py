@@ -22,12 +22,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
 from model import checkpoints
 from model.consistency import ThumbnailConsistency, down, pad_to_scale, up
+from model.image_tensors import pil_to_tensor
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 # How the step in a model directory was trained (beside its weights, so it goes when the step is dropped).
@@ -68,11 +68,6 @@ def collect(pipeline, photos: Sequence[Path], cache: Path, log=say) -> int:
     return made
 
 
-def to_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL RGB -> (1,3,H,W) float32 in [-1,1]."""
-    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
-
-
 @dataclass
 class Example:
     name: str
@@ -82,7 +77,7 @@ class Example:
 
     @classmethod
     def load(cls, folder: Path) -> Example:
-        parts = [to_tensor(Image.open(folder / f"{part}.png").convert("RGB")) for part in PARTS]
+        parts = [pil_to_tensor(Image.open(folder / f"{part}.png").convert("RGB")) for part in PARTS]
         return cls(folder.name, *parts)
 
 

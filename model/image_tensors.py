@@ -1,0 +1,36 @@
+"""Images as tensors: loading a photo (EXIF orientation applied), and the [-1, 1] float tensors the models work on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+ImageInput = Image.Image | str | Path
+
+
+def load_rgb(image: ImageInput) -> Image.Image:
+    """A PIL RGB image with its EXIF orientation applied."""
+    if isinstance(image, (str, Path)):
+        with Image.open(image) as opened:
+            image = ImageOps.exif_transpose(opened)
+            image.load()
+    elif not isinstance(image, Image.Image):
+        raise TypeError(f"`image` must be a PIL image or a path but is {type(image).__name__}")
+    else:
+        image = ImageOps.exif_transpose(image)
+    return image.convert("RGB")
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL -> (1, 3, H, W) float32 in [-1, 1]."""
+    array = np.asarray(image, dtype=np.float32)
+    return torch.from_numpy(array).permute(2, 0, 1)[None] / 127.5 - 1
+
+
+def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) in [-1, 1] -> (H, W, 3) uint8, rounding to nearest."""
+    levels = ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return levels.permute(1, 2, 0).cpu().numpy()
