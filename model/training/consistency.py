@@ -18,7 +18,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +28,8 @@ from PIL import Image
 from model import checkpoints
 from model.consistency import ThumbnailConsistency, down, pad_to_scale, up
 from model.image_tensors import pil_to_tensor
+from model.training.data import find_images
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 # How the step in a model directory was trained (beside its weights, so it goes when the step is dropped).
 RECORD_NAME = "training.json"
 # The three PNGs one photo leaves in the cache.
@@ -38,13 +38,6 @@ PARTS = ("original", "thumbnail", "reconstruction")
 
 def say(message: str) -> None:
     print(message, flush=True)  # noqa: T201
-
-
-def photo_paths(folders: Iterable[Path]) -> list[Path]:
-    paths: list[Path] = []
-    for folder in folders:
-        paths += sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return paths
 
 
 def collect(pipeline, photos: Sequence[Path], cache: Path, log=say) -> int:
@@ -206,12 +199,13 @@ def _collect_main(args: argparse.Namespace) -> int:
     from model.pipeline import TADMPipeline
 
     pipeline = TADMPipeline.from_pretrained(args.model, device="cpu")
-    photos = photo_paths(args.data)
+    try:
+        photos = find_images(args.data)
+    except FileNotFoundError as exc:
+        sys.exit(f"error: {exc}")
     if args.shard:
         index, count = (int(v) for v in args.shard.split("/"))
         photos = photos[index::count]
-    if not photos:
-        sys.exit(f"error: no photos under {', '.join(map(str, args.data))}")
     made = collect(pipeline, photos, args.output)
     say(f"{made} photos made, {len(photos) - made} already there")
     return 0

@@ -11,6 +11,7 @@ from PIL import Image
 from model import TADMPipeline
 from model.consistency import CONSISTENCY_DIR, ThumbnailConsistency, down, pad_to_scale, up
 from model.training import consistency as training
+from model.training.data import find_images
 
 
 def test_an_untrained_step_gives_the_reconstruction_back():
@@ -39,8 +40,8 @@ def collected(pipe, kodak_dir, tmp_path, names):
     for name in names:
         Image.open(kodak_dir / f"kodak__{name}.png").convert("RGB").crop((0, 0, 256, 192)).save(photos / f"{name}.png")
     cache = tmp_path / "cache"
-    assert training.collect(pipe, training.photo_paths([photos]), cache, log=lambda _: None) == len(names)
-    assert training.collect(pipe, training.photo_paths([photos]), cache, log=lambda _: None) == 0  # resumes
+    assert training.collect(pipe, find_images([photos]), cache, log=lambda _: None) == len(names)
+    assert training.collect(pipe, find_images([photos]), cache, log=lambda _: None) == 0  # resumes
     return cache
 
 
