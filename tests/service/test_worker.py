@@ -28,9 +28,27 @@ def pipe():
     return TADMPipeline.from_preset("tiny", scale=16, pretrained=False)
 
 
-async def test_upscale_jobs_are_micro_batched(pipe, settings, photos):
+def with_brightening_step(pipe):
+    """The pipeline with a thumbnail-consistency step that visibly acts: its correction adds 0.1 (12.75 levels)."""
+    import copy
+
+    import torch
+
+    from model.consistency import ThumbnailConsistency
+
+    stepped = copy.copy(pipe)
+    stepped.consistency = ThumbnailConsistency(scale=16, channels=8, num_layers=3)
+    with torch.no_grad():
+        stepped.consistency.head.bias[:3] = 0.1
+    return stepped
+
+
+@pytest.mark.parametrize("step", [False, True], ids=["plain", "with-consistency-step"])
+async def test_upscale_jobs_are_micro_batched(pipe, settings, photos, step):
     from service.worker.process import Worker
 
+    plain = pipe
+    pipe = with_brightening_step(pipe) if step else pipe
     settings = settings.model_copy(update={"tile_size": 8, "tile_stride": 6, "tile_batch_size": 16})
     services = build_services(settings)
     worker = Worker(settings, pipe, ModelInfo(pipe.model_id, "tiny", 16, False), services)
@@ -75,6 +93,9 @@ async def test_upscale_jobs_are_micro_batched(pipe, settings, photos):
                                dtype=np.int16)
             assert batched.shape == alone.shape
             assert np.abs(batched - alone).max() <= 1  # batching never changes a result (up to rounding)
+            if step:  # the worker's batched path applies the step, not only pipe.upscale
+                without = np.asarray(plain.upscale(thumb, tiling=Tiling(tile_size=8, tile_stride=6)), dtype=np.int16)
+                assert 8 < float(batched.mean() - without.mean()) < 13
         assert not worker.in_flight
     finally:
         await services.close()
