@@ -31,6 +31,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from .image_tensors import round_to_8bit
+
 # The step's folder inside a model directory (model.checkpoints); a model without it reconstructs without the step.
 CONSISTENCY_DIR = "consistency"
 # The gate's logit starts here: sigmoid(8) = 0.9997, so the untrained module keeps the reconstruction's detail.
@@ -107,7 +109,7 @@ class ThumbnailConsistency(ModelMixin, ConfigMixin):
     def correct_8bit(self, thumbnail: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """:meth:`correct` of ``image`` rounded to 8-bit levels first: the decoder's output as the step was trained
         on it (the pipeline's reconstructions as stored)."""
-        return self.correct(thumbnail, ((image.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1)
+        return self.correct(thumbnail, round_to_8bit(image))
 
     def correct(self, thumbnail: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """The corrected reconstruction: ``thumbnail`` (B,3,⌈H/s⌉,⌈W/s⌉) and ``image`` (B,3,H,W), both in [-1,1]

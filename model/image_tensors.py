@@ -30,7 +30,16 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)[None] / 127.5 - 1
 
 
+def _levels(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> the nearest of the 256 levels, as floats 0..255."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round()
+
+
 def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) in [-1, 1] -> (H, W, 3) uint8, rounding to nearest."""
-    levels = ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return levels.permute(1, 2, 0).cpu().numpy()
+    return _levels(x[0]).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def round_to_8bit(x: torch.Tensor) -> torch.Tensor:
+    """A tensor in [-1, 1] as an 8-bit image would hold it (clamped, rounded to its levels), still in [-1, 1]."""
+    return _levels(x) / 127.5 - 1

@@ -27,7 +27,7 @@ from PIL import Image
 
 from model import checkpoints
 from model.consistency import ThumbnailConsistency, down, pad_to_scale, up
-from model.image_tensors import pil_to_tensor
+from model.image_tensors import pil_to_tensor, round_to_8bit
 from model.training.data import find_images
 
 # How the step in a model directory was trained (beside its weights, so it goes when the step is dropped).
@@ -89,8 +89,7 @@ def evaluate(module: ThumbnailConsistency, examples: Sequence[Example]) -> list[
     rows = []
     with torch.no_grad():
         for ex in examples:
-            corrected = module.correct(ex.thumbnail, ex.reconstruction)
-            corrected = ((corrected.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+            corrected = round_to_8bit(module.correct(ex.thumbnail, ex.reconstruction))
             rows.append((ex.name, psnr(ex.reconstruction, ex.original), psnr(corrected, ex.original)))
     return rows
 
