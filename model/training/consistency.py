@@ -6,13 +6,14 @@ thumbnail of it and the model's reconstruction, made once through the pipeline's
 the photos' full size with the whole-image loss the module is judged by (PSNR of the corrected reconstruction),
 which costs milliseconds a photo: the network works at the thumbnail's resolution.
 
-    python -m model.training.consistency collect --model DIR --data PHOTOS... -o CACHE
+    python -m model.training.consistency collect --model DIR --data PHOTOS... -o CACHE [--hard-scenes]
     python -m model.training.consistency train --model DIR --cache CACHE -o OUT_MODEL_DIR
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -29,36 +31,67 @@ from model import checkpoints
 from model.consistency import ThumbnailConsistency, down, pad_to_scale, up
 from model.image_tensors import pil_to_tensor, round_to_8bit
 from model.training.data import find_images
+from model.training.scenes import SCENES, hard_scene
 
 # How the step in a model directory was trained (beside its weights, so it goes when the step is dropped).
 RECORD_NAME = "training.json"
 # The three PNGs one photo leaves in the cache.
 PARTS = ("original", "thumbnail", "reconstruction")
+# A hard-scene variant's folder is named <photo>@<scene>: it is held out together with its photo.
+VARIANT_MARK = "@"
 
 
 def say(message: str) -> None:
     print(message, flush=True)  # noqa: T201
 
 
-def collect(pipeline, photos: Sequence[Path], cache: Path, log=say) -> int:
+def variant_name(photo: str) -> str:
+    """The hard-scene variant of a photo: ``<photo>@<scene>``, the scene chosen by the photo's name."""
+    return f"{photo}{VARIANT_MARK}{SCENES[_name_seed(photo) % len(SCENES)]}"
+
+
+def hard_variant(image: Image.Image, photo: str) -> Image.Image:
+    """The photo made its variant's scene (model.training.scenes), the strength drawn from a generator seeded by
+    the photo's name, so a resumed or sharded collection makes the same variant."""
+    scene = variant_name(photo).rsplit(VARIANT_MARK, 1)[1]
+    return hard_scene(image, np.random.default_rng(_name_seed(photo)), scene)[0]
+
+
+def _name_seed(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+
+
+def source_photo(name: str) -> str:
+    """The photo an example was made from: its own name, or the name before a variant's mark."""
+    return name.split(VARIANT_MARK, 1)[0]
+
+
+def collect(pipeline, photos: Sequence[Path], cache: Path, log=say, hard_scenes: bool = False) -> int:
     """Write ``cache/<photo>/{original,thumbnail,reconstruction}.png`` for every photo not there yet; returns how
-    many were made. A photo is complete once its reconstruction exists (written last)."""
+    many were made. A photo is complete once its reconstruction exists (written last). With ``hard_scenes`` each
+    photo also gets a hard-scene variant, ``cache/<photo>@<scene>/``: smooth, dark and hazy areas, where the step
+    has the most to correct, are rare in the training photos themselves."""
     made = 0
     for i, path in enumerate(photos, 1):
-        folder = cache / path.stem
-        if (folder / "reconstruction.png").exists():
-            continue
-        start = time.perf_counter()
-        image = Image.open(path).convert("RGB")
-        thumbnail = pipeline.downscale(image)
-        reconstruction = pipeline.upscale(thumbnail)
-        folder.mkdir(parents=True, exist_ok=True)
-        image.save(folder / "original.png")
-        thumbnail.image.save(folder / "thumbnail.png")
-        reconstruction.save(folder / "reconstruction.png")
-        made += 1
-        log(f"[{i}/{len(photos)}] {path.name} {image.size[0]}x{image.size[1]} in {time.perf_counter() - start:.1f} s")
+        names = [path.stem] + ([variant_name(path.stem)] if hard_scenes else [])
+        missing = [n for n in names if not (cache / n / "reconstruction.png").exists()]
+        photo = Image.open(path).convert("RGB") if missing else None
+        for name in missing:
+            image = photo if name == path.stem else hard_variant(photo, path.stem)
+            start = time.perf_counter()
+            _collect_one(pipeline, image, cache / name)
+            made += 1
+            log(f"[{i}/{len(photos)}] {name} {image.size[0]}x{image.size[1]} in {time.perf_counter() - start:.1f} s")
     return made
+
+
+def _collect_one(pipeline, image: Image.Image, folder: Path) -> None:
+    thumbnail = pipeline.downscale(image)
+    reconstruction = pipeline.upscale(thumbnail)
+    folder.mkdir(parents=True, exist_ok=True)
+    image.save(folder / "original.png")
+    thumbnail.image.save(folder / "thumbnail.png")
+    reconstruction.save(folder / "reconstruction.png")
 
 
 @dataclass
@@ -205,7 +238,7 @@ def _collect_main(args: argparse.Namespace) -> int:
     if args.shard:
         index, count = (int(v) for v in args.shard.split("/"))
         photos = photos[index::count]
-    made = collect(pipeline, photos, args.output)
+    made = collect(pipeline, photos, args.output, hard_scenes=args.hard_scenes)
     say(f"{made} photos made, {len(photos) - made} already there")
     return 0
 
@@ -213,12 +246,15 @@ def _collect_main(args: argparse.Namespace) -> int:
 def _train_main(args: argparse.Namespace) -> int:
     started = time.time()
     examples = load_examples(args.cache)
-    if len(examples) <= args.validation:
-        sys.exit(f"error: {args.cache} holds {len(examples)} collected photos; collect more than --validation "
+    sources = sorted({source_photo(ex.name) for ex in examples})
+    if len(sources) <= args.validation:
+        sys.exit(f"error: {args.cache} holds {len(sources)} collected photos; collect more than --validation "
                  f"({args.validation})")
     rng = random.Random(args.seed)
-    rng.shuffle(examples)
-    held, fit = examples[: args.validation], examples[args.validation:]
+    rng.shuffle(sources)
+    held_out = set(sources[: args.validation])  # a photo's hard-scene variant is held out with it
+    held = [ex for ex in examples if source_photo(ex.name) in held_out]
+    fit = [ex for ex in examples if source_photo(ex.name) not in held_out]
     scale = int(checkpoints.read_config(args.model)["scale"]) if args.model else args.scale
     module = ThumbnailConsistency(scale=scale, channels=args.channels, num_layers=args.layers)
     torch.manual_seed(args.seed)
@@ -236,10 +272,19 @@ def _train_main(args: argparse.Namespace) -> int:
         "held_out": [{"photo": n, "psnr_before": round(b, 4), "psnr_after": round(a, 4)} for n, b, a in rows],
     }
     (args.output / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
-    gain = sum(a - b for _, b, a in rows) / len(rows)
-    say(f"saved {args.output}: held-out photos {gain:+.3f} dB PSNR on average, worst "
-        f"{min(a - b for _, b, a in rows):+.3f} dB")
+    say(f"saved {args.output}: {summary(rows)}")
     return 0
+
+
+def summary(rows: Sequence[tuple[str, float, float]]) -> str:
+    """The held-out photos' mean and worst PSNR gain, and their hard-scene variants' apart."""
+    parts = []
+    for what, group in (("held-out photos", [r for r in rows if VARIANT_MARK not in r[0]]),
+                        ("their hard-scene variants", [r for r in rows if VARIANT_MARK in r[0]])):
+        if group:
+            gains = [a - b for _, b, a in group]
+            parts.append(f"{what} {sum(gains) / len(gains):+.3f} dB PSNR on average, worst {min(gains):+.3f} dB")
+    return "; ".join(parts)
 
 
 def portable(path: Path) -> str:
@@ -255,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--model", type=Path, required=True)
     c.add_argument("--data", type=Path, nargs="+", required=True)
     c.add_argument("--shard", help="I/N: only every N-th photo from the I-th (run N processes side by side)")
+    c.add_argument("--hard-scenes", action="store_true",
+                   help="also a night, fog, high-key or soft variant of every photo (held out with its photo)")
     c.add_argument("-o", "--output", type=Path, required=True)
     t = sub.add_parser("train", help="train the module on collected photos")
     t.add_argument("--cache", type=Path, required=True)

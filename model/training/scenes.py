@@ -48,9 +48,13 @@ def _soft(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(4.0, 24.0))))
 
 
-def hard_scene(image: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, str]:
-    """``image`` (an RGB crop) as one of :data:`SCENES`, drawn from ``rng``, quantised to 8 bits."""
-    scene = SCENES[int(rng.integers(len(SCENES)))]
+def hard_scene(image: Image.Image, rng: np.random.Generator, scene: str | None = None) -> tuple[Image.Image, str]:
+    """``image`` (an RGB crop) as one of :data:`SCENES` (``scene``, or drawn from ``rng``), its strength drawn
+    from ``rng``, quantised to 8 bits."""
+    if scene is None:
+        scene = SCENES[int(rng.integers(len(SCENES)))]
+    elif scene not in SCENES:
+        raise ValueError(f"unknown scene {scene!r}; expected one of {', '.join(SCENES)}")
     if scene == "soft":
         return _soft(image, rng), scene
     rgb = np.asarray(image, dtype=np.float64) / 255.0

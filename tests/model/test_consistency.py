@@ -34,15 +34,42 @@ def test_the_correction_changes_what_a_bicubic_thumbnail_sees_and_nothing_finer(
     assert torch.allclose(own.mean((2, 3)), torch.tensor([[0.2, -0.1, 0.05]]), atol=1e-3)
 
 
-def collected(pipe, kodak_dir, tmp_path, names):
+def collected(pipe, kodak_dir, tmp_path, names, hard_scenes=False):
     photos = tmp_path / "photos"
     photos.mkdir()
     for name in names:
         Image.open(kodak_dir / f"kodak__{name}.png").convert("RGB").crop((0, 0, 256, 192)).save(photos / f"{name}.png")
     cache = tmp_path / "cache"
-    assert training.collect(pipe, find_images([photos]), cache, log=lambda _: None) == len(names)
-    assert training.collect(pipe, find_images([photos]), cache, log=lambda _: None) == 0  # resumes
+    made = training.collect(pipe, find_images([photos]), cache, log=lambda _: None, hard_scenes=hard_scenes)
+    assert made == len(names) * (2 if hard_scenes else 1)
+    assert training.collect(pipe, find_images([photos]), cache, log=lambda _: None, hard_scenes=hard_scenes) == 0
     return cache
+
+
+def test_hard_scene_variants_are_collected_once_each_and_differ_from_their_photo(tiny_pipe, kodak_dir, tmp_path):
+    cache = collected(tiny_pipe, kodak_dir, tmp_path, ["kodim05", "kodim23"], hard_scenes=True)
+    folders = sorted(f.name for f in cache.iterdir())
+    assert len(folders) == 4 and folders[0] == "kodim05" and folders[2] == "kodim23"
+    for photo, variant in (folders[:2], folders[2:]):
+        assert variant == training.variant_name(photo) and training.source_photo(variant) == photo
+        original = np.asarray(Image.open(cache / photo / "original.png"), dtype=float)
+        changed = np.asarray(Image.open(cache / variant / "original.png"), dtype=float)
+        assert changed.shape == original.shape and np.abs(changed - original).mean() > 5
+        # the same variant again: drawn from the photo's name, not from the order of collection
+        again = training.hard_variant(Image.open(cache / photo / "original.png"), photo)
+        assert np.array_equal(np.asarray(again), changed.astype(np.uint8))
+
+
+def test_a_held_out_photo_takes_its_hard_scene_variant_with_it(tiny_pipe, kodak_dir, tmp_path, capsys):
+    cache = collected(tiny_pipe, kodak_dir, tmp_path, ["kodim01", "kodim05", "kodim23"], hard_scenes=True)
+    out = tmp_path / "step"
+    assert training.main(["train", "--cache", str(cache), "--scale", "16", "--steps", "5", "--channels", "8",
+                          "--layers", "3", "--validation", "1", "-o", str(out)]) == 0
+    record = json.loads((out / training.RECORD_NAME).read_text())
+    held = [row["photo"] for row in record["held_out"]]
+    assert record["photos"] == 4 and len(held) == 2
+    assert training.source_photo(held[1]) == held[0] and held[1] == training.variant_name(held[0])
+    assert "their hard-scene variants" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("low_steps, steps", [(0, 150), (150, 0)])

@@ -94,3 +94,16 @@ def test_each_hard_scene_is_what_it_names(kodak_dir):
     assert seen["high_key"].mean() > source.mean() and seen["fog"].std() < 0.6 * source.std()
     gradient = np.abs(np.diff(source, axis=1)).mean()
     assert np.abs(np.diff(seen["soft"], axis=1)).mean() < 0.5 * gradient
+
+
+def test_a_hard_scene_can_be_named_and_an_unknown_one_is_refused(kodak_dir):
+    import numpy as np
+
+    from model.training.scenes import hard_scene
+
+    with Image.open(kodak_dir / "kodak__kodim01.png") as img:
+        crop = img.convert("RGB").crop((0, 0, 64, 64))
+    for seed in range(5):
+        assert hard_scene(crop, np.random.default_rng(seed), "fog")[1] == "fog"
+    with pytest.raises(ValueError, match="unknown scene 'rain'"):
+        hard_scene(crop, np.random.default_rng(0), "rain")
