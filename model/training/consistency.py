@@ -13,6 +13,7 @@ which costs milliseconds a photo: the network works at the thumbnail's resolutio
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import math
@@ -30,6 +31,7 @@ from PIL import Image
 from model import checkpoints
 from model.consistency import ThumbnailConsistency, down, pad_to_scale, up
 from model.image_tensors import pil_to_tensor, round_to_8bit
+from model.thumbnail import Thumbnail
 from model.training.data import find_images
 from model.training.scenes import SCENES, hard_scene
 
@@ -71,6 +73,9 @@ def collect(pipeline, photos: Sequence[Path], cache: Path, log=say, hard_scenes:
     many were made. A photo is complete once its reconstruction exists (written last). With ``hard_scenes`` each
     photo also gets a hard-scene variant, ``cache/<photo>@<scene>/``: smooth, dark and hazy areas, where the step
     has the most to correct, are rare in the training photos themselves."""
+    # The step corrects the decoder's own output: a model that already has one must not apply it here.
+    pipeline = copy.copy(pipeline)
+    pipeline.consistency = None
     made = 0
     for i, path in enumerate(photos, 1):
         names = [path.stem] + ([variant_name(path.stem)] if hard_scenes else [])
@@ -86,12 +91,15 @@ def collect(pipeline, photos: Sequence[Path], cache: Path, log=say, hard_scenes:
 
 
 def _collect_one(pipeline, image: Image.Image, folder: Path) -> None:
-    thumbnail = pipeline.downscale(image)
-    reconstruction = pipeline.upscale(thumbnail)
-    folder.mkdir(parents=True, exist_ok=True)
-    image.save(folder / "original.png")
-    thumbnail.image.save(folder / "thumbnail.png")
-    reconstruction.save(folder / "reconstruction.png")
+    if (folder / "thumbnail.png").exists():  # an interrupted photo: its thumbnail is done (downscale is deterministic)
+        thumbnail = Thumbnail(Image.open(folder / "thumbnail.png").convert("RGB"), pipeline.scale, image.size,
+                              pipeline.model_id)
+    else:
+        thumbnail = pipeline.downscale(image)
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / "original.png")
+        thumbnail.image.save(folder / "thumbnail.png")
+    pipeline.upscale(thumbnail).save(folder / "reconstruction.png")
 
 
 @dataclass

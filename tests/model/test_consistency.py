@@ -36,7 +36,7 @@ def test_the_correction_changes_what_a_bicubic_thumbnail_sees_and_nothing_finer(
 
 def collected(pipe, kodak_dir, tmp_path, names, hard_scenes=False):
     photos = tmp_path / "photos"
-    photos.mkdir()
+    photos.mkdir(parents=True)
     for name in names:
         Image.open(kodak_dir / f"kodak__{name}.png").convert("RGB").crop((0, 0, 256, 192)).save(photos / f"{name}.png")
     cache = tmp_path / "cache"
@@ -58,6 +58,25 @@ def test_hard_scene_variants_are_collected_once_each_and_differ_from_their_photo
         # the same variant again: drawn from the photo's name, not from the order of collection
         again = training.hard_variant(Image.open(cache / photo / "original.png"), photo)
         assert np.array_equal(np.asarray(again), changed.astype(np.uint8))
+
+
+def test_collecting_with_a_model_that_has_a_step_keeps_the_decoders_own_output(tiny_pipe, kodak_dir, tmp_path):
+    """A new step is trained on what the decoder gives it at serving, not on the output of the step it replaces;
+    and a photo interrupted after its thumbnail resumes to the same reconstruction."""
+    plain = collected(tiny_pipe, kodak_dir, tmp_path / "plain", ["kodim23"])
+    pipe = copy.copy(tiny_pipe)
+    pipe.consistency = ThumbnailConsistency(scale=16, channels=8, num_layers=3)
+    with torch.no_grad():
+        pipe.consistency.head.bias[:3] = 0.1  # brighter by 12.75 levels where it applies
+    with_step = collected(pipe, kodak_dir, tmp_path / "with-step", ["kodim23"])
+    assert pipe.consistency is not None  # the caller's pipeline keeps its step
+    expected = np.asarray(Image.open(plain / "kodim23" / "reconstruction.png"))
+    assert np.array_equal(np.asarray(Image.open(with_step / "kodim23" / "reconstruction.png")), expected)
+
+    (with_step / "kodim23" / "reconstruction.png").unlink()
+    assert training.collect(pipe, find_images([tmp_path / "with-step" / "photos"]), with_step,
+                            log=lambda _: None) == 1
+    assert np.array_equal(np.asarray(Image.open(with_step / "kodim23" / "reconstruction.png")), expected)
 
 
 def test_a_held_out_photo_takes_its_hard_scene_variant_with_it(tiny_pipe, kodak_dir, tmp_path, capsys):
