@@ -287,7 +287,8 @@ def _train_main(args: argparse.Namespace) -> int:
         say(f"held out {name}: {before:.2f} -> {after:.2f} dB PSNR")
     module.save_pretrained(args.output)
     record = {
-        "photos": len(fit), "cache": portable(args.cache), "model": portable(args.model) if args.model else None,
+        "photos": sum(VARIANT_MARK not in ex.name for ex in fit),
+        "hard_scene_variants": sum(VARIANT_MARK in ex.name for ex in fit), "cache": portable(args.cache), "model": portable(args.model) if args.model else None,
         "low_steps": args.low_steps, "low_crop": args.low_crop, "steps": args.steps, "crop": args.crop,
         "batch": args.batch, "lr": args.lr, "seed": args.seed, "seconds": round(time.time() - started, 1),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -86,7 +86,7 @@ def test_a_held_out_photo_takes_its_hard_scene_variant_with_it(tiny_pipe, kodak_
                           "--layers", "3", "--validation", "1", "-o", str(out)]) == 0
     record = json.loads((out / training.RECORD_NAME).read_text())
     held = [row["photo"] for row in record["held_out"]]
-    assert record["photos"] == 4 and len(held) == 2
+    assert record["photos"] == 2 and record["hard_scene_variants"] == 2 and len(held) == 2
     assert training.source_photo(held[1]) == held[0] and held[1] == training.variant_name(held[0])
     assert "their hard-scene variants" in capsys.readouterr().out
 
@@ -112,7 +112,8 @@ def test_the_command_line_trains_holds_photos_out_and_records_it(tiny_pipe, koda
                           "--low-steps", "20", "--channels", "8", "--layers", "3", "--validation", "1",
                           "-o", str(out)]) == 0
     record = json.loads((out / training.RECORD_NAME).read_text())
-    assert record["photos"] == 2 and record["steps"] == 20 and record["low_steps"] == 20
+    assert record["photos"] == 2 and record["hard_scene_variants"] == 0
+    assert record["steps"] == 20 and record["low_steps"] == 20
     (held,) = record["held_out"]
     assert held["photo"] in {"kodim01", "kodim05", "kodim23"} and held["psnr_before"] > 5
     assert TADMPipeline.from_pretrained(tmp_path / "model").consistency is not None
