@@ -80,7 +80,9 @@ def collect(pipeline, photos: Sequence[Path], cache: Path, log=say, hard_scenes:
     for i, path in enumerate(photos, 1):
         names = [path.stem] + ([variant_name(path.stem)] if hard_scenes else [])
         missing = [n for n in names if not (cache / n / "reconstruction.png").exists()]
-        photo = Image.open(path).convert("RGB") if missing else None
+        if not missing:
+            continue
+        photo = Image.open(path).convert("RGB")
         for name in missing:
             image = photo if name == path.stem else hard_variant(photo, path.stem)
             start = time.perf_counter()
