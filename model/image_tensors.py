@@ -24,10 +24,19 @@ def load_rgb(image: ImageInput) -> Image.Image:
     return image.convert("RGB")
 
 
+def pil_to_uint8_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL -> (1, 3, H, W) uint8: a quarter of the float tensor's memory, for images kept many at a time."""
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None]
+
+
+def from_levels(x: torch.Tensor) -> torch.Tensor:
+    """8-bit levels 0..255 (any dtype) -> float32 in [-1, 1]."""
+    return x.float() / 127.5 - 1
+
+
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     """RGB PIL -> (1, 3, H, W) float32 in [-1, 1]."""
-    array = np.asarray(image, dtype=np.float32)
-    return torch.from_numpy(array).permute(2, 0, 1)[None] / 127.5 - 1
+    return from_levels(pil_to_uint8_tensor(image))
 
 
 def _levels(x: torch.Tensor) -> torch.Tensor:
@@ -42,4 +51,4 @@ def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
 
 def round_to_8bit(x: torch.Tensor) -> torch.Tensor:
     """A tensor in [-1, 1] as an 8-bit image would hold it (clamped, rounded to its levels), still in [-1, 1]."""
-    return _levels(x) / 127.5 - 1
+    return from_levels(_levels(x))

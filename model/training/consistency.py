@@ -30,7 +30,7 @@ from PIL import Image
 
 from model import checkpoints
 from model.consistency import ThumbnailConsistency, down, pad_to_scale, up
-from model.image_tensors import pil_to_tensor, round_to_8bit
+from model.image_tensors import from_levels, pil_to_tensor, pil_to_uint8_tensor, round_to_8bit
 from model.thumbnail import Thumbnail
 from model.training.data import find_images
 from model.training.scenes import SCENES, hard_scene
@@ -47,16 +47,19 @@ def say(message: str) -> None:
     print(message, flush=True)  # noqa: T201
 
 
+def _variant_scene(photo: str) -> str:
+    return SCENES[_name_seed(photo) % len(SCENES)]
+
+
 def variant_name(photo: str) -> str:
     """The hard-scene variant of a photo: ``<photo>@<scene>``, the scene chosen by the photo's name."""
-    return f"{photo}{VARIANT_MARK}{SCENES[_name_seed(photo) % len(SCENES)]}"
+    return f"{photo}{VARIANT_MARK}{_variant_scene(photo)}"
 
 
 def hard_variant(image: Image.Image, photo: str) -> Image.Image:
     """The photo made its variant's scene (model.training.scenes), the strength drawn from a generator seeded by
     the photo's name, so a resumed or sharded collection makes the same variant."""
-    scene = variant_name(photo).rsplit(VARIANT_MARK, 1)[1]
-    return hard_scene(image, np.random.default_rng(_name_seed(photo)), scene)[0]
+    return hard_scene(image, np.random.default_rng(_name_seed(photo)), _variant_scene(photo))[0]
 
 
 def _name_seed(name: str) -> int:
@@ -106,7 +109,7 @@ def _collect_one(pipeline, image: Image.Image, folder: Path) -> None:
 
 @dataclass
 class Example:
-    """One collected photo. The full-size images stay 8-bit (:func:`unit` converts what a loss reads): as float
+    """One collected photo. The full-size images stay 8-bit (``from_levels`` converts what a loss reads): as float
     they took 16 GB for 300 photos of about a megapixel."""
 
     name: str
@@ -117,16 +120,8 @@ class Example:
     @classmethod
     def load(cls, folder: Path) -> Example:
         original, thumbnail, reconstruction = (Image.open(folder / f"{part}.png").convert("RGB") for part in PARTS)
-        return cls(folder.name, _uint8(original), pil_to_tensor(thumbnail), _uint8(reconstruction))
-
-
-def _uint8(image: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]
-
-
-def unit(x: torch.Tensor) -> torch.Tensor:
-    """8-bit levels -> [-1,1], as :func:`model.image_tensors.pil_to_tensor` maps them."""
-    return x.float() / 127.5 - 1
+        return cls(folder.name, pil_to_uint8_tensor(original), pil_to_tensor(thumbnail),
+                   pil_to_uint8_tensor(reconstruction))
 
 
 def load_examples(cache: Path) -> list[Example]:
@@ -144,7 +139,7 @@ def evaluate(module: ThumbnailConsistency, examples: Sequence[Example]) -> list[
     rows = []
     with torch.no_grad():
         for ex in examples:
-            original, reconstruction = unit(ex.original), unit(ex.reconstruction)
+            original, reconstruction = from_levels(ex.original), from_levels(ex.reconstruction)
             corrected = round_to_8bit(module.correct(ex.thumbnail, reconstruction))
             rows.append((ex.name, psnr(reconstruction, original), psnr(corrected, original)))
     return rows
@@ -163,7 +158,8 @@ class Prepared:
     @classmethod
     def of(cls, example: Example, scale: int) -> Prepared:
         reconstruction, original = pad_to_scale(example.reconstruction, scale), pad_to_scale(example.original, scale)
-        return cls(example, original, reconstruction, down(unit(reconstruction), scale), down(unit(original), scale))
+        own, target = down(from_levels(reconstruction), scale), down(from_levels(original), scale)
+        return cls(example, original, reconstruction, own, target)
 
 
 def window_loss(module: ThumbnailConsistency, item: Prepared, ty: int, tx: int, c: int) -> torch.Tensor:
@@ -184,10 +180,10 @@ def window_loss(module: ThumbnailConsistency, item: Prepared, ty: int, tx: int, 
     size = ((y1 - y0) * scale, (x1 - x0) * scale)
     photo = (..., slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale))
     low = up(own, size)
-    out = up(own + r, size) + up(g, size) * (unit(item.reconstruction[photo]) - low)
+    out = up(own + r, size) + up(g, size) * (from_levels(item.reconstruction[photo]) - low)
     iy, ix = (ty - y0) * scale, (tx - x0) * scale
     window = (..., slice(iy, iy + c * scale), slice(ix, ix + c * scale))
-    mse = ((out[window] - unit(item.original[photo][window])) ** 2).mean()
+    mse = ((out[window] - from_levels(item.original[photo][window])) ** 2).mean()
     return torch.log(mse + LOG_FLOOR)
 
 
