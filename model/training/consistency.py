@@ -29,7 +29,14 @@ import torch
 from PIL import Image
 
 from model import checkpoints
-from model.consistency import ThumbnailConsistency, down, pad_to_scale, up
+from model.consistency import (
+    TRAINED_GATE_GAIN,
+    TRAINED_GATE_START,
+    ThumbnailConsistency,
+    down,
+    pad_to_scale,
+    up,
+)
 from model.image_tensors import from_levels, pil_to_tensor, pil_to_uint8_tensor, round_to_8bit
 from model.thumbnail import Thumbnail
 from model.training.data import find_images
@@ -276,7 +283,8 @@ def _train_main(args: argparse.Namespace) -> int:
     held = [ex for ex in examples if source_photo(ex.name) in held_out]
     fit = [ex for ex in examples if source_photo(ex.name) not in held_out]
     scale = int(checkpoints.read_config(args.model)["scale"]) if args.model else args.scale
-    module = ThumbnailConsistency(scale=scale, channels=args.channels, num_layers=args.layers)
+    module = ThumbnailConsistency(scale=scale, channels=args.channels, num_layers=args.layers,
+                                  gate_start=args.gate_start, gate_gain=args.gate_gain)
     torch.manual_seed(args.seed)
     train(module, fit, args.steps, args.lr, args.crop, args.seed, args.batch, low_steps=args.low_steps,
           low_crop=args.low_crop)
@@ -287,7 +295,7 @@ def _train_main(args: argparse.Namespace) -> int:
     record = {
         "photos": sum(VARIANT_MARK not in ex.name for ex in fit),
         "hard_scene_variants": sum(VARIANT_MARK in ex.name for ex in fit), "cache": portable(args.cache), "model": portable(args.model) if args.model else None,
-        "low_steps": args.low_steps, "low_crop": args.low_crop, "steps": args.steps, "crop": args.crop,
+        "gate_start": args.gate_start, "gate_gain": args.gate_gain, "low_steps": args.low_steps, "low_crop": args.low_crop, "steps": args.steps, "crop": args.crop,
         "batch": args.batch, "lr": args.lr, "seed": args.seed, "seconds": round(time.time() - started, 1),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "held_out": [{"photo": n, "psnr_before": round(b, 4), "psnr_after": round(a, 4)} for n, b, a in rows],
@@ -336,6 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--low-crop", type=int, default=32, help="their crop, in thumbnail pixels")
     t.add_argument("--channels", type=int, default=64)
     t.add_argument("--layers", type=int, default=6)
+    t.add_argument("--gate-start", type=float, default=TRAINED_GATE_START,
+                   help="the detail gate's logit before training (sigmoid of it: the share of detail kept)")
+    t.add_argument("--gate-gain", type=float, default=TRAINED_GATE_GAIN,
+                   help="how fast the gate learns (its logit is this times the network's output)")
     t.add_argument("--validation", type=int, default=8, help="photos held out and reported")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("-o", "--output", type=Path, required=True)

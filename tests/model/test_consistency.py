@@ -9,7 +9,15 @@ import torch
 from PIL import Image
 
 from model import TADMPipeline
-from model.consistency import CONSISTENCY_DIR, ThumbnailConsistency, down, pad_to_scale, up
+from model.consistency import (
+    CONSISTENCY_DIR,
+    TRAINED_GATE_GAIN,
+    TRAINED_GATE_START,
+    ThumbnailConsistency,
+    down,
+    pad_to_scale,
+    up,
+)
 from model.training import consistency as training
 from model.training.data import find_images
 
@@ -19,9 +27,43 @@ def test_an_untrained_step_gives_the_reconstruction_back():
     image = torch.rand(1, 3, 70, 100, generator=generator) * 2 - 1  # not a multiple of the scale: padded
     thumbnail = torch.rand(1, 3, 5, 7, generator=generator) * 2 - 1
     with torch.no_grad():
-        corrected = ThumbnailConsistency(scale=16, channels=8, num_layers=3).correct(thumbnail, image)
-    assert corrected.shape == image.shape
-    assert float((corrected - image).abs().max()) < 2e-3
+        shut = ThumbnailConsistency(scale=16, channels=8, num_layers=3).correct(thumbnail, image)
+        trained = ThumbnailConsistency(scale=16, channels=8, num_layers=3, gate_start=3.0, gate_gain=8.0)
+        default = trained.correct(thumbnail, image)
+    assert shut.shape == image.shape
+    assert float((shut - image).abs().max()) < 2e-3
+    # the trained steps' start keeps sigmoid(3) = 95 % of the detail above the thumbnail's frequencies and changes nothing else
+    low = up(down(pad_to_scale(image, 16), 16), (80, 112))[..., :70, :100]
+    assert torch.allclose(default - low, torch.sigmoid(torch.tensor(3.0)) * (image - low), atol=1e-4)
+
+
+def smooth_photo_with_grain(seed: int) -> training.Example:
+    """A smooth gradient and a reconstruction of it with fine grain on top: the gate should close."""
+    generator = torch.Generator().manual_seed(seed)
+    ramp = torch.linspace(60, 190, 128)
+    original = torch.stack((ramp[None, :].expand(128, 128), ramp[:, None].expand(128, 128),
+                            torch.full((128, 128), 120.0)))[None]
+    grain = torch.randn(1, 3, 128, 128, generator=generator) * 6
+    reconstruction = (original + grain).round().clamp(0, 255).to(torch.uint8)
+    thumbnail = down(original / 127.5 - 1, 16)
+    return training.Example(f"ramp{seed}", original.round().to(torch.uint8), thumbnail, reconstruction)
+
+
+def test_the_gate_learns_to_drop_grain_from_a_smooth_photo():
+    """The detail gate must be trainable from its start: a gate started saturated (logit 8) stays open, the
+    one the training starts closes over grain the thumbnail says is not there."""
+    examples = [smooth_photo_with_grain(seed) for seed in range(3)]
+    gates = {}
+    for start, gain in ((8.0, 1.0), (TRAINED_GATE_START, TRAINED_GATE_GAIN)):
+        module = ThumbnailConsistency(scale=16, channels=8, num_layers=3, gate_start=start, gate_gain=gain)
+        torch.manual_seed(0)
+        training.train(module, examples, steps=60, lr=3e-3, crop=128, batch=3, log=lambda _: None)
+        with torch.no_grad():
+            _, g = module(examples[0].thumbnail, down(training.from_levels(examples[0].reconstruction), 16))
+        rows = training.evaluate(module, examples)
+        gates[start] = (float(g.mean()), sum(after - before for _, before, after in rows) / len(rows))
+    assert gates[8.0][0] > 0.99, gates  # what the shipped steps' gates did: nothing
+    assert gates[TRAINED_GATE_START][0] < 0.5 and gates[TRAINED_GATE_START][1] > gates[8.0][1] + 3, gates
 
 
 def test_the_correction_changes_what_a_bicubic_thumbnail_sees_and_nothing_finer():
@@ -116,7 +158,8 @@ def test_the_command_line_trains_holds_photos_out_and_records_it(tiny_pipe, koda
     assert record["steps"] == 20 and record["low_steps"] == 20
     (held,) = record["held_out"]
     assert held["photo"] in {"kodim01", "kodim05", "kodim23"} and held["psnr_before"] > 5
-    assert TADMPipeline.from_pretrained(tmp_path / "model").consistency is not None
+    step = TADMPipeline.from_pretrained(tmp_path / "model").consistency
+    assert step is not None and step.config.gate_gain == record["gate_gain"] == TRAINED_GATE_GAIN
     assert "held-out photos" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="collect more than --validation"):
         training.main(["train", "--cache", str(cache), "--validation", "3", "-o", str(tmp_path / "x")])
