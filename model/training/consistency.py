@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from model import checkpoints
@@ -214,22 +215,42 @@ BICUBIC_REACH = 2
 LOG_FLOOR = 4e-6
 
 
+def bicubic_wins(item: Prepared, c: int) -> torch.Tensor:
+    """(N, 2) thumbnail-grid corners (ty, tx) of the ``c`` x ``c`` windows in which bicubic upsampling of the photo's
+    own thumbnail is closer to the photo than the reconstruction is: smooth areas, where the step must learn to
+    trust the thumbnail over the decoder. Rare in ordinary photos, so :func:`train` can draw them on purpose."""
+    scale = round(item.original.shape[-1] / item.own.shape[-1])
+    original = from_levels(item.original)
+    height, width = item.original.shape[-2:]
+    bicubic = up(item.target, (height, width))
+    errors = torch.cat((((from_levels(item.reconstruction) - original) ** 2).mean(1, keepdim=True),
+                        ((bicubic - original) ** 2).mean(1, keepdim=True)))
+    per_window = F.avg_pool2d(F.avg_pool2d(errors, scale), min(c, *item.own.shape[-2:]), stride=1)
+    return torch.nonzero(per_window[1, 0] < per_window[0, 0])
+
+
 def train(module: ThumbnailConsistency, examples: Sequence[Example], steps: int, lr: float, crop: int,
-          seed: int = 0, batch: int = 8, log=say, low_steps: int = 0, low_crop: int = 32) -> None:
+          seed: int = 0, batch: int = 8, log=say, low_steps: int = 0, low_crop: int = 32,
+          smooth_share: float = 0.0) -> None:
     """Two phases of Adam on mean log MSEs, ``batch`` photos a step: ``low_steps`` on the thumbnails alone
     (``low_crop`` thumbnail pixels on a side: cheap, and it is what ``r`` is for), then ``steps`` on the corrected
     reconstruction over photo windows ``crop`` photo pixels on a side (the whole photo when
-    smaller), aligned to the thumbnail's grid, which also teaches the gate."""
+    smaller), aligned to the thumbnail's grid, which also teaches the gate. ``smooth_share`` of those windows are
+    drawn among the ones where bicubic beats the reconstruction (:func:`bicubic_wins`), where a photo has any."""
     scale = module.config.scale
     rng = random.Random(seed)
     prepared = [Prepared.of(ex, scale) for ex in examples]
     if low_steps:
         _fit(module, prepared, thumbnail_loss, low_steps, lr, low_crop, batch, rng, log, "thumbnails")
     if steps:
-        _fit(module, prepared, window_loss, steps, lr, max(1, crop // scale), batch, rng, log, "photo windows")
+        c = max(1, crop // scale)
+        smooth = {id(item): bicubic_wins(item, c) for item in prepared} if smooth_share > 0 else {}
+        if smooth:
+            log(f"windows where bicubic wins: {sum(len(v) > 0 for v in smooth.values())} of {len(prepared)} photos")
+        _fit(module, prepared, window_loss, steps, lr, c, batch, rng, log, "photo windows", smooth, smooth_share)
 
 
-def _fit(module, prepared, loss_fn, steps, lr, c, batch, rng, log, what) -> None:
+def _fit(module, prepared, loss_fn, steps, lr, c, batch, rng, log, what, smooth=None, smooth_share=0.0) -> None:
     optimiser = torch.optim.Adam(module.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
     module.train()
@@ -238,7 +259,11 @@ def _fit(module, prepared, loss_fn, steps, lr, c, batch, rng, log, what) -> None
         losses = []
         for item in rng.sample(prepared, min(batch, len(prepared))):
             th, tw = item.own.shape[-2:]
-            ty, tx = rng.randint(0, max(0, th - c)), rng.randint(0, max(0, tw - c))
+            corners = smooth.get(id(item)) if smooth else None
+            if corners is not None and len(corners) and rng.random() < smooth_share:
+                ty, tx = (int(v) for v in corners[rng.randrange(len(corners))])
+            else:
+                ty, tx = rng.randint(0, max(0, th - c)), rng.randint(0, max(0, tw - c))
             losses.append(loss_fn(module, item, ty, tx, min(c, th - ty, tw - tx)))
         loss = torch.stack(losses).mean()
         optimiser.zero_grad()
@@ -287,7 +312,7 @@ def _train_main(args: argparse.Namespace) -> int:
                                   gate_start=args.gate_start, gate_gain=args.gate_gain)
     torch.manual_seed(args.seed)
     train(module, fit, args.steps, args.lr, args.crop, args.seed, args.batch, low_steps=args.low_steps,
-          low_crop=args.low_crop)
+          low_crop=args.low_crop, smooth_share=args.smooth_share)
     rows = evaluate(module, held)
     for name, before, after in rows:
         say(f"held out {name}: {before:.2f} -> {after:.2f} dB PSNR")
@@ -295,7 +320,7 @@ def _train_main(args: argparse.Namespace) -> int:
     record = {
         "photos": sum(VARIANT_MARK not in ex.name for ex in fit),
         "hard_scene_variants": sum(VARIANT_MARK in ex.name for ex in fit), "cache": portable(args.cache), "model": portable(args.model) if args.model else None,
-        "gate_start": args.gate_start, "gate_gain": args.gate_gain, "low_steps": args.low_steps, "low_crop": args.low_crop, "steps": args.steps, "crop": args.crop,
+        "smooth_share": args.smooth_share, "gate_start": args.gate_start, "gate_gain": args.gate_gain, "low_steps": args.low_steps, "low_crop": args.low_crop, "steps": args.steps, "crop": args.crop,
         "batch": args.batch, "lr": args.lr, "seed": args.seed, "seconds": round(time.time() - started, 1),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "held_out": [{"photo": n, "psnr_before": round(b, 4), "psnr_after": round(a, 4)} for n, b, a in rows],
@@ -344,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--low-crop", type=int, default=32, help="their crop, in thumbnail pixels")
     t.add_argument("--channels", type=int, default=64)
     t.add_argument("--layers", type=int, default=6)
+    t.add_argument("--smooth-share", type=float, default=0.0,
+                   help="share of the photo windows drawn where bicubic beats the reconstruction (0: uniform)")
     t.add_argument("--gate-start", type=float, default=TRAINED_GATE_START,
                    help="the detail gate's logit before training (sigmoid of it: the share of detail kept)")
     t.add_argument("--gate-gain", type=float, default=TRAINED_GATE_GAIN,

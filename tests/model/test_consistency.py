@@ -209,3 +209,23 @@ def test_the_fast_correction_computes_what_the_formula_says(h, w):
         expected = (up(own + r, size) + up(g, size) * (padded - up(own, size)))[..., :h, :w]
         assert 0.05 < float(g.std())  # the gate varies: the test would see a wrong gate
         assert torch.allclose(module.correct(thumbnail, image), expected, atol=1e-5)
+
+
+def test_windows_where_bicubic_wins_are_where_the_reconstruction_adds_grain():
+    example = smooth_photo_with_grain(0)
+    exact_left = example.reconstruction.clone()
+    exact_left[..., :64] = example.original[..., :64]  # the left half reconstructed exactly
+    item = training.Prepared.of(training.Example("half", example.original, example.thumbnail, exact_left), 16)
+    corners = training.bicubic_wins(item, 2)
+    assert len(corners) > 0
+    assert int(corners[:, 1].min()) >= 3  # only windows reaching into the grainy right half (thumbnail columns 4-7)
+    assert {int(tx) for tx in corners[:, 1]} >= {4, 5, 6}
+
+
+def test_training_can_draw_its_windows_where_bicubic_wins():
+    examples = [smooth_photo_with_grain(seed) for seed in range(2)]
+    messages: list[str] = []
+    module = ThumbnailConsistency(scale=16, channels=8, num_layers=3, gate_start=TRAINED_GATE_START,
+                                  gate_gain=TRAINED_GATE_GAIN)
+    training.train(module, examples, steps=5, lr=3e-3, crop=32, batch=2, log=messages.append, smooth_share=1.0)
+    assert "windows where bicubic wins: 2 of 2 photos" in messages
