@@ -378,8 +378,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--validation", type=int, default=8, help="photos held out and reported")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("-o", "--output", type=Path, required=True)
+    k = sub.add_parser("compare", help="compare steps on collected photos (model.training.consistency_compare)")
+    k.add_argument("--cache", type=Path, required=True)
+    k.add_argument("--scale", type=int, choices=(16, 32), required=True)
+    k.add_argument("steps", nargs="+", metavar="LABEL=STEP_DIR", help="a step folder (a model's consistency/)")
     args = p.parse_args(argv)
-    return _collect_main(args) if args.command == "collect" else _train_main(args)
+    commands = {"collect": _collect_main, "train": _train_main, "compare": _compare_main}
+    return commands[args.command](args)
+
+
+def _compare_main(args: argparse.Namespace) -> int:
+    from model.training import consistency_compare
+
+    steps = {}
+    for spec in args.steps:
+        label, sep, folder = spec.partition("=")
+        if not sep or not label or not (Path(folder) / "config.json").is_file():
+            sys.exit(f"error: {spec!r} is not LABEL=STEP_DIR with a step's config.json in STEP_DIR")
+        steps[label] = ThumbnailConsistency.from_pretrained(folder)
+        if steps[label].config.scale != args.scale:
+            sys.exit(f"error: {folder} was trained for {steps[label].config.scale}x, not {args.scale}x")
+    rows = consistency_compare.score(load_examples(args.cache), steps, args.scale, psnr)
+    for line in consistency_compare.report(rows):
+        say(line)
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import numpy as np
 import pytest
@@ -9,15 +10,8 @@ import torch
 from PIL import Image
 
 from model import TADMPipeline
-from model.consistency import (
-    CONSISTENCY_DIR,
-    TRAINED_GATE_GAIN,
-    TRAINED_GATE_START,
-    ThumbnailConsistency,
-    down,
-    pad_to_scale,
-    up,
-)
+from model import consistency as step_module
+from model.consistency import CONSISTENCY_DIR, ThumbnailConsistency, down, pad_to_scale, up
 from model.training import consistency as training
 from model.training.data import find_images
 
@@ -54,7 +48,7 @@ def test_the_gate_learns_to_drop_grain_from_a_smooth_photo():
     one the training starts closes over grain the thumbnail says is not there."""
     examples = [smooth_photo_with_grain(seed) for seed in range(3)]
     gates = {}
-    for start, gain in ((8.0, 1.0), (TRAINED_GATE_START, TRAINED_GATE_GAIN)):
+    for start, gain in ((8.0, 1.0), (step_module.TRAINED_GATE_START, step_module.TRAINED_GATE_GAIN)):
         module = ThumbnailConsistency(scale=16, channels=8, num_layers=3, gate_start=start, gate_gain=gain)
         torch.manual_seed(0)
         training.train(module, examples, steps=60, lr=3e-3, crop=128, batch=3, log=lambda _: None)
@@ -63,7 +57,7 @@ def test_the_gate_learns_to_drop_grain_from_a_smooth_photo():
         rows = training.evaluate(module, examples)
         gates[start] = (float(g.mean()), sum(after - before for _, before, after in rows) / len(rows))
     assert gates[8.0][0] > 0.99, gates  # what the shipped steps' gates did: nothing
-    assert gates[TRAINED_GATE_START][0] < 0.5 and gates[TRAINED_GATE_START][1] > gates[8.0][1] + 3, gates
+    assert gates[step_module.TRAINED_GATE_START][0] < 0.5 and gates[step_module.TRAINED_GATE_START][1] > gates[8.0][1] + 3, gates
 
 
 def test_the_correction_changes_what_a_bicubic_thumbnail_sees_and_nothing_finer():
@@ -159,7 +153,7 @@ def test_the_command_line_trains_holds_photos_out_and_records_it(tiny_pipe, koda
     (held,) = record["held_out"]
     assert held["photo"] in {"kodim01", "kodim05", "kodim23"} and held["psnr_before"] > 5
     step = TADMPipeline.from_pretrained(tmp_path / "model").consistency
-    assert step is not None and step.config.gate_gain == record["gate_gain"] == TRAINED_GATE_GAIN
+    assert step is not None and step.config.gate_gain == record["gate_gain"] == step_module.TRAINED_GATE_GAIN
     assert "held-out photos" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="collect more than --validation"):
         training.main(["train", "--cache", str(cache), "--validation", "3", "-o", str(tmp_path / "x")])
@@ -225,7 +219,36 @@ def test_windows_where_bicubic_wins_are_where_the_reconstruction_adds_grain():
 def test_training_can_draw_its_windows_where_bicubic_wins():
     examples = [smooth_photo_with_grain(seed) for seed in range(2)]
     messages: list[str] = []
-    module = ThumbnailConsistency(scale=16, channels=8, num_layers=3, gate_start=TRAINED_GATE_START,
-                                  gate_gain=TRAINED_GATE_GAIN)
+    module = ThumbnailConsistency(scale=16, channels=8, num_layers=3, gate_start=step_module.TRAINED_GATE_START,
+                                  gate_gain=step_module.TRAINED_GATE_GAIN)
     training.train(module, examples, steps=5, lr=3e-3, crop=32, batch=2, log=messages.append, smooth_share=1.0)
     assert "windows where bicubic wins: 2 of 2 photos" in messages
+
+
+def test_compare_reports_each_steps_gain_over_all_photos_and_where_bicubic_wins(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    for seed in range(2):
+        example = smooth_photo_with_grain(seed)
+        folder = cache / example.name
+        folder.mkdir(parents=True)
+        Image.fromarray(example.original[0].permute(1, 2, 0).numpy()).save(folder / "original.png")
+        Image.fromarray(((example.thumbnail[0] + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0)
+                        .numpy()).save(folder / "thumbnail.png")
+        Image.fromarray(example.reconstruction[0].permute(1, 2, 0).numpy()).save(folder / "reconstruction.png")
+    untrained = ThumbnailConsistency(scale=16, channels=8, num_layers=3)  # exactly the reconstruction
+    trained = ThumbnailConsistency(scale=16, channels=8, num_layers=3, gate_start=step_module.TRAINED_GATE_START,
+                                   gate_gain=step_module.TRAINED_GATE_GAIN)
+    training.train(trained, training.load_examples(cache), steps=60, lr=3e-3, crop=128, batch=2, log=lambda _: None)
+    untrained.save_pretrained(tmp_path / "untrained")
+    trained.save_pretrained(tmp_path / "trained")
+    assert training.main(["compare", "--cache", str(cache), "--scale", "16", f"a={tmp_path / 'untrained'}",
+                          f"b={tmp_path / 'trained'}"]) == 0
+    out = capsys.readouterr().out
+    # grain on a smooth photo: bicubic wins on both, the untrained step changes nothing, the trained one gains
+    gains = re.search(r"all \(2 photos\): mean gain over no step a ([-+.\d]+), b ([-+.\d]+) dB", out)
+    assert gains and float(gains[1]) == 0 and float(gains[2]) > 3, out
+    assert "where bicubic wins (2 photos)" in out
+    with pytest.raises(SystemExit, match="not LABEL=STEP_DIR"):
+        training.main(["compare", "--cache", str(cache), "--scale", "16", str(tmp_path / "trained")])
+    with pytest.raises(SystemExit, match="trained for 16x, not 32x"):
+        training.main(["compare", "--cache", str(cache), "--scale", "32", f"b={tmp_path / 'trained'}"])

@@ -1,0 +1,62 @@
+"""Compare consistency steps on collected photos: each step's PSNR gain over the reconstruction without a step,
+over all photos and over those where bicubic upsampling of the photo's own thumbnail beats the reconstruction
+(smooth photos, where the step matters most and which a few held-out photos rarely include).
+
+    python -m model.training.consistency compare --cache ~/.cache/tadm/consistency-32x/photos --scale 32 \\
+        old=model/weights/nano-32x/consistency new=RUN/consistency
+
+The photos include those the steps were trained on: this measures fit as much as generalisation, and goes beside
+the held-out figures ``train`` reports, not in place of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from model.consistency import ThumbnailConsistency, down, pad_to_scale, up_cropped
+from model.image_tensors import from_levels, round_to_8bit
+
+
+@dataclass
+class PhotoScores:
+    name: str
+    bicubic: float  # PSNR of bicubic upsampling of the photo's 8-bit bicubic thumbnail
+    reconstruction: float  # without a step
+    steps: dict[str, float]  # with each step
+
+
+def bicubic_psnr(original: torch.Tensor, scale: int, psnr) -> float:
+    """PSNR of the photo given back by bicubic from its own 8-bit bicubic thumbnail, on the step's grid."""
+    padded = pad_to_scale(original, scale)
+    thumbnail = round_to_8bit(down(padded, scale))
+    (padded_h, padded_w), (h, w) = padded.shape[-2:], original.shape[-2:]
+    return psnr(round_to_8bit(up_cropped(thumbnail, (padded_h, padded_w), (h, w))), original)
+
+
+def score(examples: Sequence, steps: Mapping[str, ThumbnailConsistency], scale: int, psnr) -> list[PhotoScores]:
+    rows = []
+    with torch.no_grad():
+        for ex in examples:
+            original, reconstruction = from_levels(ex.original), from_levels(ex.reconstruction)
+            with_steps = {label: psnr(round_to_8bit(step.correct(ex.thumbnail, reconstruction)), original)
+                          for label, step in steps.items()}
+            rows.append(PhotoScores(ex.name, bicubic_psnr(original, scale, psnr), psnr(reconstruction, original),
+                                    with_steps))
+    return rows
+
+
+def report(rows: Sequence[PhotoScores]) -> list[str]:
+    """One line per group and step: the mean PSNR gain over the reconstruction without a step."""
+    groups = {"all": list(rows), "where bicubic wins": [r for r in rows if r.bicubic > r.reconstruction]}
+    lines = []
+    for group, members in groups.items():
+        if not members:
+            lines.append(f"{group}: no photos")
+            continue
+        gains = ", ".join(f"{label} {sum(r.steps[label] - r.reconstruction for r in members) / len(members):+.3f}"
+                          for label in members[0].steps)
+        lines.append(f"{group} ({len(members)} photos): mean gain over no step {gains} dB PSNR")
+    return lines
