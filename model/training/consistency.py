@@ -398,7 +398,7 @@ def _compare_main(args: argparse.Namespace) -> int:
         steps[label] = ThumbnailConsistency.from_pretrained(folder)
         if steps[label].config.scale != args.scale:
             sys.exit(f"error: {folder} was trained for {steps[label].config.scale}x, not {args.scale}x")
-    rows = consistency_compare.score(load_examples(args.cache), steps, args.scale, psnr)
+    rows = consistency_compare.score(load_examples(args.cache), steps, args.scale)
     for line in consistency_compare.report(rows):
         say(line)
     return 0

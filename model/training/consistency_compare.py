@@ -18,6 +18,7 @@ import torch
 
 from model.consistency import ThumbnailConsistency, down, pad_to_scale, up_cropped
 from model.image_tensors import from_levels, round_to_8bit
+from model.training.consistency import Example, evaluate, psnr
 
 
 @dataclass
@@ -28,7 +29,7 @@ class PhotoScores:
     steps: dict[str, float]  # with each step
 
 
-def bicubic_psnr(original: torch.Tensor, scale: int, psnr) -> float:
+def bicubic_psnr(original: torch.Tensor, scale: int) -> float:
     """PSNR of the photo given back by bicubic from its own 8-bit bicubic thumbnail, on the step's grid."""
     padded = pad_to_scale(original, scale)
     thumbnail = round_to_8bit(down(padded, scale))
@@ -36,15 +37,13 @@ def bicubic_psnr(original: torch.Tensor, scale: int, psnr) -> float:
     return psnr(round_to_8bit(up_cropped(thumbnail, (padded_h, padded_w), (h, w))), original)
 
 
-def score(examples: Sequence, steps: Mapping[str, ThumbnailConsistency], scale: int, psnr) -> list[PhotoScores]:
+def score(examples: Sequence[Example], steps: Mapping[str, ThumbnailConsistency], scale: int) -> list[PhotoScores]:
+    per_step = {label: evaluate(step, examples) for label, step in steps.items()}  # (name, before, after) rows
     rows = []
-    with torch.no_grad():
-        for ex in examples:
-            original, reconstruction = from_levels(ex.original), from_levels(ex.reconstruction)
-            with_steps = {label: psnr(round_to_8bit(step.correct(ex.thumbnail, reconstruction)), original)
-                          for label, step in steps.items()}
-            rows.append(PhotoScores(ex.name, bicubic_psnr(original, scale, psnr), psnr(reconstruction, original),
-                                    with_steps))
+    for i, ex in enumerate(examples):
+        before = next(iter(per_step.values()))[i][1]
+        rows.append(PhotoScores(ex.name, bicubic_psnr(from_levels(ex.original), scale), before,
+                                {label: results[i][2] for label, results in per_step.items()}))
     return rows
 
 
