@@ -38,15 +38,14 @@ from model.consistency import (
     pad_to_scale,
     up,
 )
-from model.image_tensors import from_levels, pil_to_tensor, pil_to_uint8_tensor, round_to_8bit
+from model.image_tensors import from_levels
 from model.thumbnail import Thumbnail
+from model.training.consistency_examples import Example, evaluate, load_examples
 from model.training.data import find_images
 from model.training.scenes import SCENES, hard_scene
 
 # How the step in a model directory was trained (beside its weights, so it goes when the step is dropped).
 RECORD_NAME = "training.json"
-# The three PNGs one photo leaves in the cache.
-PARTS = ("original", "thumbnail", "reconstruction")
 # A hard-scene variant's folder is named <photo>@<scene>: it is held out together with its photo.
 VARIANT_MARK = "@"
 
@@ -113,44 +112,6 @@ def _collect_one(pipeline, image: Image.Image, folder: Path) -> None:
         image.save(folder / "original.png")
         thumbnail.image.save(folder / "thumbnail.png")
     pipeline.upscale(thumbnail).save(folder / "reconstruction.png")
-
-
-@dataclass
-class Example:
-    """One collected photo. The full-size images stay 8-bit (``from_levels`` converts what a loss reads): as float
-    they took 16 GB for 300 photos of about a megapixel."""
-
-    name: str
-    original: torch.Tensor  # (1,3,H,W) uint8
-    thumbnail: torch.Tensor  # (1,3,⌈H/s⌉,⌈W/s⌉) in [-1,1]
-    reconstruction: torch.Tensor  # (1,3,H,W) uint8
-
-    @classmethod
-    def load(cls, folder: Path) -> Example:
-        original, thumbnail, reconstruction = (Image.open(folder / f"{part}.png").convert("RGB") for part in PARTS)
-        return cls(folder.name, pil_to_uint8_tensor(original), pil_to_tensor(thumbnail),
-                   pil_to_uint8_tensor(reconstruction))
-
-
-def load_examples(cache: Path) -> list[Example]:
-    return [Example.load(f) for f in sorted(cache.iterdir()) if (f / "reconstruction.png").exists()]
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of two [-1,1] images on the 8-bit scale (RGB)."""
-    mse = float(((a.clamp(-1, 1) - b) ** 2).mean()) * 127.5**2
-    return 10 * math.log10(255**2 / max(mse, 1e-12))
-
-
-def evaluate(module: ThumbnailConsistency, examples: Sequence[Example]) -> list[tuple[str, float, float]]:
-    """(name, PSNR before, PSNR after) for each example, the corrected image quantised as the pipeline does."""
-    rows = []
-    with torch.no_grad():
-        for ex in examples:
-            original, reconstruction = from_levels(ex.original), from_levels(ex.reconstruction)
-            corrected = round_to_8bit(module.correct(ex.thumbnail, reconstruction))
-            rows.append((ex.name, psnr(reconstruction, original), psnr(corrected, original)))
-    return rows
 
 
 @dataclass

@@ -18,7 +18,7 @@ import torch
 
 from model.consistency import ThumbnailConsistency, down, pad_to_scale, up_cropped
 from model.image_tensors import from_levels, round_to_8bit
-from model.training.consistency import Example, evaluate, psnr
+from model.training.consistency_examples import Example, evaluate, psnr
 
 
 @dataclass
