@@ -4,7 +4,9 @@
 * stage 2: ``2·MSE(x̂, x) + 5·LPIPS-VGG(x̂, x) + 5·DISTS(x̂, x)``
 * stage 3: stage 2 + ``MSE(y, bicubic↓x) + MSE(ẑ, z)``
 
-Every term is logged; the weights are data so that a stage added later can reuse the terms.
+Every term is logged; the weights are data so that a stage added later can reuse the terms. Stages 1 and 3 also
+compute ``lr_worst``, the thumbnail's worst local error against bicubic, at weight 0 (not the supplement's; turned on
+with ``tadm train --loss-weight lr_worst=W``).
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-STAGE1_WEIGHTS = {"lr_guidance": 3.0, "latent_direct": 1.0, "latent_quantized": 1.0}
+STAGE1_WEIGHTS = {"lr_guidance": 3.0, "latent_direct": 1.0, "latent_quantized": 1.0, "lr_worst": 0.0}
 IMAGE_WEIGHTS = {"mse": 2.0, "lpips": 5.0, "dists": 5.0}
-STAGE3_WEIGHTS = {**IMAGE_WEIGHTS, "lr_guidance": 1.0, "latent": 1.0}
+STAGE3_WEIGHTS = {**IMAGE_WEIGHTS, "lr_guidance": 1.0, "latent": 1.0, "lr_worst": 0.0}
+# lr_worst's window, in thumbnail pixels: the block the stored-thumbnail bound of verified ingest and `tadm eval`'s
+# "thumbnail's worst 4x4 deviation" look at (64 px of the photo at 16x).
+WORST_BLOCK = 4
 
 # (reference, test) in [-1, 1], (B,3,H,W) -> (B,) distances, differentiable in `test`.
 PerceptualFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -42,6 +47,16 @@ def bicubic_target(x: torch.Tensor, scale: int) -> torch.Tensor:
                          antialias=True).clamp(-1, 1)
 
 
+def worst_block_mse(y: torch.Tensor, target: torch.Tensor, block: int = WORST_BLOCK) -> torch.Tensor:
+    """The mean over the batch of each thumbnail's largest ``block`` x ``block`` window mean squared error (the
+    whole thumbnail when smaller). Why: ``lr_guidance`` is a mean, and a colour blotch over one dark or flat area
+    costs it little, while it is what makes a stored thumbnail look wrong; this term's gradient reaches only each
+    thumbnail's worst window."""
+    squared = (y - target).pow(2).mean(dim=1, keepdim=True)
+    window = (min(block, squared.shape[-2]), min(block, squared.shape[-1]))
+    return F.avg_pool2d(squared, window, stride=1).flatten(1).amax(dim=1).mean()
+
+
 def weighted_total(terms: dict[str, torch.Tensor], weights: Mapping[str, float]) -> dict[str, torch.Tensor]:
     """``terms`` plus ``loss``, the sum of each term times its weight (terms without a weight are not summed)."""
     weighted = [weights[name] * value for name, value in terms.items() if name in weights]
@@ -57,8 +72,10 @@ def stage1_loss(pipe, x: torch.Tensor, z: torch.Tensor, perceptual: PerceptualTe
                 weights: Mapping[str, float] = STAGE1_WEIGHTS) -> dict:
     """DFRM: LR guidance towards bicubic and the two latent reconstructions (direct and through Q)."""
     out = pipe.dfrm(x, z)
+    target = bicubic_target(x, pipe.scale)
     terms = {
-        "lr_guidance": F.mse_loss(out["y"], bicubic_target(x, pipe.scale)),
+        "lr_guidance": F.mse_loss(out["y"], target),
+        "lr_worst": worst_block_mse(out["y"], target),
         "latent_direct": F.mse_loss(out["z_direct"], z),
         "latent_quantized": F.mse_loss(out["z_hat"], z),
     }
@@ -89,6 +106,8 @@ def stage3_loss(pipe, x: torch.Tensor, z: torch.Tensor, perceptual: PerceptualTe
     """Joint: gradients flow from the image through the UNet into the DFRM (noisy quantisation)."""
     out = pipe.dfrm(x, z)
     terms = image_terms(pipe, x, out["z_hat"], perceptual)
-    terms["lr_guidance"] = F.mse_loss(out["y"], bicubic_target(x, pipe.scale))
+    target = bicubic_target(x, pipe.scale)
+    terms["lr_guidance"] = F.mse_loss(out["y"], target)
+    terms["lr_worst"] = worst_block_mse(out["y"], target)
     terms["latent"] = F.mse_loss(out["z_hat"], z)
     return weighted_total(terms, weights)

@@ -8,6 +8,7 @@ parameters, averaged over the crops (the direction a large batch would take), is
 ``unet``, ...): its norm, and its cosine with the ``mse`` term's (the image fidelity that PSNR scores). A term whose
 gradient outweighs the image's on a module, or points away from it, is what ``tadm train --loss-weight`` is for.
 The crops are random (seeded) squares of the photographs, as in training; the quantisation noise is seeded per crop.
+A term the stage computes at weight 0 (``lr_worst``) is reported at weight 1: what turning it on would add per unit.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def term_gradients(pipe: TADMPipeline, stage_name: str, crops: list[torch.Tensor
         terms = stage.loss(pipe, x, z, None, stage.loss_weights)
         weighted = [name for name in stage.loss_weights if name in terms]
         for term in weighted:
-            grads = torch.autograd.grad(stage.loss_weights[term] * terms[term], list(params.values()),
+            weight = stage.loss_weights[term] or 1.0  # a term that is off: what one unit of it would add
+            grads = torch.autograd.grad(weight * terms[term], list(params.values()),
                                         retain_graph=True, allow_unused=True)
             for module in modules:
                 flat = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()

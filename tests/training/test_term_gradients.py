@@ -19,7 +19,7 @@ def test_each_term_reaches_the_modules_it_depends_on(photo_folder):
     assert set(report) == {"dfrm", "unet", "tpm", "refiner", "vae"}
     for module, per_term in report.items():
         assert per_term["mse"]["norm"] > 0 and per_term["mse"]["cosine"] == pytest.approx(1.0)
-        for term in ("lr_guidance", "latent"):
+        for term in ("lr_guidance", "latent", "lr_worst"):  # lr_worst is off (weight 0): reported at weight 1
             assert (per_term[term]["norm"] > 0) == (module == "dfrm"), (module, term)
     assert -1 <= report["dfrm"]["latent"]["cosine"] <= 1
 
