@@ -17,12 +17,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from model.evaluation.metrics import DEVIATION_WINDOW
+
 STAGE1_WEIGHTS = {"lr_guidance": 3.0, "latent_direct": 1.0, "latent_quantized": 1.0, "lr_worst": 0.0}
 IMAGE_WEIGHTS = {"mse": 2.0, "lpips": 5.0, "dists": 5.0}
 STAGE3_WEIGHTS = {**IMAGE_WEIGHTS, "lr_guidance": 1.0, "latent": 1.0, "lr_worst": 0.0}
-# lr_worst's window, in thumbnail pixels: the block the stored-thumbnail bound of verified ingest and `tadm eval`'s
-# "thumbnail's worst 4x4 deviation" look at (64 px of the photo at 16x).
-WORST_BLOCK = 4
+# lr_worst's window, in thumbnail pixels: the block that verified ingest's bound on a stored thumbnail and `tadm
+# eval`'s "thumbnail's worst 4x4 deviation" look at.
+WORST_BLOCK = DEVIATION_WINDOW
 
 # (reference, test) in [-1, 1], (B,3,H,W) -> (B,) distances, differentiable in `test`.
 PerceptualFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
