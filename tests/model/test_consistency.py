@@ -12,6 +12,7 @@ from PIL import Image
 from model import TADMPipeline
 from model import consistency as step_module
 from model.consistency import CONSISTENCY_DIR, ThumbnailConsistency, down, pad_to_scale, up
+from model.image_tensors import tensor_to_uint8
 from model.training import consistency as training
 from model.training.data import find_images
 
@@ -232,8 +233,7 @@ def test_compare_reports_each_steps_gain_over_all_photos_and_where_bicubic_wins(
         folder = cache / example.name
         folder.mkdir(parents=True)
         Image.fromarray(example.original[0].permute(1, 2, 0).numpy()).save(folder / "original.png")
-        Image.fromarray(((example.thumbnail[0] + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0)
-                        .numpy()).save(folder / "thumbnail.png")
+        Image.fromarray(tensor_to_uint8(example.thumbnail)).save(folder / "thumbnail.png")
         Image.fromarray(example.reconstruction[0].permute(1, 2, 0).numpy()).save(folder / "reconstruction.png")
     untrained = ThumbnailConsistency(scale=16, channels=8, num_layers=3)  # exactly the reconstruction
     trained = ThumbnailConsistency(scale=16, channels=8, num_layers=3, gate_start=step_module.TRAINED_GATE_START,
