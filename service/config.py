@@ -95,9 +95,10 @@ class Settings(BaseSettings):
     verify_thumbnail_max_deviation: float = Field(
         default=48.0, ge=0,
         description="The most a stored thumbnail may stray from the bicubic thumbnail of the same photo: the mean "
-        "absolute difference, in 8-bit levels, over its worst 4x4-pixel block. A model's thumbnail beyond it (a "
-        "colour blotch over a dark or flat area) is replaced by the plain one; so every stored thumbnail looks "
-        "like a thumbnail.",
+        "absolute difference, in 8-bit levels, over its worst 4x4-pixel block. Where a model's thumbnail goes "
+        "beyond it (a colour blotch over a dark or flat area) the blotch is pulled in to the bound before the "
+        "thumbnail is verified, the rest kept as the model made it; so every stored thumbnail looks like a "
+        "thumbnail.",
     )
     verify_cached_formats: str = Field(
         default="png,webp",

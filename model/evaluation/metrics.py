@@ -137,6 +137,13 @@ def worst_local_deviation(reference_rgb: np.ndarray, test_rgb: np.ndarray, windo
 
     How far a learned thumbnail strays, at its worst place, from the bicubic thumbnail of the same photo: a
     colour blotch over a dark or flat area is local, so a mean over the image (thumbnail PSNR) hides it."""
+    return float(block_deviations(reference_rgb, test_rgb, window).max())
+
+
+def block_deviations(reference_rgb: np.ndarray, test_rgb: np.ndarray, window: int = DEVIATION_WINDOW) -> np.ndarray:
+    """The mean absolute difference (8-bit levels, three channels) of every ``window`` x ``window`` block of two
+    uint8 RGB images, indexed by the block's top-left pixel: shape (H - kh + 1, W - kw + 1), where the block is
+    kh x kw (``window``, or the image's side where it is smaller)."""
     _check_pair(reference_rgb, test_rgb)
     diff = np.abs(reference_rgb.astype(np.float64) - test_rgb.astype(np.float64)).mean(axis=2)
     h, w = diff.shape
@@ -144,4 +151,4 @@ def worst_local_deviation(reference_rgb: np.ndarray, test_rgb: np.ndarray, windo
     # Box sums from an integral image: every kh x kw block at once.
     integral = np.pad(diff.cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
     sums = integral[kh:, kw:] - integral[:-kh, kw:] - integral[kh:, :-kw] + integral[:-kh, :-kw]
-    return float(sums.max() / (kh * kw))
+    return sums / (kh * kw)

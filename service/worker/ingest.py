@@ -34,9 +34,9 @@ from .verify import (
     Target,
     Verified,
     bicubic_psnr_y,
+    candidate,
     keep_or_fall_back,
     looks_like_a_thumbnail,
-    measure,
     verify_plain,
 )
 
@@ -117,13 +117,14 @@ class Ingest:
         if not params.auto:
             return Outcome(*_verified(keep_or_fall_back(pixels, learned, reconstruct, self.policy.margin_db,
                                                         self.policy.max_deviation)))
-        candidate = measure(pixels, learned, reconstruct(learned), bicubic_psnr_y(pixels, learned.scale))
-        if (Target(params.min_psnr_y, params.min_ssimulacra2).met_by(candidate.quality)
-                and looks_like_a_thumbnail(candidate, self.policy.max_deviation)):
-            return Outcome(*_verified(candidate))
+        measured = candidate(pixels, learned, reconstruct, self.policy.max_deviation,
+                             bicubic_psnr_y(pixels, learned.scale))
+        if (Target(params.min_psnr_y, params.min_ssimulacra2).met_by(measured.quality)
+                and looks_like_a_thumbnail(measured, self.policy.max_deviation)):
+            return Outcome(*_verified(measured))
         if params.next_scales:
-            return Outcome(learned, candidate, next_scale=params.next_scales[0])
-        return Outcome(*_verified(verify_plain(pixels, learned.scale, candidate.quality.bicubic_psnr_y)))
+            return Outcome(learned, measured, next_scale=params.next_scales[0])
+        return Outcome(*_verified(verify_plain(pixels, learned.scale, measured.quality.bicubic_psnr_y)))
 
     def _plain_instead(self, data: bytes, outcome: Outcome) -> Outcome:
         """scale=auto with no live model for the next scale: this scale's plain thumbnail."""
