@@ -47,7 +47,7 @@ def measured_quality(model_dir: str | Path, model_id: str, scale: int) -> Measur
     evaluations = history.get("evaluations", []) if isinstance(history, dict) else []
     for record in reversed(evaluations):
         methods = record.get("methods", {})
-        ours = next((v for k, v in methods.items() if k.startswith("tadm-") and not k.endswith("-direct")), None)
+        ours = next((v for k, v in methods.items() if k.startswith("tadm-") and not k.endswith(("-direct", "-bounded"))), None)
         bicubic = methods.get("bicubic")
         if record.get("model_id") != model_id or ours is None or bicubic is None:
             continue

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from model.cli import add_model_args, add_tiling_args, check_tiling_args, tiling_from_args
 from model.thumbnail import SUPPORTED_SCALES
+from model.thumbnail_bound import DEFAULT_MAX_DEVIATION
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the codecs' byte budget per photo: the model's bytes in an earlier results-<scale>x.json "
                         "of the same photos (adds codecs to a model evaluation without running the model again)")
     p.add_argument("--no-perceptual", action="store_true", help="skip LPIPS/DISTS/MUSIQ/CLIPIQA even if present")
+    p.add_argument("--thumbnail-max-deviation", type=float, default=DEFAULT_MAX_DEVIATION, metavar="LEVELS",
+                   help="with `model`: the bound verified ingest holds a thumbnail to (worst 4x4 block, 8-bit "
+                        f"levels; default {DEFAULT_MAX_DEVIATION:g}, the service's). The model is also scored as "
+                        "the service stores it, `tadm-<preset>-bounded`: its thumbnail pulled in where beyond")
     add_tiling_args(p)
     add_model_args(p)
     p.set_defaults(handler=_eval)
@@ -65,10 +70,18 @@ def _eval(args: argparse.Namespace) -> int:
     from model.cli import CommandError
 
     from . import baselines, codecs, per_photo, report
-    from .evaluate import PerceptualScorer, evaluate, list_images, model_reconstruction
+    from .evaluate import (
+        PerceptualScorer,
+        bounded_reconstruction,
+        evaluate,
+        list_images,
+        model_reconstruction,
+    )
 
     methods = _parse_methods(args.methods)
     check_tiling_args(args)
+    if args.thumbnail_max_deviation < 0:
+        raise CommandError(f"--thumbnail-max-deviation must be at least 0 levels, not {args.thumbnail_max_deviation:g}")
     try:
         paths = list_images(args.data, args.max_images)
     except (FileNotFoundError, ValueError) as exc:
@@ -106,7 +119,10 @@ def _eval(args: argparse.Namespace) -> int:
     wanted_baselines = tuple(m for m in methods if m not in MODEL_METHODS)
 
     def run_methods(path, image):
-        recs = [model_reconstruction(pipe, image, tiling=tiling)] if "model" in methods else []
+        recs = []
+        if "model" in methods:
+            learned = model_reconstruction(pipe, image, tiling=tiling)
+            recs = [learned, bounded_reconstruction(pipe, image, learned, args.thumbnail_max_deviation, tiling)]
         if direct_pipe is not None:
             recs.append(model_reconstruction(direct_pipe, image, direct=True))
         budget = recs[0].stored_bytes if args.budget == "model" else budgets[path.name] if budgets else None

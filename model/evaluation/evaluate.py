@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ..thumbnail import Thumbnail
+from ..thumbnail_bound import bounded_thumbnail
 from ..tiling import Tiling
 from . import baselines
 from .metrics import psnr, worst_local_deviation, y_metrics
@@ -88,6 +90,22 @@ def model_reconstruction(
     tiling = tiling or pipe.default_tiling
     detail += f", latent tiles {tiling.tile_size}/{tiling.tile_stride}"
     return baselines.Reconstruction(name, pipe.upscale(thumb, tiling=tiling), len(stored), detail, thumb.image)
+
+
+def bounded_reconstruction(pipe, image: Image.Image, learned: baselines.Reconstruction, max_deviation: float,
+                           tiling: Tiling | None = None) -> baselines.Reconstruction:
+    """TADM as verified ingest stores it (``tadm-<preset>-bounded``): the model's thumbnail held within
+    ``max_deviation`` levels of the bicubic one (:mod:`model.thumbnail_bound`), reconstructed. Where the thumbnail
+    already is within, this is ``learned`` itself under the new name (the same pixels, nothing run again)."""
+    assert learned.thumbnail is not None
+    thumb = Thumbnail(learned.thumbnail, pipe.scale, image.size, pipe.model_id)
+    within = bounded_thumbnail(thumb, image, max_deviation)
+    name = f"{learned.method}-bounded"
+    if within is thumb:
+        return replace(learned, method=name, detail=f"{learned.detail}, within {max_deviation:g} levels as made")
+    tiling = tiling or pipe.default_tiling
+    return baselines.Reconstruction(name, pipe.upscale(within, tiling=tiling), len(within.to_png()),
+                                    f"{learned.detail}, pulled in to {max_deviation:g} levels", within.image)
 
 
 def thumbnail_scores(bicubic_thumbnail: np.ndarray, thumbnail: Image.Image | None) -> dict[str, float]:

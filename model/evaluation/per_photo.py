@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
+from ..thumbnail_bound import DEFAULT_MAX_DEVIATION
 from .evaluate import Row
 from .report import ALL_METRICS, summarise
 
 REFERENCE = "bicubic"
 MARGIN_DB = 0.5  # the service's default TADM_VERIFY_MARGIN_DB: below bicubic by more is a fallback there
-MAX_DEVIATION = 48.0  # the service's default TADM_VERIFY_THUMBNAIL_MAX_DEVIATION (levels, worst 4x4 block)
+MAX_DEVIATION = DEFAULT_MAX_DEVIATION  # the service's TADM_VERIFY_THUMBNAIL_MAX_DEVIATION (levels, worst 4x4 block)
+BOUNDED = "-bounded"  # the model's method name + this: its thumbnail held within the bound, as the service stores it
 
 
 def by_photo(rows: list[Row]) -> dict[str, dict[str, Row]]:
@@ -55,10 +58,11 @@ def against_reference(rows: list[Row], method: str, reference: str = REFERENCE) 
 
 def verified(rows: list[Row], method: str, margin_db: float = MARGIN_DB,
              max_deviation: float = MAX_DEVIATION) -> dict | None:
-    """What the service stores with verified ingest, photo by photo: the model's thumbnail, or the plain one
-    (reconstructed by bicubic) when the model's reconstruction is below bicubic by more than ``margin_db`` or its
+    """What the service stores with verified ingest, photo by photo: the model's thumbnail held within the bound
+    (``<method>-bounded``, where the evaluation scored it; else the thumbnail as made), or the plain one
+    (reconstructed by bicubic) when that reconstruction is below bicubic by more than ``margin_db`` or its
     thumbnail strays beyond ``max_deviation``. The result against bicubic, as :func:`against_reference` gives it."""
-    measured = _psnr_deltas(rows, method)
+    measured = _psnr_deltas(rows, method) | _psnr_deltas(rows, method + BOUNDED)
     if not measured:
         return None
     fallbacks = [name for name, (delta, row) in measured.items()
@@ -70,8 +74,8 @@ def verified(rows: list[Row], method: str, margin_db: float = MARGIN_DB,
 
 
 def is_model_method(method: str) -> bool:
-    """A TADM method (``tadm-<preset>``), not its ``-direct`` variant."""
-    return method.startswith("tadm-") and not method.endswith("-direct")
+    """A TADM method (``tadm-<preset>``), not its ``-direct`` or ``-bounded`` variant."""
+    return method.startswith("tadm-") and not method.endswith(("-direct", BOUNDED))
 
 
 def model_method(rows: list[Row]) -> str | None:
@@ -119,8 +123,8 @@ def markdown(rows: list[Row]) -> str:
                   f"{summary[f'below_by_more_than_{MARGIN_DB}']} by more than {MARGIN_DB} dB."]
         kept = verified(rows, summary["method"])
         if kept:
-            lines.append(f"Verified as the service stores it (plain thumbnail below bicubic - {MARGIN_DB} dB or beyond "
-                         f"{MAX_DEVIATION:g} levels): mean {kept['mean_delta_psnr_y']:+.2f} dB; worst "
+            lines.append(f"Verified as the service stores it (the thumbnail held within {MAX_DEVIATION:g} levels, "
+                         f"plain where then below bicubic - {MARGIN_DB} dB): mean {kept['mean_delta_psnr_y']:+.2f} dB; worst "
                          f"{kept['worst']['image']} {kept['worst']['delta_psnr_y']:+.2f} dB; {kept['fallbacks']} "
                          "plain.")
     return "\n".join(lines) + "\n"
@@ -174,6 +178,31 @@ def joined(docs: list[dict]) -> list[Row]:
         seen |= names
         rows += rows_of(doc)
     return sorted(rows, key=lambda r: r.image)
+
+
+def updated(base: dict, docs: list[dict], max_deviation: float = MAX_DEVIATION) -> list[Row]:
+    """The rows of ``base`` (an earlier evaluation of a whole set) with the photos of ``docs`` (evaluated again)
+    in their place, in name order. A photo kept from ``base`` without a ``-bounded`` row gains one where its
+    thumbnail is within ``max_deviation``: the model's own row, since such a thumbnail is stored as made and
+    reconstructs the same. Raises ValueError for another scale, or for a kept photo beyond the bound (it must be
+    evaluated again)."""
+    fresh = joined(docs)
+    if fresh and fresh[0].scale != base["scale"]:
+        raise ValueError(f"cannot update a {base['scale']}x evaluation with {fresh[0].scale}x results")
+    again = {row.image for row in fresh}
+    kept: list[Row] = []
+    for name, methods in by_photo(rows_of(base)).items():
+        if name in again:
+            continue
+        for method, row in methods.items():
+            kept.append(row)
+            if is_model_method(method) and method + BOUNDED not in methods:
+                if not row.scores.get("thumbnail_worst", 0.0) <= max_deviation:
+                    raise ValueError(f"{name}: its thumbnail is beyond {max_deviation:g} levels and it has no "
+                                     f"{method + BOUNDED} result; evaluate it again")
+                kept.append(replace(row, method=method + BOUNDED,
+                                    detail=f"{row.detail}, within {max_deviation:g} levels as made"))
+    return sorted(fresh + kept, key=lambda r: r.image)
 
 
 def write(rows: list[Row], title: str, scale: int, output: Path) -> None:

@@ -71,7 +71,7 @@ def test_model_method_with_the_tiny_preset(small_folder, tmp_path):
     assert code == 0
     with (out / "results-16x.csv").open() as f:
         rows = {r["method"]: r for r in csv.DictReader(f)}
-    assert set(rows) == {"tadm-tiny", "bicubic", "webp"}
+    assert set(rows) == {"tadm-tiny", "tadm-tiny-bounded", "bicubic", "webp"}
     assert int(rows["tadm-tiny"]["bytes"]) > 0 and rows["tadm-tiny"]["psnr_y"] != ""
     if "over budget" not in rows["webp"]["detail"]:
         assert int(rows["webp"]["bytes"]) <= int(rows["tadm-tiny"]["bytes"])  # the model's thumbnail is the budget
@@ -116,7 +116,7 @@ def test_every_photo_is_reported_with_the_model_against_bicubic(small_folder, tm
     deltas = []
     for photo in document["photos"]:
         methods = photo["methods"]
-        assert set(methods) == {"tadm-tiny", "bicubic", "jxl"} and photo["width"] > 0
+        assert set(methods) == {"tadm-tiny", "tadm-tiny-bounded", "bicubic", "jxl"} and photo["width"] > 0
         assert all(m["ssimulacra2"] <= 100 for m in methods.values())  # unbounded below (noise: about -700)
         deltas.append((methods["tadm-tiny"]["psnr_y"] - methods["bicubic"]["psnr_y"], photo["image"]))
         if "over budget" not in methods["jxl"]["detail"]:
@@ -134,6 +134,33 @@ def test_every_photo_is_reported_with_the_model_against_bicubic(small_folder, tm
     assert "2 below bicubic" in printed and "2 plain" in printed
 
 
+def _tiny_model_rows(folder, out, *extra) -> dict[str, dict]:
+    """`tadm eval --methods model` of the tiny preset on the folder's first photo: its CSV rows by method."""
+    code = main(["eval", str(folder), "--methods", "model", "--preset", "tiny", "-o", str(out),
+                 "--max-images", "1", "--crops", "0", "--device", "cpu", "--no-perceptual", *extra])
+    assert code == 0
+    with (out / "results-16x.csv").open() as f:
+        return {r["method"]: r for r in csv.DictReader(f)}
+
+
+def test_the_model_is_also_scored_as_the_service_stores_it_its_thumbnail_within_the_bound(small_folder, tmp_path,
+                                                                                            capsys):
+    def rows(*extra):
+        return _tiny_model_rows(small_folder, tmp_path / "-".join(("b",) + extra), *extra)
+
+    noisy = rows()  # random weights: the thumbnail strays far beyond the default 48 levels
+    assert float(noisy["tadm-tiny"]["thumbnail_worst"]) > 48
+    assert float(noisy["tadm-tiny-bounded"]["thumbnail_worst"]) <= 48
+    assert noisy["tadm-tiny-bounded"]["psnr_y"] != noisy["tadm-tiny"]["psnr_y"]  # another thumbnail, reconstructed
+    assert "pulled in to 48 levels" in noisy["tadm-tiny-bounded"]["detail"]
+    loose = rows("--thumbnail-max-deviation", "255")  # nothing beyond: the model's own reconstruction, renamed
+    assert loose["tadm-tiny-bounded"]["psnr_y"] == loose["tadm-tiny"]["psnr_y"] == noisy["tadm-tiny"]["psnr_y"]
+    assert loose["tadm-tiny-bounded"]["detail"].endswith("within 255 levels as made")
+    assert main(["eval", str(small_folder), "--methods", "model", "--preset", "tiny", "-o", str(tmp_path / "x"),
+                 "--thumbnail-max-deviation", "-1"]) == 1
+    assert "--thumbnail-max-deviation must be at least 0 levels, not -1" in capsys.readouterr().err
+
+
 def test_direct_method_decodes_the_same_thumbnail_without_the_diffusion_step(small_folder, tmp_path):
     out = tmp_path / "direct"
     code = main(["eval", str(small_folder), "--methods", "model,direct", "--preset", "tiny", "-o", str(out),
@@ -141,7 +168,7 @@ def test_direct_method_decodes_the_same_thumbnail_without_the_diffusion_step(sma
     assert code == 0
     with (out / "results-16x.csv").open() as f:
         rows = {r["method"]: r for r in csv.DictReader(f)}
-    assert set(rows) == {"tadm-tiny", "tadm-tiny-direct"}
+    assert set(rows) == {"tadm-tiny", "tadm-tiny-bounded", "tadm-tiny-direct"}
     assert rows["tadm-tiny"]["bytes"] == rows["tadm-tiny-direct"]["bytes"]  # one thumbnail, two receivers
     assert rows["tadm-tiny"]["psnr_y"] != rows["tadm-tiny-direct"]["psnr_y"]  # the diffusion step changes pixels
     assert "no diffusion step" in rows["tadm-tiny-direct"]["detail"]
@@ -152,13 +179,7 @@ def test_direct_method_decodes_the_same_thumbnail_without_the_diffusion_step(sma
 
 def test_tile_size_and_stride_reach_the_receiver_and_are_named(small_folder, tmp_path):
     def model_row(*tiling_args):
-        out = tmp_path / "-".join(("o",) + tiling_args)
-        code = main(["eval", str(small_folder), "--methods", "model", "--preset", "tiny", "-o", str(out),
-                     "--max-images", "1", "--crops", "0", "--device", "cpu", "--no-perceptual", *tiling_args])
-        assert code == 0
-        with (out / "results-16x.csv").open() as f:
-            (row,) = csv.DictReader(f)
-        return row
+        return _tiny_model_rows(small_folder, tmp_path / "-".join(("o",) + tiling_args), *tiling_args)["tadm-tiny"]
 
     default = model_row()
     small = model_row("--tile-size", "16", "--tile-stride", "8")  # the 32x24 latent in six tiles, not one pass

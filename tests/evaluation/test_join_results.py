@@ -52,3 +52,58 @@ def test_a_photo_in_two_parts_or_two_scales_is_refused():
         per_photo.joined([part(whole, whole["photos"][:3]), part(whole, whole["photos"][2:5])])
     with pytest.raises(ValueError, match="different scales"):
         per_photo.joined([whole, {**part(whole, whole["photos"][:1]), "scale": 32}])
+
+
+def _beyond(doc: dict) -> list[dict]:
+    """The photos whose model thumbnail strays beyond the bound."""
+    return [p for p in doc["photos"] if p["methods"]["tadm-nano"]["thumbnail_worst"] > per_photo.MAX_DEVIATION]
+
+
+def _as_made(doc: dict) -> dict:
+    """An evaluation as `tadm eval` wrote it before it scored the thumbnail held within the bound."""
+    photos = [{**p, "methods": {m: r for m, r in p["methods"].items() if not m.endswith("-bounded")}}
+              for p in doc["photos"]]
+    return per_photo.document(per_photo.rows_of({**doc, "photos": photos}), doc["title"], doc["scale"])
+
+
+def test_an_update_replaces_the_photos_evaluated_again_and_keeps_the_rest_with_their_bounded_result(tmp_path):
+    whole = _as_made(json.loads(WHOLE.read_text()))
+    again = []
+    for photo in _beyond(whole):  # as `tadm eval` now writes them: with the thumbnail pulled in, scored again
+        model = photo["methods"]["tadm-nano"]
+        bounded = {**model, "thumbnail_worst": 47.0, "psnr_y": model["psnr_y"] - 1.0}
+        again.append({**photo, "methods": {"tadm-nano": model, "tadm-nano-bounded": bounded,
+                                           "bicubic": photo["methods"]["bicubic"]}})
+    assert 0 < len(again) < len(whole["photos"])
+    (tmp_path / "again.json").write_text(json.dumps(part(whole, again)))
+    (tmp_path / "whole.json").write_text(json.dumps(whole))
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "join_eval_results.py"),
+                           str(tmp_path / "again.json"), "--base", str(tmp_path / "whole.json"),
+                           "--title", "images", "-o", str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    updated = json.loads((tmp_path / "out" / "results-16x.json").read_text())
+    assert [p["image"] for p in updated["photos"]] == [p["image"] for p in whole["photos"]]
+    replaced = {p["image"] for p in again}
+    for photo in updated["photos"]:
+        methods = photo["methods"]
+        assert list(methods) == ["tadm-nano", "tadm-nano-bounded", "bicubic"]
+        model, bounded = methods["tadm-nano"], methods["tadm-nano-bounded"]
+        if photo["image"] in replaced:
+            assert bounded["psnr_y"] == pytest.approx(model["psnr_y"] - 1.0, abs=1e-6)
+        else:  # within the bound: stored as made, the model's own result
+            assert {k: v for k, v in bounded.items() if k != "detail"} == {k: v for k, v in model.items()
+                                                                           if k != "detail"}
+            assert bounded["detail"].endswith("within 48 levels as made")
+    # as the service stores them: no photo falls back for its deviation any more, only for its reconstruction
+    kept = updated["verified_vs_bicubic"]
+    assert kept["fallbacks"] < whole["verified_vs_bicubic"]["fallbacks"]
+    assert updated["model_vs_bicubic"] == whole["model_vs_bicubic"]  # the model as made is unchanged
+
+
+def test_an_update_that_keeps_a_photo_beyond_the_bound_is_refused():
+    whole = _as_made(json.loads(WHOLE.read_text()))
+    beyond = _beyond(whole)
+    with pytest.raises(ValueError, match=f"{beyond[0]['image']}: its thumbnail is beyond 48 levels"):
+        per_photo.updated(whole, [part(whole, beyond[1:])])
+    with pytest.raises(ValueError, match="cannot update a 16x evaluation with 32x"):
+        per_photo.updated(whole, [{**part(whole, beyond), "scale": 32}])
