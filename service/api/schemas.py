@@ -30,6 +30,9 @@ class Quality(BaseModel):
     bicubic_psnr_y: float
     thumbnail_deviation: float = Field(description="the stored thumbnail's worst 4x4-pixel deviation from the "
                                        "bicubic thumbnail, in 8-bit levels (0 for a plain thumbnail)")
+    thumbnail_pulled_in: bool = Field(
+        default=False, description="the model's thumbnail strayed beyond TADM_VERIFY_THUMBNAIL_MAX_DEVIATION "
+        "somewhere and was pulled in to it (there only) before it was verified and stored")
 
 
 class Image(BaseModel):

@@ -51,13 +51,14 @@ class Quality:
     ssimulacra2: float
     bicubic_psnr_y: float
     thumbnail_deviation: float = 0.0
+    thumbnail_pulled_in: bool = False  # the model's thumbnail went beyond the bound and was pulled in to it
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Quality:
         ms_ssim = data.get("ms_ssim_y")
         return cls(str(data["method"]), float(data["psnr_y"]), None if ms_ssim is None else float(ms_ssim),
                    float(data["ssimulacra2"]), float(data["bicubic_psnr_y"]),
-                   float(data.get("thumbnail_deviation", 0.0)))
+                   float(data.get("thumbnail_deviation", 0.0)), bool(data.get("thumbnail_pulled_in", False)))
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,8 @@ class Ingest:
                 await self.cache.put(reconstruction_key(self.pipe.model_id, sha, fmt), encoded)
             if outcome.thumbnail.plain:
                 metrics.FALLBACKS.inc()
+            if outcome.verified.quality.thumbnail_pulled_in:
+                metrics.PULLED_IN.inc()
         width, height = outcome.thumbnail.original_size
         record = ImageRecord(id=params.image_id, width=width, height=height, scale=outcome.thumbnail.scale,
                              model_id=self.pipe.model_id, thumbnail_key=thumbnail_key(sha, stored_format), thumbnail_sha=sha,

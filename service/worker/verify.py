@@ -45,6 +45,8 @@ class Quality:
     bicubic_psnr_y: float  # bicubic from a plain thumbnail of the same size
     # the stored thumbnail's worst 4x4-block deviation from the bicubic thumbnail, in 8-bit levels (0 when plain)
     thumbnail_deviation: float = 0.0
+    # the model's thumbnail went beyond the bound and was pulled in before it was verified
+    thumbnail_pulled_in: bool = False
 
     def as_dict(self) -> dict:
         return {name: (round(value, 4) if isinstance(value, float) else value)
@@ -79,7 +81,8 @@ def bicubic_psnr_y(original: np.ndarray, scale: int) -> float:
     return psnr(rgb_to_y(original), rgb_to_y(np.asarray(rebuilt)))
 
 
-def measure(original: np.ndarray, thumbnail: Thumbnail, reconstruction: Image.Image, bicubic: float) -> Verified:
+def measure(original: np.ndarray, thumbnail: Thumbnail, reconstruction: Image.Image, bicubic: float,
+            pulled_in: bool = False) -> Verified:
     """The figures of one candidate thumbnail whose reconstruction is given."""
     figures = image_quality(original, np.asarray(reconstruction.convert("RGB")))
     ms_ssim = figures["ms_ssim_y"]
@@ -87,7 +90,8 @@ def measure(original: np.ndarray, thumbnail: Thumbnail, reconstruction: Image.Im
     quality = Quality(method=thumbnail.method, psnr_y=_finite(figures["psnr_y"]),
                       ms_ssim_y=None if math.isnan(ms_ssim) else ms_ssim, ssimulacra2=figures["ssimulacra2"],
                       bicubic_psnr_y=_finite(bicubic),
-                      thumbnail_deviation=worst_local_deviation(reference, np.asarray(thumbnail.image)))
+                      thumbnail_deviation=worst_local_deviation(reference, np.asarray(thumbnail.image)),
+                      thumbnail_pulled_in=pulled_in)
     return Verified(thumbnail, reconstruction, quality)
 
 
@@ -101,7 +105,7 @@ def candidate(original: np.ndarray, learned: Thumbnail, reconstruct: Reconstruct
               bicubic: float) -> Verified:
     """The model's thumbnail held within ``max_deviation`` of the bicubic one, reconstructed and measured."""
     within = bounded_thumbnail(learned, Image.fromarray(original), max_deviation)
-    return measure(original, within, reconstruct(within), bicubic)
+    return measure(original, within, reconstruct(within), bicubic, pulled_in=within is not learned)
 
 
 def keep_or_fall_back(original: np.ndarray, learned: Thumbnail, reconstruct: Reconstruct,

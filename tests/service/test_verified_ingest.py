@@ -170,6 +170,7 @@ async def test_a_thumbnail_that_gives_the_photo_back_is_kept(nano16, settings, p
         quality = record.quality
         assert record.method == "tadm" and quality["psnr_y"] >= quality["bicubic_psnr_y"] - 0.5
         assert 0 < quality["thumbnail_deviation"] <= settings.verify_thumbnail_max_deviation
+        assert quality["thumbnail_pulled_in"] is False  # within the bound as made: stored as made
         stored = Thumbnail.from_bytes(run.services.storage.get(record.thumbnail_key))
         assert not stored.plain and stored.model_id == nano.model_id
         cached = run.services.storage.get(reconstruction_key(nano.model_id, record.thumbnail_sha, "png"))
@@ -189,6 +190,7 @@ async def test_a_blotch_beyond_the_bound_is_pulled_in_and_the_rest_of_the_thumbn
     try:
         record = await run.ingest(data)
         assert record.method == "tadm" and record.quality["thumbnail_deviation"] <= bound
+        assert record.quality["thumbnail_pulled_in"] is True
         assert record.quality["psnr_y"] >= record.quality["bicubic_psnr_y"] - 0.5
         stored = np.asarray(Thumbnail.from_bytes(run.services.storage.get(record.thumbnail_key)).image)
         untouched = np.ones(learned.shape[:2], bool)
