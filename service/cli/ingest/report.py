@@ -35,6 +35,7 @@ class Row:
     ms_ssim_y: float | None = None
     ssimulacra2: float | None = None
     bicubic_psnr_y: float | None = None
+    thumbnail_pulled_in: bool | None = None  # the model's thumbnail was pulled in to the deviation bound
 
     @classmethod
     def stored(cls, source: str, status: str, image: Image, original_bytes: int) -> Row:
@@ -44,7 +45,8 @@ class Row:
                    psnr_y=None if quality is None else quality.psnr_y,
                    ms_ssim_y=None if quality is None else quality.ms_ssim_y,
                    ssimulacra2=None if quality is None else quality.ssimulacra2,
-                   bicubic_psnr_y=None if quality is None else quality.bicubic_psnr_y)
+                   bicubic_psnr_y=None if quality is None else quality.bicubic_psnr_y,
+                   thumbnail_pulled_in=None if quality is None else quality.thumbnail_pulled_in)
 
     @classmethod
     def failed(cls, source: str, error: str, original_bytes: int | None = None) -> Row:
@@ -92,6 +94,7 @@ def totals(rows: list[Row], files: int) -> dict[str, Any]:
         "stored_bytes": stored,
         "saving": round(1 - stored / original, 6) if original else 0.0,
         "fallbacks": sum(row.method == "plain" for row in images),
+        "pulled_in": sum(row.thumbnail_pulled_in is True for row in images),
         "quality": {
             "images": len(measured),
             "psnr_y": {"median": percentile(psnr, 50), "p5": percentile(psnr, 5)},
@@ -152,6 +155,8 @@ def summary_table(summary: dict[str, Any], rows: list[Row], *, dry_run: bool, es
         psnr, s2 = quality["psnr_y"], quality["ssimulacra2"]
         lines += [
             ("fallbacks", f"{summary['fallbacks']} (plain thumbnail: the model's was worse than bicubic)"),
+            *([("pulled in", f"{summary['pulled_in']} (the model's thumbnail held within the deviation bound)")]
+              if summary.get("pulled_in") else []),
             ("PSNR-Y", f"median {psnr['median']:.2f} dB, 5th percentile {psnr['p5']:.2f} dB "
                        f"(over {quality['images']} image{'s' if quality['images'] != 1 else ''})"),
             ("SSIMULACRA2", f"median {s2['median']:.2f}, 5th percentile {s2['p5']:.2f}"),
