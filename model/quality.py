@@ -14,6 +14,14 @@ from pathlib import Path
 
 RELEASE_MARGIN_DB = {16: 1.5, 32: 1.0}
 HISTORY_NAME = "training.json"
+# An evaluation's model rows: ``tadm-<preset>``, and its variants named by these suffixes (G_d's latent decoded
+# without the diffusion step; the thumbnail held within the deviation bound, as the service stores it).
+DIRECT, BOUNDED = "-direct", "-bounded"
+
+
+def is_model_method(method: str) -> bool:
+    """A TADM method (``tadm-<preset>``) of an evaluation, not one of its variants."""
+    return method.startswith("tadm-") and not method.endswith((DIRECT, BOUNDED))
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ def measured_quality(model_dir: str | Path, model_id: str, scale: int) -> Measur
     evaluations = history.get("evaluations", []) if isinstance(history, dict) else []
     for record in reversed(evaluations):
         methods = record.get("methods", {})
-        ours = next((v for k, v in methods.items() if k.startswith("tadm-") and not k.endswith(("-direct", "-bounded"))), None)
+        ours = next((v for k, v in methods.items() if is_model_method(k)), None)
         bicubic = methods.get("bicubic")
         if record.get("model_id") != model_id or ours is None or bicubic is None:
             continue

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from model.quality import is_model_method
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 CARDS = {scale: REPO / "model" / "weights" / f"nano-{scale}x" / "README.md" for scale in (16, 32)}
@@ -75,7 +77,7 @@ def test_model_card_figures_are_the_latest_recorded_evaluation(scale: int):
     assert latest["set"] == "kodak-24" and latest["scale"] == scale
     assert f"`{latest['model_id']}`" in card.read_text(), f"{card} should name model id {latest['model_id']}"
 
-    model = next(v for k, v in latest["methods"].items() if k.startswith("tadm-") and not k.endswith(("-direct", "-bounded")))
+    model = next(v for k, v in latest["methods"].items() if is_model_method(k))
     bicubic = latest["methods"]["bicubic"]
     expected = {
         "PSNR-Y (dB)": model["psnr_y"],

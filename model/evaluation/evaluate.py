@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..quality import BOUNDED, DIRECT
 from ..thumbnail import Thumbnail
 from ..thumbnail_bound import bounded_thumbnail
 from ..tiling import Tiling
@@ -85,7 +86,7 @@ def model_reconstruction(
     stored = thumb.to_png()
     name, detail = f"tadm-{pipe.config['preset']}", f"model {pipe.model_id}"
     if direct:
-        return baselines.Reconstruction(f"{name}-direct", pipe.upscale_direct(thumb), len(stored),
+        return baselines.Reconstruction(f"{name}{DIRECT}", pipe.upscale_direct(thumb), len(stored),
                                         f"{detail}, no diffusion step", thumb.image)
     tiling = tiling or pipe.default_tiling
     detail += f", latent tiles {tiling.tile_size}/{tiling.tile_stride}"
@@ -100,12 +101,17 @@ def bounded_reconstruction(pipe, image: Image.Image, learned: baselines.Reconstr
     assert learned.thumbnail is not None
     thumb = Thumbnail(learned.thumbnail, pipe.scale, image.size, pipe.model_id)
     within = bounded_thumbnail(thumb, image, max_deviation)
-    name = f"{learned.method}-bounded"
+    name = learned.method + BOUNDED
     if within is thumb:
-        return replace(learned, method=name, detail=f"{learned.detail}, within {max_deviation:g} levels as made")
+        return replace(learned, method=name, detail=within_as_made(learned.detail, max_deviation))
     tiling = tiling or pipe.default_tiling
     return baselines.Reconstruction(name, pipe.upscale(within, tiling=tiling), len(within.to_png()),
                                     f"{learned.detail}, pulled in to {max_deviation:g} levels", within.image)
+
+
+def within_as_made(detail: str, max_deviation: float) -> str:
+    """The detail of a bounded result that is the model's own: its thumbnail needed no pulling in."""
+    return f"{detail}, within {max_deviation:g} levels as made"
 
 
 def thumbnail_scores(bicubic_thumbnail: np.ndarray, thumbnail: Image.Image | None) -> dict[str, float]:

@@ -14,14 +14,14 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
+from ..quality import BOUNDED, is_model_method
 from ..thumbnail_bound import DEFAULT_MAX_DEVIATION
-from .evaluate import Row
+from .evaluate import Row, within_as_made
 from .report import ALL_METRICS, summarise
 
 REFERENCE = "bicubic"
 MARGIN_DB = 0.5  # the service's default TADM_VERIFY_MARGIN_DB: below bicubic by more is a fallback there
 MAX_DEVIATION = DEFAULT_MAX_DEVIATION  # the service's TADM_VERIFY_THUMBNAIL_MAX_DEVIATION (levels, worst 4x4 block)
-BOUNDED = "-bounded"  # the model's method name + this: its thumbnail held within the bound, as the service stores it
 
 
 def by_photo(rows: list[Row]) -> dict[str, dict[str, Row]]:
@@ -71,11 +71,6 @@ def verified(rows: list[Row], method: str, margin_db: float = MARGIN_DB,
     return {"method": f"{method} verified", "reference": REFERENCE, "margin_db": margin_db,
             "max_deviation": max_deviation, "fallbacks": len(fallbacks), "fallback_photos": fallbacks,
             **_delta_summary(deltas)}
-
-
-def is_model_method(method: str) -> bool:
-    """A TADM method (``tadm-<preset>``), not its ``-direct`` or ``-bounded`` variant."""
-    return method.startswith("tadm-") and not method.endswith(("-direct", BOUNDED))
 
 
 def model_method(rows: list[Row]) -> str | None:
@@ -200,8 +195,7 @@ def updated(base: dict, docs: list[dict], max_deviation: float = MAX_DEVIATION) 
                 if not row.scores.get("thumbnail_worst", 0.0) <= max_deviation:
                     raise ValueError(f"{name}: its thumbnail is beyond {max_deviation:g} levels and it has no "
                                      f"{method + BOUNDED} result; evaluate it again")
-                kept.append(replace(row, method=method + BOUNDED,
-                                    detail=f"{row.detail}, within {max_deviation:g} levels as made"))
+                kept.append(replace(row, method=method + BOUNDED, detail=within_as_made(row.detail, max_deviation)))
     return sorted(fresh + kept, key=lambda r: r.image)
 
 
