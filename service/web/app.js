@@ -169,9 +169,12 @@ function showImage(image) {
 function qualityFacts(image) {
   const q = image.quality;
   if (!q) return [["Verified", "no (stored without verification)"]];
+  // A thumbnail pulled in to the deviation bound is no longer the model's as made: say so, and by how much.
+  const pulledIn = `tadm thumbnail, pulled in where it strayed from a plain one (now within ` +
+    `${q.thumbnail_deviation.toFixed(1)} levels)`;
   const method = q.method === "plain"
     ? "plain thumbnail (the model's gave this photo back worse than bicubic)"
-    : "tadm thumbnail";
+    : q.thumbnail_pulled_in ? pulledIn : "tadm thumbnail";
   const msssim = q.ms_ssim_y === null ? "–" : q.ms_ssim_y.toFixed(4);
   return [
     ["Stored as", image.auto ? `${method}, scale chosen by the quality target` : method],

@@ -32,7 +32,9 @@ def free_port() -> int:
 class DevServer:
     """One ``tadm serve --dev`` process; ``url`` once started."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
+        """``settings``: TADM_* variables for the server beside the test defaults (it inherits no other)."""
+        self.settings = dict(settings or {})
         self.workdir = Path(tempfile.mkdtemp(prefix="tadm-devserver-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -45,6 +47,7 @@ class DevServer:
             # The dev server's own embedded Redis (no TADM_REDIS_URL) and storage in this test's directory.
             "TADM_STORAGE_DIR": str(self.workdir / "storage"),
             "PYTHONUNBUFFERED": "1",
+            **self.settings,
         })
         with self.log_path.open("wb") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
