@@ -83,37 +83,8 @@ texture-wood-chips	ubuntu-gnome-wallpapers-yakkety	usr/share/backgrounds/ubuntu-
 EOF
 )"
 
-# apt_download NAME SOURCE_LINE PACKAGE...: download the packages not cached yet, with apt state of its own under
-# $APT/NAME. Only architecture-independent packages are fetched, so amd64 indexes serve every host.
-apt_download() {
-  local line="$2" dir="$APT/$1" pkg
-  shift 2
-  local missing=()
-  for pkg in "$@"; do
-    compgen -G "$DEBS/${pkg}_*.deb" >/dev/null || missing+=("$pkg")
-  done
-  ((${#missing[@]})) || return 0
-  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/sources.list.d"
-  echo "$line" >"$dir/sources.list"
-  local opts=(-o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=$dir/sources.list.d"
-              -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache" -o Dir::State::status=/dev/null
-              -o APT::Architecture=amd64 -o APT::Architectures=amd64 -o Acquire::Languages=none)
-  compgen -G "$dir/lists/*_Packages*" >/dev/null || apt-get "${opts[@]}" update -qq
-  (cd "$DEBS" && {
-    apt-get "${opts[@]}" download "${missing[@]}" ||
-      { apt-get "${opts[@]}" update -qq && apt-get "${opts[@]}" download "${missing[@]}"; }
-  })
-}
-
-# unpack PACKAGE: unpack the cached .deb once (into a temporary folder first, so an interrupted run leaves nothing).
-unpack() {
-  local pkg="$1" debs
-  [[ -d "$EXTRACTED/$pkg" ]] && return 0
-  debs=("$DEBS/${pkg}"_*.deb)
-  rm -rf "$EXTRACTED/$pkg.partial"
-  dpkg-deb -x "${debs[-1]}" "$EXTRACTED/$pkg.partial"
-  mv "$EXTRACTED/$pkg.partial" "$EXTRACTED/$pkg"
-}
+# shellcheck source=scripts/apt_photos.sh
+source "$REPO/scripts/apt_photos.sh"
 
 # Fetch only while a photo is missing, so deleting debs/ and extracted/ after a complete run costs nothing.
 need_fetch=0
@@ -123,25 +94,17 @@ done <<<"$PHOTOS"
 
 mkdir -p "$IMAGES"
 if ((need_fetch)); then
-  if [[ ! -r "$DEBIAN_KEYRING" ]]; then
-    echo "error: $DEBIAN_KEYRING is missing (install debian-archive-keyring, or set DEBIAN_KEYRING)" >&2
-    exit 1
-  fi
   mkdir -p "$DEBS" "$EXTRACTED"
 
   # 1. Debian: the Ubuntu archive key and the Debian photo packages.
-  apt_download debian-trixie \
-    "deb [signed-by=$DEBIAN_KEYRING] http://deb.debian.org/debian trixie main" \
-    ubuntu-keyring "${DEBIAN_PACKAGES[@]}"
-  unpack ubuntu-keyring
-  UBUNTU_KEYRING="$EXTRACTED/ubuntu-keyring/usr/share/keyrings/ubuntu-archive-keyring.gpg"
+  UBUNTU_KEYRING="$(ubuntu_keyring "$DEBIAN_KEYRING")"
+  apt_download debian-trixie "deb [signed-by=$DEBIAN_KEYRING] http://deb.debian.org/debian trixie main" \
+    "${DEBIAN_PACKAGES[@]}"
 
   # 2. Ubuntu: every other package of the table.
   mapfile -t ubuntu_packages < <(cut -f2 <<<"$PHOTOS" | sort -u |
                                  grep -vxF -f <(printf '%s\n' "${DEBIAN_PACKAGES[@]}"))
-  apt_download ubuntu-noble \
-    "deb [signed-by=$UBUNTU_KEYRING] http://archive.ubuntu.com/ubuntu noble main universe" \
-    "${ubuntu_packages[@]}"
+  ubuntu_download "${ubuntu_packages[@]}"
 
   # 3. Unpack.
   for pkg in "${DEBIAN_PACKAGES[@]}" "${ubuntu_packages[@]}"; do
