@@ -260,12 +260,17 @@ def _train_main(args: argparse.Namespace) -> int:
     started = time.time()
     examples = load_examples(args.cache)
     sources = sorted({source_photo(ex.name) for ex in examples})
-    if len(sources) <= args.validation:
-        sys.exit(f"error: {args.cache} holds {len(sources)} collected photos; collect more than --validation "
-                 f"({args.validation})")
-    rng = random.Random(args.seed)
-    rng.shuffle(sources)
-    held_out = set(sources[: args.validation])  # a photo's hard-scene variant is held out with it
+    if args.hold_out:
+        held_out = set(named_photos(args.hold_out, sources))
+        if len(held_out) == len(sources):
+            sys.exit(f"error: {args.hold_out} holds out every photo collected in {args.cache}; none is left to train on")
+    else:
+        if len(sources) <= args.validation:
+            sys.exit(f"error: {args.cache} holds {len(sources)} collected photos; collect more than --validation "
+                     f"({args.validation})")
+        rng = random.Random(args.seed)
+        rng.shuffle(sources)
+        held_out = set(sources[: args.validation])  # a photo's hard-scene variant is held out with it
     held = [ex for ex in examples if source_photo(ex.name) in held_out]
     fit = [ex for ex in examples if source_photo(ex.name) not in held_out]
     scale = int(checkpoints.read_config(args.model)["scale"]) if args.model else args.scale
@@ -281,7 +286,7 @@ def _train_main(args: argparse.Namespace) -> int:
     record = {
         "photos": sum(VARIANT_MARK not in ex.name for ex in fit),
         "hard_scene_variants": sum(VARIANT_MARK in ex.name for ex in fit), "cache": portable(args.cache), "model": portable(args.model) if args.model else None,
-        "smooth_share": args.smooth_share, "gate_start": args.gate_start, "gate_gain": args.gate_gain, "low_steps": args.low_steps, "low_crop": args.low_crop, "steps": args.steps, "crop": args.crop,
+        "hold_out": portable(args.hold_out) if args.hold_out else None, "smooth_share": args.smooth_share, "gate_start": args.gate_start, "gate_gain": args.gate_gain, "low_steps": args.low_steps, "low_crop": args.low_crop, "steps": args.steps, "crop": args.crop,
         "batch": args.batch, "lr": args.lr, "seed": args.seed, "seconds": round(time.time() - started, 1),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "held_out": [{"photo": n, "psnr_before": round(b, 4), "psnr_after": round(a, 4)} for n, b, a in rows],
@@ -289,6 +294,22 @@ def _train_main(args: argparse.Namespace) -> int:
     (args.output / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n")
     say(f"saved {args.output}: {summary(rows)}")
     return 0
+
+
+def named_photos(listing: Path, collected: Sequence[str]) -> list[str]:
+    """The photo names in ``listing`` (one a line; blank lines and ``#`` comments skipped), each of which must be
+    among the ``collected`` ones: a name that is not stops the command, naming it."""
+    try:
+        lines = listing.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        sys.exit(f"error: cannot read the photo list {listing}: {exc.strerror}")
+    names = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    missing = sorted(set(names) - set(collected))
+    if missing:
+        sys.exit(f"error: {len(missing)} photo(s) of {listing} are not collected: {', '.join(missing[:5])}")
+    if not names:
+        sys.exit(f"error: {listing} names no photos")
+    return names
 
 
 def summary(rows: Sequence[tuple[str, float, float]]) -> str:
@@ -336,12 +357,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="the detail gate's logit before training (sigmoid of it: the share of detail kept)")
     t.add_argument("--gate-gain", type=float, default=TRAINED_GATE_GAIN,
                    help="how fast the gate learns (its logit is this times the network's output)")
-    t.add_argument("--validation", type=int, default=8, help="photos held out and reported")
+    t.add_argument("--validation", type=int, default=8, help="photos held out and reported, drawn at random")
+    t.add_argument("--hold-out", type=Path, metavar="LIST",
+                   help="hold out and report the photos named in LIST (one a line) instead of --validation's")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("-o", "--output", type=Path, required=True)
     k = sub.add_parser("compare", help="compare steps on collected photos (model.training.consistency_compare)")
     k.add_argument("--cache", type=Path, required=True)
     k.add_argument("--scale", type=int, choices=(16, 32), required=True)
+    k.add_argument("--only", type=Path, metavar="LIST", help="only the photos named in LIST (one a line)")
     k.add_argument("steps", nargs="+", metavar="LABEL=STEP_DIR", help="a step folder (a model's consistency/)")
     args = p.parse_args(argv)
     commands = {"collect": _collect_main, "train": _train_main, "compare": _compare_main}
@@ -359,7 +383,11 @@ def _compare_main(args: argparse.Namespace) -> int:
         steps[label] = ThumbnailConsistency.from_pretrained(folder)
         if steps[label].config.scale != args.scale:
             sys.exit(f"error: {folder} was trained for {steps[label].config.scale}x, not {args.scale}x")
-    rows = consistency_compare.score(load_examples(args.cache), steps, args.scale)
+    examples = load_examples(args.cache)
+    if args.only:
+        wanted = set(named_photos(args.only, sorted({source_photo(ex.name) for ex in examples})))
+        examples = [ex for ex in examples if source_photo(ex.name) in wanted]
+    rows = consistency_compare.score(examples, steps, args.scale)
     for line in consistency_compare.report(rows):
         say(line)
     return 0

@@ -128,6 +128,25 @@ def test_a_held_out_photo_takes_its_hard_scene_variant_with_it(tiny_pipe, kodak_
     assert "their hard-scene variants" in capsys.readouterr().out
 
 
+def test_the_photos_named_in_a_list_are_held_out_instead_of_random_ones(tiny_pipe, kodak_dir, tmp_path):
+    cache = collected(tiny_pipe, kodak_dir, tmp_path, ["kodim01", "kodim05", "kodim23"], hard_scenes=True)
+    listing = tmp_path / "hold-out.txt"
+    listing.write_text("# chosen for the test\nkodim05\n\nkodim23\n")
+    out = tmp_path / "step"
+    assert training.main(["train", "--cache", str(cache), "--scale", "16", "--steps", "5", "--channels", "8",
+                          "--layers", "3", "--hold-out", str(listing), "-o", str(out)]) == 0
+    record = json.loads((out / training.RECORD_NAME).read_text())
+    held = sorted(training.source_photo(row["photo"]) for row in record["held_out"])
+    assert held == ["kodim05", "kodim05", "kodim23", "kodim23"]  # each with its variant
+    assert record["photos"] == 1 and record["hold_out"] == str(listing)
+    listing.write_text("kodim05\nkodim99\n")
+    with pytest.raises(SystemExit, match="1 photo.* not collected: kodim99"):
+        training.main(["train", "--cache", str(cache), "--hold-out", str(listing), "-o", str(tmp_path / "x")])
+    listing.write_text("kodim01\nkodim05\nkodim23\n")
+    with pytest.raises(SystemExit, match="none is left to train on"):
+        training.main(["train", "--cache", str(cache), "--hold-out", str(listing), "-o", str(tmp_path / "x")])
+
+
 @pytest.mark.parametrize("low_steps, steps", [(0, 150), (150, 0)])
 def test_training_on_a_photo_lifts_its_reconstruction(tiny_pipe, kodak_dir, tmp_path, low_steps, steps):
     """The tiny random model reconstructs badly; what the thumbnail says about the low frequencies lifts it,
@@ -248,6 +267,12 @@ def test_compare_reports_each_steps_gain_over_all_photos_and_where_bicubic_wins(
     gains = re.search(r"all \(2 photos\): mean gain over no step a ([-+.\d]+), b ([-+.\d]+) dB", out)
     assert gains and float(gains[1]) == 0 and float(gains[2]) > 3, out
     assert "where bicubic wins (2 photos)" in out
+    # --only: the photos of a list alone
+    only = tmp_path / "only.txt"
+    only.write_text(f"{sorted(p.name for p in cache.iterdir())[0]}\n")
+    assert training.main(["compare", "--cache", str(cache), "--scale", "16", "--only", str(only),
+                          f"b={tmp_path / 'trained'}"]) == 0
+    assert "all (1 photos)" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="not LABEL=STEP_DIR"):
         training.main(["compare", "--cache", str(cache), "--scale", "16", str(tmp_path / "trained")])
     with pytest.raises(SystemExit, match="trained for 16x, not 32x"):
