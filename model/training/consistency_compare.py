@@ -20,6 +20,8 @@ from model.consistency import ThumbnailConsistency, down, pad_to_scale, up_cropp
 from model.image_tensors import from_levels, round_to_8bit
 from model.training.consistency_examples import Example, evaluate, psnr
 
+BICUBIC_MARGIN = 0.5  # dB: a photo this far below bicubic counts as lost to it
+
 
 @dataclass
 class PhotoScores:
@@ -48,14 +50,24 @@ def score(examples: Sequence[Example], steps: Mapping[str, ThumbnailConsistency]
 
 
 def report(rows: Sequence[PhotoScores]) -> list[str]:
-    """One line per group and step: the mean PSNR gain over the reconstruction without a step."""
+    """Per group of photos, each step's mean PSNR gain over the reconstruction without a step, its worst photo, and
+    how many photos end more than ``BICUBIC_MARGIN`` dB below bicubic (the bar a stored photo is held to)."""
     groups = {"all": list(rows), "where bicubic wins": [r for r in rows if r.bicubic > r.reconstruction]}
     lines = []
     for group, members in groups.items():
         if not members:
             lines.append(f"{group}: no photos")
             continue
+        labels = list(members[0].steps)
         gains = ", ".join(f"{label} {sum(r.steps[label] - r.reconstruction for r in members) / len(members):+.3f}"
-                          for label in members[0].steps)
+                          for label in labels)
         lines.append(f"{group} ({len(members)} photos): mean gain over no step {gains} dB PSNR")
+        worst = {label: min(members, key=lambda r: r.steps[label] - r.reconstruction) for label in labels}
+        lines.append(f"{group}: worst photo " + ", ".join(
+            f"{label} {worst[label].steps[label] - worst[label].reconstruction:+.3f} dB ({worst[label].name})"
+            for label in labels))
+        below = [sum(r.reconstruction < r.bicubic - BICUBIC_MARGIN for r in members)]
+        below += [sum(r.steps[label] < r.bicubic - BICUBIC_MARGIN for r in members) for label in labels]
+        lines.append(f"{group}: more than {BICUBIC_MARGIN} dB below bicubic: no step {below[0]}, " + ", ".join(
+            f"{label} {count}" for label, count in zip(labels, below[1:], strict=True)))
     return lines

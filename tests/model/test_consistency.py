@@ -267,6 +267,12 @@ def test_compare_reports_each_steps_gain_over_all_photos_and_where_bicubic_wins(
     gains = re.search(r"all \(2 photos\): mean gain over no step a ([-+.\d]+), b ([-+.\d]+) dB", out)
     assert gains and float(gains[1]) == 0 and float(gains[2]) > 3, out
     assert "where bicubic wins (2 photos)" in out
+    worst = re.search(r"all: worst photo a ([-+.\d]+) dB \((\S+)\), b ([-+.\d]+) dB \((\S+)\)", out)
+    assert worst and float(worst[1]) == 0 and 0 < float(worst[3]) <= float(gains[2]), out
+    assert worst[4] in {p.name for p in cache.iterdir()}
+    # the untrained step leaves both photos where they were: below bicubic; the trained one lifts them
+    below = re.search(r"all: more than 0.5 dB below bicubic: no step (\d), a (\d), b (\d)", out)
+    assert below and below[1] == below[2] == "2" and int(below[3]) < 2, out
     # --only: the photos of a list alone
     only = tmp_path / "only.txt"
     only.write_text(f"{sorted(p.name for p in cache.iterdir())[0]}\n")
