@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="model directory for the `direct` method (e.g. the stage-1 model; default: the --model)")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder for the CSV, table, plot and crops")
     p.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images (sorted)")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="evaluate only the I-th (from 0) of N parts of the photos, even in pixels, to run N processes "
+                        "side by side; join their results with scripts/join_eval_results.py")
     p.add_argument("--crops", type=int, default=3, help="side-by-side crops for the first N images (default 3)")
     p.add_argument("--budget", choices=("bicubic", "model"), default="bicubic",
                    help="the codecs' byte budget: the bicubic thumbnail PNG (default) or the model's thumbnail PNG")
@@ -64,6 +67,14 @@ def _parse_methods(text: str) -> list[str]:
     return methods
 
 
+def _parse_shard(text: str) -> tuple[int, int]:
+    """``I/N`` as two integers, N at least 1 (the range of I is checked by the split)."""
+    index, sep, count = text.partition("/")
+    if not sep or not index.strip().isdigit() or not count.strip().isdigit() or int(count) < 1:
+        raise ValueError(f"--shard: {text!r} is not I/N (two whole numbers, e.g. 0/2 and 1/2 for two processes)")
+    return int(index), int(count)
+
+
 def _eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -76,6 +87,7 @@ def _eval(args: argparse.Namespace) -> int:
         evaluate,
         list_images,
         model_reconstruction,
+        shard_by_pixels,
     )
 
     methods = _parse_methods(args.methods)
@@ -84,8 +96,12 @@ def _eval(args: argparse.Namespace) -> int:
         raise CommandError(f"--thumbnail-max-deviation must be at least 0 levels, not {args.thumbnail_max_deviation:g}")
     try:
         paths = list_images(args.data, args.max_images)
+        if args.shard is not None:
+            paths = shard_by_pixels(paths, *_parse_shard(args.shard))
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
+    if not paths:
+        raise CommandError(f"--shard {args.shard}: this part holds no photo ({args.data} has fewer photos than parts)")
     for name in methods:
         if name in codecs.CODECS and not codecs.codec_available(name):
             raise CommandError(f"this Pillow cannot encode {name}; drop it from --methods")
@@ -142,7 +158,8 @@ def _eval(args: argparse.Namespace) -> int:
     device = next((p.device.type for p in (pipe, direct_pipe) if p is not None), "cpu")
     scorer = None if args.no_perceptual else PerceptualScorer(device=device)
     rows = []
-    title = f"{args.data.name}, {len(paths)} images, {args.scale}x"
+    part = f" (part {args.shard})" if args.shard else ""
+    title = f"{args.data.name}{part}, {len(paths)} images, {args.scale}x"
     for done, image_rows in enumerate(tqdm(evaluate(paths, args.scale, run_methods, scorer, save_crops),
                                            total=len(paths), unit="image", desc=f"eval {args.scale}x"), 1):
         rows.extend(image_rows)

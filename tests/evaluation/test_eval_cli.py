@@ -210,6 +210,66 @@ def test_direct_model_is_a_second_model_directory(small_folder, tmp_path, capsys
     assert "missing" in capsys.readouterr().err
 
 
+@pytest.fixture(scope="module")
+def uneven_folder(tmp_path_factory, kodak_dir):
+    """Five crops of Kodak photographs, from 64x64 to 256x192: a split by count would not be even in pixels."""
+    folder = tmp_path_factory.mktemp("uneven_kodak")
+    sizes = {"kodim03": (256, 192), "kodim05": (192, 128), "kodim07": (128, 128), "kodim15": (96, 64),
+             "kodim23": (64, 64)}
+    for stem, (w, h) in sizes.items():
+        with Image.open(kodak_dir / f"kodak__{stem}.png") as img:
+            img.convert("RGB").crop((0, 0, w, h)).save(folder / f"{stem}.png")
+    return folder
+
+
+def test_shards_split_the_photos_evenly_in_pixels(uneven_folder):
+    from model.evaluation.evaluate import list_images, shard_by_pixels
+
+    paths = list_images(uneven_folder)
+    parts = [shard_by_pixels(paths, i, 2) for i in range(2)]
+    assert sorted(parts[0] + parts[1]) == paths and not set(parts[0]) & set(parts[1])
+    assert all(part == sorted(part) for part in parts)
+    def pixels(path):
+        with Image.open(path) as img:
+            return img.width * img.height
+
+    loads = [sum(pixels(p) for p in part) for part in parts]
+    # 49152 | 24576 + 16384 + 6144 + 4096: the largest photo alone, the rest together
+    assert loads == [49152, 51200]
+    assert shard_by_pixels(paths, 0, 1) == paths
+    with pytest.raises(ValueError, match="index runs from 0 to 1"):
+        shard_by_pixels(paths, 2, 2)
+
+
+def test_sharded_evaluations_join_into_the_whole_one(uneven_folder, tmp_path, capsys):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    common = ["--methods", "bicubic,webp", "--crops", "0"]
+    assert main(["eval", str(uneven_folder), *common, "-o", str(tmp_path / "whole")]) == 0
+    for i in range(2):
+        assert main(["eval", str(uneven_folder), *common, "--shard", f"{i}/2", "-o", str(tmp_path / f"part{i}")]) == 0
+    documents = [json.loads((tmp_path / f"part{i}" / "results-16x.json").read_text()) for i in range(2)]
+    assert [d["images"] for d in documents] == [1, 4] and "(part 0/2)" in documents[0]["title"]
+    done = subprocess.run([sys.executable, str(repo / "scripts" / "join_eval_results.py"),
+                           *(str(tmp_path / f"part{i}" / "results-16x.json") for i in range(2)),
+                           "--title", uneven_folder.name, "-o", str(tmp_path / "joined")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    whole = json.loads((tmp_path / "whole" / "results-16x.json").read_text())
+    joined = json.loads((tmp_path / "joined" / "results-16x.json").read_text())
+    assert joined["photos"] == whole["photos"] and joined["means"] == whole["means"]
+    capsys.readouterr()
+    for bad, message in (("2/2", "index runs from 0 to 1"), ("1", "is not I/N"), ("a/b", "is not I/N"),
+                         ("0/0", "is not I/N")):
+        assert main(["eval", str(uneven_folder), *common, "--shard", bad, "-o", str(tmp_path / "bad")]) == 1
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_bad_arguments_are_one_line_errors(small_folder, tmp_path, capsys):
     assert main(["eval", str(tmp_path / "missing"), "-o", str(tmp_path / "o")]) == 1
     assert "no such folder" in capsys.readouterr().err
