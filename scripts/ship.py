@@ -134,10 +134,21 @@ def method_means(results_csv: Path) -> dict[str, dict[str, float]]:
     return means
 
 
+def set_name_of(results_csv: Path) -> str:
+    """The evaluated set's name as the cards quote it, ``<folder>-<images>`` (``kodak-24``), from the title that
+    ``tadm eval`` writes beside the CSV (``kodak, 24 images, 16x``); the CSV's folder name where there is none."""
+    beside = results_csv.with_suffix(".json")
+    try:
+        folder, images = json.loads(beside.read_text())["title"].split(", ")[:2]
+        return f"{folder}-{int(images.split()[0])}"
+    except (OSError, ValueError, KeyError, IndexError):
+        return results_csv.parent.name
+
+
 def record_evaluation(dest: Path, results_csv: Path, note: str = "", set_name: str | None = None) -> dict:
     pipe = TADMPipeline.from_pretrained(dest)
     measured = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model_id": pipe.model_id,
-                "scale": pipe.scale, "set": set_name or results_csv.parent.name, "methods": method_means(results_csv)}
+                "scale": pipe.scale, "set": set_name or set_name_of(results_csv), "methods": method_means(results_csv)}
     if note:
         measured["note"] = note
     updated = with_evaluation(history.read(dest), measured)
@@ -156,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("dest", type=Path)
     e.add_argument("results_csv", type=Path)
     e.add_argument("--note", default="")
-    e.add_argument("--set", dest="set_name", help="the evaluation set's name (default: the CSV's folder name)")
+    e.add_argument("--set", dest="set_name", help="the evaluation set's name (default: from the title of tadm eval's JSON beside the CSV, "
+                        "e.g. kodak-24; else the CSV's folder name)")
     args = parser.parse_args(argv)
     try:
         if args.command == "weights":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -96,3 +97,14 @@ def test_the_evaluation_is_recorded_with_the_steps_it_was_measured_at(trained, t
     assert bicubic["psnr_y"] == 23.0 and "lpips" not in bicubic and "thumbnail_psnr" not in bicubic
     assert record["cumulative_steps"] == {"stage1": 2} and record["set"] == "kodak" and record["note"] == "first run"
     assert record["model_id"] == TADMPipeline.from_pretrained(dest).model_id
+
+
+def test_the_set_is_named_from_the_title_tadm_eval_wrote_beside_the_csv(tmp_path):
+    results = tmp_path / "eval-out" / "results-16x.csv"
+    results.parent.mkdir()
+    results.write_text("image,method\n")
+    assert ship.set_name_of(results) == "eval-out"  # no title beside it: the folder
+    results.with_suffix(".json").write_text(json.dumps({"title": "kodak, 24 images, 16x"}))
+    assert ship.set_name_of(results) == "kodak-24"
+    results.with_suffix(".json").write_text(json.dumps({"title": "a title of another shape"}))
+    assert ship.set_name_of(results) == "eval-out"
