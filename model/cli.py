@@ -52,6 +52,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_import_official)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``--shard I/N`` (the I-th from 0 of N parts, for N processes side by side) as two integers; ValueError with a
+    one-line message otherwise."""
+    index, sep, count = text.partition("/")
+    if not sep or not index.strip().isdigit() or not count.strip().isdigit() or int(count) < 1:
+        raise ValueError(f"--shard: {text!r} is not I/N (two whole numbers, e.g. 0/2 and 1/2 for two processes)")
+    if int(index) >= int(count):
+        raise ValueError(f"--shard {text}: the index runs from 0 to {int(count) - 1}")
+    return int(index), int(count)
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """--model DIR | --preset NAME, and --device: how every model-using command names its model."""
     group = p.add_mutually_exclusive_group()

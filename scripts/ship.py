@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("dest", type=Path)
     e.add_argument("results_csv", type=Path)
     e.add_argument("--note", default="")
-    e.add_argument("--set", dest="set_name", help="the evaluation set's name (default: from the title of tadm eval's JSON beside the CSV, "
+    e.add_argument("--set", dest="set_name",
+                   help="the evaluation set's name (default: from the title of tadm eval's JSON beside the CSV, "
                         "e.g. kodak-24; else the CSV's folder name)")
     args = parser.parse_args(argv)
     try:

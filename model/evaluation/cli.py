@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from model.cli import add_model_args, add_tiling_args, check_tiling_args, tiling_from_args
+from model.cli import add_model_args, add_tiling_args, check_tiling_args, parse_shard, tiling_from_args
 from model.thumbnail import SUPPORTED_SCALES
 from model.thumbnail_bound import DEFAULT_MAX_DEVIATION
 
@@ -67,14 +67,6 @@ def _parse_methods(text: str) -> list[str]:
     return methods
 
 
-def _parse_shard(text: str) -> tuple[int, int]:
-    """``I/N`` as two integers, N at least 1 (the range of I is checked by the split)."""
-    index, sep, count = text.partition("/")
-    if not sep or not index.strip().isdigit() or not count.strip().isdigit() or int(count) < 1:
-        raise ValueError(f"--shard: {text!r} is not I/N (two whole numbers, e.g. 0/2 and 1/2 for two processes)")
-    return int(index), int(count)
-
-
 def _eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -97,7 +89,7 @@ def _eval(args: argparse.Namespace) -> int:
     try:
         paths = list_images(args.data, args.max_images)
         if args.shard is not None:
-            paths = shard_by_pixels(paths, *_parse_shard(args.shard))
+            paths = shard_by_pixels(paths, *parse_shard(args.shard))
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     if not paths:

@@ -248,7 +248,12 @@ def _collect_main(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         sys.exit(f"error: {exc}")
     if args.shard:
-        index, count = (int(v) for v in args.shard.split("/"))
+        from model.cli import parse_shard
+
+        try:
+            index, count = parse_shard(args.shard)
+        except ValueError as exc:
+            sys.exit(f"error: {exc}")
         photos = photos[index::count]
     made = collect(pipeline, photos, args.output, hard_scenes=args.hard_scenes)
     wanted = len(photos) * (2 if args.hard_scenes else 1)  # with --hard-scenes: a variant of each photo
