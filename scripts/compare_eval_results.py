@@ -3,7 +3,9 @@
     python scripts/compare_eval_results.py docs/evaluation/stress-set/results-16x.json NEW/results-16x.json
 
 For each: the model's mean PSNR-Y, MS-SSIM-Y and SSIMULACRA2, its mean and worst photo against bicubic, how many
-photos fall more than the margin below bicubic, and the same as verified ingest stores them. Then what the change
+photos fall more than the margin below bicubic, the same as verified ingest stores them and with the quality margin
+alone (thumbnails as made, no bound), and by category (a photo's name up to its first "-", as the stress set names
+them: `fog-deer-meadow` is fog), the mean and worst against bicubic. Then what the change
 did to each photo: how many gain and lose, the largest changes, and the photos that crossed the margin either way.
 A mean hides the photo a user loses; this is what the training log and the cards quote beside it.
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,6 +24,7 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere: the model packag
 
 from model.evaluation import per_photo  # noqa: E402
 from model.evaluation.evaluate import Row  # noqa: E402
+from model.quality import BOUNDED  # noqa: E402
 
 UNCHANGED_DB = 0.005  # a change that rounds to +0.00 dB (run-to-run noise of threads) counts as none
 
@@ -30,8 +35,11 @@ def summary(rows: list[Row], method: str) -> list[str]:
     means = {m: sum(r.scores[m] for r in mine) / len(mine) for m in ("psnr_y", "ms_ssim_y", "ssimulacra2")
              if all(m in r.scores for r in mine)}
     lines = ["  " + ", ".join(f"{m} {v:.4f}" for m, v in means.items())]
+    as_made = [r for r in rows if r.method != method + BOUNDED]
     for label, result in (("against bicubic", per_photo.against_reference(rows, method)),
-                          ("as verified ingest stores it", per_photo.verified(rows, method))):
+                          ("as verified ingest stores it", per_photo.verified(rows, method)),
+                          ("with the quality margin alone", per_photo.verified(as_made, method,
+                                                                               max_deviation=math.inf))):
         if result is None:
             continue
         worst = result["worst"]
@@ -39,7 +47,22 @@ def summary(rows: list[Row], method: str) -> list[str]:
                 f"{worst['delta_psnr_y']:+.2f} dB, more than {per_photo.MARGIN_DB} dB below: "
                 f"{result[f'below_by_more_than_{per_photo.MARGIN_DB}']}")
         lines.append(line + (f", plain thumbnails: {result['fallbacks']}" if "fallbacks" in result else ""))
+    categories = by_category(rows, method)
+    if categories:
+        lines.append("  by category, mean (worst) against bicubic: " + ", ".join(
+            f"{name} {mean:+.2f} ({worst:+.2f})" for name, (mean, worst) in categories.items()))
     return lines
+
+
+def by_category(rows: list[Row], method: str) -> dict[str, tuple[float, float]]:
+    """category -> the mean and the worst of ``method``'s PSNR-Y minus bicubic's, best category first."""
+    deltas: dict[str, list[float]] = defaultdict(list)
+    for name, methods in per_photo.by_photo(rows).items():
+        if method in methods and per_photo.REFERENCE in methods:
+            delta = methods[method].scores["psnr_y"] - methods[per_photo.REFERENCE].scores["psnr_y"]
+            deltas[name.split("-", 1)[0]].append(delta)
+    means = {name: (sum(d) / len(d), min(d)) for name, d in deltas.items()}
+    return dict(sorted(means.items(), key=lambda item: -item[1][0]))
 
 
 def changes(old: list[Row], new: list[Row], method: str, top: int) -> list[str]:

@@ -63,3 +63,28 @@ def test_evaluations_of_other_photos_or_scales_are_refused(tmp_path):
     assert done.returncode == 2 and "different photos: 1 in one only" in done.stderr
     done = run(tmp_path, whole, {**whole, "scale": 32})
     assert done.returncode == 2 and "different scales: 16x and 32x" in done.stderr
+
+
+def test_each_evaluation_is_summed_up_by_category_and_with_the_quality_margin_alone(tmp_path):
+    whole = json.loads(WHOLE.read_text())
+    # the sunset photos fall below bicubic by up to 14 dB; move one of them well above to see the category follow
+    sunsets = {p["image"]: p["methods"]["tadm-nano"]["psnr_y"] - p["methods"]["bicubic"]["psnr_y"]
+               for p in whole["photos"] if p["image"].startswith("sunset-")}
+    worst = min(sunsets, key=sunsets.__getitem__)
+    after = shifted(whole, {worst: -sunsets[worst] + 3.0})
+    done = run(tmp_path, whole, after)
+    assert done.returncode == 0, done.stderr
+    before_part, after_part = done.stdout.split("after:", 1)
+    mean_before = sum(sunsets.values()) / len(sunsets)
+    moved = {**sunsets, worst: 3.0}
+    mean_after = sum(moved.values()) / len(moved)
+    assert f"sunset {mean_before:+.2f} ({min(sunsets.values()):+.2f})" in before_part
+    assert f"sunset {mean_after:+.2f} ({min(moved.values()):+.2f})" in after_part
+    # the quality margin alone: a thumbnail beyond the bound is stored as made, so only quality makes one plain
+    rows = per_photo.rows_of(whole)
+    deltas = {name: m["tadm-nano"].scores["psnr_y"] - m["bicubic"].scores["psnr_y"]
+              for name, m in per_photo.by_photo(rows).items()}
+    plain = sum(d < -per_photo.MARGIN_DB for d in deltas.values())
+    kept = sum(0.0 if d < -per_photo.MARGIN_DB else d for d in deltas.values()) / len(deltas)
+    line = next(x for x in before_part.splitlines() if "quality margin alone" in x)
+    assert line.startswith(f"  with the quality margin alone: {kept:+.3f} dB") and line.endswith(f"thumbnails: {plain}")
