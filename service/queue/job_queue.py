@@ -61,6 +61,15 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 'ok'
 """
 
+# KEYS: job hash. ARGV: progress, now. Only a running job's progress moves: the worker's monitor publishes progress
+# beside the job's own coroutine, so its last value can arrive after the success (which set 1.0) or a cancel, and
+# must not overwrite it nor bring back the hash of a job that expired.
+_PROGRESS = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'updated_at', ARGV[2])
+return 1
+"""
+
 # KEYS: job hash, the stream of the model taking it over. ARGV: ttl, job id, field/value pairs... A running job
 # moves to another model's stream as one job (its id, state and waiters stay); its attempts start again.
 _HAND_OVER = """
@@ -102,6 +111,7 @@ class JobQueue:
         self._enqueue = redis.register_script(_ENQUEUE)
         self._start = redis.register_script(_START)
         self._finish = redis.register_script(_FINISH)
+        self._progress = redis.register_script(_PROGRESS)
         self._hand_over = redis.register_script(_HAND_OVER)
         self._release = redis.register_script(_RELEASE_DUE)
 
@@ -240,10 +250,12 @@ class JobQueue:
             await self.publish(entry.job_id)
         return status
 
-    async def set_progress(self, job_id: str, progress: float) -> None:
-        await self.redis.hset(self.keys.job(job_id), mapping={"progress": round(progress, 4),
-                                                               "updated_at": time.time()})
+    async def set_progress(self, job_id: str, progress: float) -> bool:
+        """Record a running job's progress and publish it; False (nothing written) once the job is not running."""
+        if not await self._progress(keys=[self.keys.job(job_id)], args=[round(progress, 4), time.time()]):
+            return False
         await self.publish(job_id)
+        return True
 
     async def succeed(self, entry: Entry) -> str:
         """Store the success, then acknowledge (a crash in between re-runs an idempotent job, loses nothing).

@@ -146,6 +146,22 @@ async def test_late_success_does_not_overwrite_a_cancel(queue):
     assert (await queue.get(entry.job_id)).status == "cancelled"
 
 
+async def test_late_progress_does_not_overwrite_a_success_or_revive_a_job(queue):
+    # The worker's monitor publishes progress beside the job itself: its last value can land after the success.
+    await queue.enqueue(_job(1))
+    (entry,) = await queue.read("w", queue.streams_for(MODEL), count=1, block_ms=100)
+    await queue.start(entry, "w")
+    assert await queue.set_progress(entry.job_id, 0.5)
+    assert (await queue.get(entry.job_id)).progress == 0.5
+    await queue.succeed(entry)
+    assert not await queue.set_progress(entry.job_id, 0.9)
+    job = await queue.get(entry.job_id)
+    assert (job.status, job.progress) == ("succeeded", 1.0)
+    await queue.redis.delete(queue.keys.job(entry.job_id))  # expired meanwhile
+    assert not await queue.set_progress(entry.job_id, 0.9)
+    assert await queue.get(entry.job_id) is None
+
+
 async def _listeners(queue: JobQueue, channel: str) -> int:
     """Subscribers of ``channel`` (on every node of a cluster)."""
     options = {"target_nodes": RedisCluster.ALL_NODES} if isinstance(queue.redis, RedisCluster) else {}
