@@ -57,10 +57,8 @@ def summary(rows: list[Row], method: str) -> list[str]:
 def by_category(rows: list[Row], method: str) -> dict[str, tuple[float, float]]:
     """category -> the mean and the worst of ``method``'s PSNR-Y minus bicubic's, best category first."""
     deltas: dict[str, list[float]] = defaultdict(list)
-    for name, methods in per_photo.by_photo(rows).items():
-        if method in methods and per_photo.REFERENCE in methods:
-            delta = methods[method].scores["psnr_y"] - methods[per_photo.REFERENCE].scores["psnr_y"]
-            deltas[name.split("-", 1)[0]].append(delta)
+    for name, (delta, _) in per_photo.psnr_deltas(rows, method).items():
+        deltas[name.split("-", 1)[0]].append(delta)
     means = {name: (sum(d) / len(d), min(d)) for name, d in deltas.items()}
     return dict(sorted(means.items(), key=lambda item: -item[1][0]))
 

@@ -32,7 +32,7 @@ def by_photo(rows: list[Row]) -> dict[str, dict[str, Row]]:
     return photos
 
 
-def _psnr_deltas(rows: list[Row], method: str, reference: str = REFERENCE) -> dict[str, tuple[float, Row]]:
+def psnr_deltas(rows: list[Row], method: str, reference: str = REFERENCE) -> dict[str, tuple[float, Row]]:
     """image name -> (``method``'s PSNR-Y minus ``reference``'s, ``method``'s row), for photos scored by both."""
     return {name: (float(methods[method].scores["psnr_y"] - methods[reference].scores["psnr_y"]), methods[method])
             for name, methods in by_photo(rows).items() if method in methods and reference in methods}
@@ -49,7 +49,7 @@ def _delta_summary(deltas: dict[str, float]) -> dict:
 def against_reference(rows: list[Row], method: str, reference: str = REFERENCE) -> dict | None:
     """``method``'s PSNR-Y minus ``reference``'s, per photo: the mean, the worst photo, how many fall below.
     None when either method is missing."""
-    deltas = {name: delta for name, (delta, _) in _psnr_deltas(rows, method, reference).items()}
+    deltas = {name: delta for name, (delta, _) in psnr_deltas(rows, method, reference).items()}
     if not deltas:
         return None
     return {"method": method, "reference": reference, **_delta_summary(deltas),
@@ -62,7 +62,7 @@ def verified(rows: list[Row], method: str, margin_db: float = MARGIN_DB,
     (``<method>-bounded``, where the evaluation scored it; else the thumbnail as made), or the plain one
     (reconstructed by bicubic) when that reconstruction is below bicubic by more than ``margin_db`` or its
     thumbnail strays beyond ``max_deviation``. The result against bicubic, as :func:`against_reference` gives it."""
-    measured = _psnr_deltas(rows, method) | _psnr_deltas(rows, method + BOUNDED)
+    measured = psnr_deltas(rows, method) | psnr_deltas(rows, method + BOUNDED)
     if not measured:
         return None
     fallbacks = [name for name, (delta, row) in measured.items()

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from model import checkpoints
+from model.cli import parse_shard
 from model.consistency import (
     TRAINED_GATE_GAIN,
     TRAINED_GATE_START,
@@ -248,8 +249,6 @@ def _collect_main(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         sys.exit(f"error: {exc}")
     if args.shard:
-        from model.cli import parse_shard
-
         try:
             index, count = parse_shard(args.shard)
         except ValueError as exc:
