@@ -5,11 +5,10 @@ Receiver (the paper's inference)::
     y (thumbnail) --F⁻¹, G_d--> ẑ --tiles--> [t_i = TPM, ε_i = UNet(ẑ_i, t_i, c_empty), z0_i = S(ẑ_i, ε_i, t_i)]
         --Gaussian merge--> z0 --VAE decoder (LoRA)--> x̂, cropped to the original size
 
-The components are attributes (``vae``, ``unet``, ``dfrm``, ``tpm``, ``refiner``); the small TADM modules run in
-float32 on every device (the INN's inverse and the 8-bit rounding want it), the UNet and VAE in ``dtype``.
-How images are padded and tiled is the model's :class:`model.layout.Layout` (``config["layout"]``). The VAE runs
-in one pass up to :attr:`TADMPipeline.vae_max_pixels` and in bands beyond (:mod:`model.vae_tiling`), which give
-the one-pass result; neither is part of the model.
+The components are attributes (``vae``, ``unet``, ``dfrm``, ``tpm``, ``refiner``, the optional ``consistency`` and
+``plain_rule``); the small TADM modules run in float32 everywhere (the INN's inverse and the 8-bit rounding want
+it), the UNet and VAE in ``dtype``. Padding and tiles follow the model's :class:`model.layout.Layout`; the VAE runs
+in one pass up to :attr:`TADMPipeline.vae_max_pixels`, beyond in bands that give the same (:mod:`model.vae_tiling`).
 """
 
 from __future__ import annotations
@@ -29,8 +28,9 @@ from .consistency import CONSISTENCY_DIR, ThumbnailConsistency, load_consistency
 from .dfrm import DFRM
 from .image_tensors import ImageInput, load_rgb, pil_to_tensor, tensor_to_uint8
 from .layout import get_layout
+from .plain_rule import PlainRule, load_plain_rule
 from .scheduler import HybridScheduler, Refiner
-from .thumbnail import Thumbnail, thumbnail_size
+from .thumbnail import Thumbnail, plain_thumbnail, plain_upscale, thumbnail_size
 from .tiling import ProgressFn, TiledResult, Tiling, denoise_tiled
 from .tpm import TimestepPredictor
 
@@ -56,11 +56,13 @@ class TADMPipeline:
         config: dict,
         vae_max_pixels: int | None = None,
         consistency: ThumbnailConsistency | None = None,
+        plain_rule: PlainRule | None = None,
     ) -> None:
         self.vae, self.unet, self.dfrm, self.tpm, self.refiner = vae, unet, dfrm, tpm, refiner
         # The receiver's low-frequency correction (model.consistency), or None. Not in the model id: the thumbnail
         # does not depend on it, so thumbnails made before it decode with it.
         self.consistency = consistency.eval().requires_grad_(False) if consistency is not None else None
+        self.plain_rule = plain_rule  # the sender's (model.plain_rule), or None; not in the model id either
         self.empty_prompt = empty_prompt.float()
         self.config = dict(config)
         self.scale: int = int(config["scale"])
@@ -189,6 +191,7 @@ class TADMPipeline:
             config=config,
             vae_max_pixels=vae_max_pixels,
             consistency=load_consistency(path, int(config["scale"])),
+            plain_rule=load_plain_rule(path),
         )
         return pipe.to(device, dtype)
 
@@ -204,6 +207,8 @@ class TADMPipeline:
             getattr(self, name).save_pretrained(directory / name)
         if self.consistency is not None:
             self.consistency.save_pretrained(directory / CONSISTENCY_DIR)
+        if self.plain_rule is not None:
+            self.plain_rule.save(directory)
         checkpoints.save_tensors(directory / checkpoints.ADAPTERS_NAME, self._adapter_tensors())
         checkpoints.save_tensors(directory / checkpoints.EMPTY_PROMPT_NAME, {"embedding": self.empty_prompt})
         if self.config["base"]["kind"] == "embedded":
@@ -261,13 +266,16 @@ class TADMPipeline:
 
     # -- sender -----------------------------------------------------------------------------------------
     @torch.inference_mode()
-    def downscale(self, image: ImageInput) -> Thumbnail:
-        """HR image (PIL or path) -> :class:`Thumbnail` with 1/scale of the width and height."""
+    def downscale(self, image: ImageInput, *, learned: bool = False) -> Thumbnail:
+        """HR image (PIL or path) -> :class:`Thumbnail` with 1/scale of the width and height: the rescaler's, or
+        the plain one where the model's plain rule applies (not with ``learned``: training data, benchmarks)."""
         # 1. Check inputs
         image = load_rgb(image)
         w, h = image.size
         if w < self.scale or h < self.scale:
             raise ValueError(f"image must be at least {self.scale}x{self.scale} pixels but is {w}x{h}")
+        if not learned and self.plain_rule is not None and self.plain_rule.applies(image, self.scale):
+            return plain_thumbnail(image, self.scale)
         # 2. Preprocess: [-1,1], reflect-pad bottom/right (to a multiple of the scale, or the layout's)
         x = self.pad_image(pil_to_tensor(image).to(self.device))  # (1, 3, H', W')
         # 3. Encode and rescale
@@ -314,8 +322,10 @@ class TADMPipeline:
     ) -> Image.Image:
         """Thumbnail -> HR image at the original size, in the latent tiles of ``tiling`` (default: the model's,
         :attr:`default_tiling`). ``progress(done, total)`` is called over latent tiles."""
-        # 1. Check inputs
+        # 1. Check inputs (a plain thumbnail: see upscale_direct)
         thumbnail = self.check_thumbnail(thumbnail)
+        if thumbnail.plain:
+            return plain_upscale(thumbnail)
         # 2. LR image -> degraded latent ẑ
         z_hat = self.thumbnail_to_latent(thumbnail)
         # 3. One step per tile, merged
@@ -330,6 +340,8 @@ class TADMPipeline:
         What a stage-1 model gives on its own; evaluation puts it beside :meth:`upscale` to show what the one-step
         diffusion adds."""
         thumbnail = self.check_thumbnail(thumbnail)
+        if thumbnail.plain:  # reconstructed as it was made, by bicubic
+            return plain_upscale(thumbnail)
         return self.latent_to_image(self.thumbnail_to_latent(thumbnail), thumbnail.original_size)
 
     def check_thumbnail(self, thumbnail: Thumbnail | bytes) -> Thumbnail:

@@ -63,7 +63,7 @@ def compare(args: argparse.Namespace) -> dict:
     pipes = [load_model(spec, args.scale, on) for spec, on in zip((args.model_a, args.model_b), serving, strict=True)]
     with Image.open(args.image) as photo:
         source = cover_crop(photo.convert("RGB"), args.size)
-    thumbnails = [pipe.downscale(source) for pipe in pipes]
+    thumbnails = [pipe.downscale(source, learned=True) for pipe in pipes]
     for pipe, thumbnail in zip(pipes, thumbnails, strict=True):
         pipe.upscale(thumbnail)  # untimed: pages in the code, starts the thread pools
 

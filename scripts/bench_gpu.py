@@ -315,7 +315,7 @@ class Benchmark:
         with Image.open(a.image) as photo:
             photo = photo.convert("RGB")
             sources = {size: cover_crop(photo, size) for size in a.sizes}
-        thumbnails = {(s, size): pipes[s].downscale(src) for s in a.scales for size, src in sources.items()}
+        thumbnails = {(s, size): pipes[s].downscale(src, learned=True) for s in a.scales for size, src in sources.items()}
         document: dict = {"matmul_peak": peak, "configs": configs}
         for config in configs:
             self.log(f"\n[{config}]")

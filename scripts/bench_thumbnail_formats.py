@@ -63,7 +63,7 @@ def _thumbnail(photo: Path, scale: int, pipe, cache: Path | None) -> Thumbnail:
             return thumb
     with Image.open(photo) as img:
         started = time.perf_counter()
-        thumb = pipe.downscale(img.convert("RGB"))
+        thumb = pipe.downscale(img.convert("RGB"), learned=True)
     print(f"  {photo.name} at {scale}x: {time.perf_counter() - started:.1f} s", file=sys.stderr)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)

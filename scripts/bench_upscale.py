@@ -112,7 +112,7 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
         optimize_for_serving(pipe)
     with Image.open(args.image) as photo:
         source = cover_crop(photo.convert("RGB"), size)
-    thumbnail = pipe.downscale(source)
+    thumbnail = pipe.downscale(source, learned=True)
     tiling = tiling_from_args(args, pipe.default_tiling)  # the model's tiles, unless --tile-* say otherwise
 
     def upscale() -> float:
@@ -122,7 +122,7 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
 
     # A 64x64 upscale first pages in the libraries' code and starts their thread pools, so that the memory
     # measured next is the upscale's data; then the first full-size upscale is untimed and gives the peak.
-    pipe.upscale(pipe.downscale(cover_crop(source, (64, 64))), tiling=tiling)
+    pipe.upscale(pipe.downscale(cover_crop(source, (64, 64)), learned=True), tiling=tiling)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)

@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with `model`: the bound verified ingest holds a thumbnail to (worst 4x4 block, 8-bit "
                         f"levels; default {DEFAULT_MAX_DEVIATION:g}, the service's). The model is also scored as "
                         "the service stores it, `tadm-<preset>-bounded`: its thumbnail pulled in where beyond")
+    p.add_argument("--learned", action="store_true",
+                   help="with `model`: the rescaler's thumbnail on every photo, the model's plain rule off (what "
+                        "the learned thumbnail alone gives on the photos the rule would make plain)")
     add_tiling_args(p)
     add_model_args(p)
     p.set_defaults(handler=_eval)
@@ -114,6 +117,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     for loaded in {id(p): p for p in (pipe, direct_pipe) if p is not None}.values():
         optimize_for_serving(loaded)
+        if args.learned:
+            loaded.plain_rule = None
     if args.budget == "model" and "model" not in methods:
         raise CommandError("--budget model needs the `model` method")
     budgets = None

@@ -50,7 +50,7 @@ def timestep_maps(pipe, image, tiling: Tiling | None = None) -> TimestepMaps:
     image = load_rgb(image)
     x = pipe.pad_image(pil_to_tensor(image).to(pipe.device))  # (1, 3, H', W'), as downscale pads it
     z = pipe.encode_latent(x)  # (1, 4, H'/8, W'/8)
-    z_hat = pipe.thumbnail_to_latent(pipe.downscale(image))
+    z_hat = pipe.thumbnail_to_latent(pipe.downscale(image, learned=True))
     schedule = pipe.config["noise_schedule"]
     acp = alphas_cumprod(schedule["beta_start"], schedule["beta_end"], schedule["num_train_timesteps"],
                          schedule["beta_schedule"])

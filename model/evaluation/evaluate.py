@@ -28,6 +28,8 @@ PERCEPTUAL_METRICS = ("lpips", "dists", "musiq", "clipiqa")
 # scored too: PSNR over the three RGB channels, since its known failure is a colour shift (the supplement, Fig. 9).
 # The worst local deviation (4x4 thumbnail pixels, in 8-bit levels) is scored too: a blotch is local.
 THUMBNAIL_METRICS = ("thumbnail_psnr", "thumbnail_worst")
+# How a model result whose thumbnail its plain rule made plain begins its detail.
+PLAIN_BY_RULE = "plain by the model's rule"
 
 
 @dataclass
@@ -107,6 +109,10 @@ def model_reconstruction(
     thumb = pipe.downscale(image)
     stored = thumb.to_png()
     name, detail = f"tadm-{pipe.config['preset']}", f"model {pipe.model_id}"
+    if thumb.plain:  # the model's plain rule chose classical resampling: no model runs for it
+        method = name + (DIRECT if direct else "")
+        detail = f"{PLAIN_BY_RULE} (bicubic reaches {pipe.plain_rule.min_bicubic_psnr_y:g} dB), {detail}"
+        return baselines.Reconstruction(method, pipe.upscale(thumb), len(stored), detail, thumb.image)
     if direct:
         return baselines.Reconstruction(f"{name}{DIRECT}", pipe.upscale_direct(thumb), len(stored),
                                         f"{detail}, no diffusion step", thumb.image)
@@ -121,6 +127,8 @@ def bounded_reconstruction(pipe, image: Image.Image, learned: baselines.Reconstr
     ``max_deviation`` levels of the bicubic one (:mod:`model.thumbnail_bound`), reconstructed. Where the thumbnail
     already is within, this is ``learned`` itself under the new name (the same pixels, nothing run again)."""
     assert learned.thumbnail is not None
+    if made_plain(learned.detail):  # a plain thumbnail is the bicubic one: nothing to pull in
+        return replace(learned, method=learned.method + BOUNDED)
     thumb = Thumbnail(learned.thumbnail, pipe.scale, image.size, pipe.model_id)
     within = bounded_thumbnail(thumb, image, max_deviation)
     name = learned.method + BOUNDED
@@ -129,6 +137,11 @@ def bounded_reconstruction(pipe, image: Image.Image, learned: baselines.Reconstr
     tiling = tiling or pipe.default_tiling
     return baselines.Reconstruction(name, pipe.upscale(within, tiling=tiling), len(within.to_png()),
                                     f"{learned.detail}, pulled in to {max_deviation:g} levels", within.image)
+
+
+def made_plain(detail: str) -> bool:
+    """Whether a model's result is a plain thumbnail its plain rule chose (:mod:`model.plain_rule`)."""
+    return detail.startswith(PLAIN_BY_RULE)
 
 
 def within_as_made(detail: str, max_deviation: float) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..quality import BOUNDED, is_model_method
 from ..thumbnail_bound import DEFAULT_MAX_DEVIATION
-from .evaluate import Row, within_as_made
+from .evaluate import Row, made_plain, within_as_made
 from .report import ALL_METRICS, summarise
 
 REFERENCE = "bicubic"
@@ -49,11 +49,13 @@ def _delta_summary(deltas: dict[str, float]) -> dict:
 def against_reference(rows: list[Row], method: str, reference: str = REFERENCE) -> dict | None:
     """``method``'s PSNR-Y minus ``reference``'s, per photo: the mean, the worst photo, how many fall below.
     None when either method is missing."""
-    deltas = {name: delta for name, (delta, _) in psnr_deltas(rows, method, reference).items()}
+    measured = psnr_deltas(rows, method, reference)
+    deltas = {name: delta for name, (delta, _) in measured.items()}
     if not deltas:
         return None
     return {"method": method, "reference": reference, **_delta_summary(deltas),
-            "below": sum(d < 0 for d in deltas.values())}
+            "below": sum(d < 0 for d in deltas.values()),
+            "plain_by_rule": [name for name, (_, row) in measured.items() if made_plain(row.detail)]}
 
 
 def verified(rows: list[Row], method: str, margin_db: float = MARGIN_DB,
@@ -115,7 +117,9 @@ def markdown(rows: list[Row]) -> str:
         lines += ["", f"{model} against bicubic on {summary['photos']} photos: mean "
                   f"{summary['mean_delta_psnr_y']:+.2f} dB PSNR-Y; worst {summary['worst']['image']} "
                   f"{summary['worst']['delta_psnr_y']:+.2f} dB; {summary['below']} below bicubic, "
-                  f"{summary[f'below_by_more_than_{MARGIN_DB}']} by more than {MARGIN_DB} dB."]
+                  f"{summary[f'below_by_more_than_{MARGIN_DB}']} by more than {MARGIN_DB} dB"
+                  + (f"; {len(summary['plain_by_rule'])} given the plain thumbnail by the model's plain rule."
+                     if summary["plain_by_rule"] else ".")]
         kept = verified(rows, summary["method"])
         if kept:
             lines.append(f"Verified as the service stores it (the thumbnail held within {MAX_DEVIATION:g} levels, "

@@ -108,7 +108,7 @@ def _collect_one(pipeline, image: Image.Image, folder: Path) -> None:
         thumbnail = Thumbnail(Image.open(folder / "thumbnail.png").convert("RGB"), pipeline.scale, image.size,
                               pipeline.model_id)
     else:
-        thumbnail = pipeline.downscale(image)
+        thumbnail = pipeline.downscale(image, learned=True)
         folder.mkdir(parents=True, exist_ok=True)
         image.save(folder / "original.png")
         thumbnail.image.save(folder / "thumbnail.png")

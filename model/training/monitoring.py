@@ -28,7 +28,7 @@ def validate(pipe: TADMPipeline, images: list[Path], directory: Path, crop: int)
         w, h = image.size
         size = min(crop, w, h) // pipe.scale * pipe.scale
         image = image.crop(((w - size) // 2, (h - size) // 2, (w - size) // 2 + size, (h - size) // 2 + size))
-        out = pipe.upscale(pipe.downscale(image))
+        out = pipe.upscale(pipe.downscale(image, learned=True))
         sheet = Image.new("RGB", (2 * size, size))
         sheet.paste(image, (0, 0))
         sheet.paste(out, (size, 0))

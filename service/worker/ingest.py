@@ -107,9 +107,13 @@ class Ingest:
         except ValueError as exc:  # the pipeline's own input checks (too small, …)
             raise CorruptImage(str(exc)) from exc
         self.in_flight.report(job_id, 0.1)
+        pixels = np.asarray(original)
+        if learned.plain and not params.auto:
+            # The model's plain rule chose classical resampling: its reconstruction is bicubic's, measured without
+            # running the model, and recorded even when uploads are not verified (the record says it is plain).
+            return Outcome(*_verified(verify_plain(pixels, learned.scale, bicubic_psnr_y(pixels, learned.scale))))
         if not (self.policy.verify or params.auto):
             return Outcome(learned)
-        pixels = np.asarray(original)
 
         def reconstruct(thumbnail: Thumbnail) -> Image.Image:
             return self.reconstruct(thumbnail, job_id)

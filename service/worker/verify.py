@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
-from model.evaluation.metrics import image_quality, psnr, rgb_to_y, worst_local_deviation
+from model.evaluation.metrics import image_quality, worst_local_deviation
+from model.plain_rule import bicubic_psnr_y
 from model.thumbnail import Thumbnail, plain_thumbnail, plain_thumbnail_image, plain_upscale
 from model.thumbnail_bound import bounded_thumbnail
 
@@ -72,13 +73,6 @@ class Verified:
     thumbnail: Thumbnail
     reconstruction: Image.Image
     quality: Quality
-
-
-def bicubic_psnr_y(original: np.ndarray, scale: int) -> float:
-    """PSNR-Y of bicubic upsampling from a plain thumbnail of ``original`` (uint8 RGB) at ``scale``."""
-    image = Image.fromarray(original)
-    rebuilt = plain_upscale(plain_thumbnail(image, scale))
-    return psnr(rgb_to_y(original), rgb_to_y(np.asarray(rebuilt)))
 
 
 def measure(original: np.ndarray, thumbnail: Thumbnail, reconstruction: Image.Image, bicubic: float,

@@ -227,6 +227,36 @@ async def test_without_verification_the_models_thumbnail_is_stored_unmeasured(ti
         await run.close()
 
 
+async def test_a_photo_the_models_plain_rule_makes_plain_is_recorded_plain_even_unverified(tiny16, settings, photos):
+    import copy
+
+    from model.plain_rule import PlainRule
+
+    ruled = copy.copy(tiny16)
+    ruled.plain_rule = PlainRule(40.0)
+    run = Run(settings.model_copy(update={"verify_uploads": False}), ruled)
+    try:
+        _, sharp = _crop(photos, (0, 0, 320, 256))
+        # out of focus: bicubic from its 16x thumbnail gives it back nearly exactly, so the rule applies
+        blurred = Image.fromarray(sharp).resize((20, 16), Image.Resampling.BOX).resize((320, 256),
+                                                                                Image.Resampling.BICUBIC)
+        buf = io.BytesIO()
+        blurred.save(buf, format="PNG")
+        record = await run.ingest(buf.getvalue())
+        assert record.method == "plain" and record.quality is not None
+        assert record.quality["psnr_y"] == pytest.approx(record.quality["bicubic_psnr_y"], abs=1e-3)
+        assert record.quality["bicubic_psnr_y"] > 40
+        stored = Thumbnail.from_bytes(run.services.storage.get(record.thumbnail_key))
+        assert stored.plain and np.array_equal(np.asarray(stored.image), np.asarray(plain_thumbnail_image(blurred, 16)))
+        assert (await run.services.records.totals())["fallbacks"] == 1
+        # a textured photo still gets the model's thumbnail, unmeasured
+        png, _ = _crop(photos, (0, 0, 256, 192))
+        textured = await run.ingest(png)
+        assert textured.method == "tadm" and textured.quality is None
+    finally:
+        await run.close()
+
+
 async def test_scale_auto_hands_a_missed_target_to_the_next_scale_then_stores_plain(tiny16, tiny32, settings, photos):
     settings = settings.model_copy(update={"verify_thumbnail_max_deviation": 255})  # random weights: noisy thumbnails
     run32, run16 = Run(settings, tiny32), Run(settings, tiny16)
