@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="thumbnail PNG to write")
     p.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, default=16)
+    p.add_argument("--learned", action="store_true",
+                   help="the model's thumbnail even where its plain rule would give the plain one")
     add_model_args(p)
     p.set_defaults(handler=_downscale)
 
@@ -141,7 +143,7 @@ def _downscale(args: argparse.Namespace) -> int:
         raise CommandError(f"no such image: {args.image}")
     pipe = load_pipeline(args, args.scale)
     try:
-        thumb = pipe.downscale(args.image)
+        thumb = pipe.downscale(args.image, learned=args.learned)
     except (UnidentifiedImageError, OSError) as exc:
         raise CommandError(f"{args.image} is not a readable image: {exc}") from exc
     except ValueError as exc:
@@ -149,9 +151,11 @@ def _downscale(args: argparse.Namespace) -> int:
     data = thumb.to_png()
     args.output.write_bytes(data)
     w, h = thumb.original_size
+    made = (f"plain: bicubic already gives it back at {pipe.plain_rule.min_bicubic_psnr_y:.2f} dB PSNR-Y or more, "
+            "the model's plain rule" if thumb.plain else f"model {thumb.model_id}")
     print(  # noqa: T201
         f"{args.image} ({w}x{h}) -> {args.output} ({thumb.image.width}x{thumb.image.height}, {len(data)} bytes, "
-        f"{8 * len(data) / (w * h):.4f} bpp, model {thumb.model_id})"
+        f"{8 * len(data) / (w * h):.4f} bpp, {made})"
     )
     return 0
 

@@ -46,7 +46,11 @@ def summary(rows: list[Row], method: str) -> list[str]:
         line = (f"  {label}: {result['mean_delta_psnr_y']:+.3f} dB, worst {worst['image']} "
                 f"{worst['delta_psnr_y']:+.2f} dB, more than {per_photo.MARGIN_DB} dB below: "
                 f"{result[f'below_by_more_than_{per_photo.MARGIN_DB}']}")
-        lines.append(line + (f", plain thumbnails: {result['fallbacks']}" if "fallbacks" in result else ""))
+        if "fallbacks" in result:  # stored plain: by verified ingest, and by the model's plain rule
+            line += f", plain thumbnails: {result['fallbacks'] + result['plain_by_rule']}"
+        elif result["plain_by_rule"]:
+            line += f", plain by the model's rule: {len(result['plain_by_rule'])}"
+        lines.append(line)
     categories = by_category(rows, method)
     if categories:
         lines.append("  by category, mean (worst) against bicubic: " + ", ".join(

@@ -111,7 +111,7 @@ def model_reconstruction(
     name, detail = f"tadm-{pipe.config['preset']}", f"model {pipe.model_id}"
     if thumb.plain:  # the model's plain rule chose classical resampling: no model runs for it
         method = name + (DIRECT if direct else "")
-        detail = f"{PLAIN_BY_RULE} (bicubic reaches {pipe.plain_rule.min_bicubic_psnr_y:g} dB), {detail}"
+        detail = f"{PLAIN_BY_RULE} (bicubic at {pipe.plain_rule.min_bicubic_psnr_y:.2f} dB or more), {detail}"
         return baselines.Reconstruction(method, pipe.upscale(thumb), len(stored), detail, thumb.image)
     if direct:
         return baselines.Reconstruction(f"{name}{DIRECT}", pipe.upscale_direct(thumb), len(stored),

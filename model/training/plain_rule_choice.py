@@ -83,13 +83,13 @@ def choose(photos: Sequence[Scored]) -> Choice:
     return Choice((last + below) / 2, ranked[:best_at], ranked[best_at:])
 
 
-def describe(choice: Choice, floor: float) -> str:
+def describe(choice: Choice) -> str:
     """How the threshold was chosen, for the rule's record and the model card."""
-    n = len(choice.plain) + len(choice.kept)
+    photos = choice.plain + choice.kept
     worst = min(choice.kept, key=lambda p: p.gain) if choice.kept else None
-    text = (f"maximises the mean PSNR-Y over bicubic on the {n} training photos that bicubic gives back at "
-            f"{floor:.2f} dB or more: {len(choice.plain)} made plain, mean {choice.mean_gain(False):+.3f} -> "
-            f"{choice.mean_gain(True):+.3f} dB")
+    text = (f"maximises the mean PSNR-Y over bicubic on {len(photos)} collected training photos (bicubic gives "
+            f"them back at {min(p.bicubic for p in photos):.2f} to {max(p.bicubic for p in photos):.2f} dB): "
+            f"{len(choice.plain)} made plain, mean {choice.mean_gain(False):+.3f} -> {choice.mean_gain(True):+.3f} dB")
     if worst is not None:
         text += f", worst photo kept {worst.gain:+.2f} dB ({worst.name})"
     return f"{text}; {datetime.date.today().isoformat()}"
@@ -118,13 +118,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for photo in choice.plain + choice.kept:
         say(f"| {photo.name} | {photo.bicubic:.2f} | {photo.model:.2f} | {photo.gain:+.2f} | "
             f"{'yes' if photo.name in plain else ''} |")
-    floor = min(p.bicubic for p in photos)
     if choice.threshold is None:
         say("no threshold pays on these photos: the model gets no plain rule")
         if args.write:
             (args.model / RULE_NAME).unlink(missing_ok=True)
         return 0
-    record = describe(choice, floor)
+    record = describe(choice)
     say(f"threshold {choice.threshold:.2f} dB: {record}")
     if args.write:
         PlainRule(choice.threshold, record).save(args.model)

@@ -23,7 +23,8 @@ class Quality(BaseModel):
 
     method: Literal["tadm", "plain"] = Field(
         description="tadm: the model's thumbnail; plain: classical resampling, stored because the model's gave "
-        "the photo back worse than bicubic (or, with scale=auto, missed the target at every scale)")
+        "the photo back worse than bicubic, because bicubic already gives it back at the model's plain-rule "
+        "threshold, or (scale=auto) because every scale missed the target")
     psnr_y: float
     ms_ssim_y: float | None = Field(description="None for an image too small for five scales")
     ssimulacra2: float

@@ -55,3 +55,19 @@ def test_clear_messages(tmp_path, args, message):
     result = tadm(*args, cwd=tmp_path)
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_downscale_says_when_the_models_plain_rule_made_the_thumbnail_plain(tmp_path, kodak_image):
+    nano16 = Path(__file__).resolve().parents[2] / "model" / "weights" / "nano-16x"
+    with Image.open(kodak_image) as photo:  # out of focus: bicubic from a 16x thumbnail gives it back nearly exactly
+        photo.convert("RGB").resize((24, 16), Image.Resampling.BOX).resize((768, 512), Image.Resampling.BICUBIC).save(
+            tmp_path / "soft.png")
+    plain = tadm("downscale", "soft.png", "-o", "p.png", "--model", str(nano16), "--device", "cpu", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert "plain: bicubic already gives it back at" in plain.stdout and "the model's plain rule" in plain.stdout
+    assert Thumbnail.from_png((tmp_path / "p.png").read_bytes()).plain
+    learned = tadm("downscale", "soft.png", "-o", "l.png", "--model", str(nano16), "--device", "cpu", "--learned",
+                   cwd=tmp_path)
+    assert learned.returncode == 0, learned.stderr
+    thumb = Thumbnail.from_png((tmp_path / "l.png").read_bytes())
+    assert not thumb.plain and thumb.model_id is not None and f"model {thumb.model_id}" in learned.stdout
