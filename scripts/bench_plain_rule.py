@@ -15,11 +15,8 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-from PIL import Image
-
-from bench_common import DEFAULT_IMAGE, REPO, cover_crop, parse_sizes, require_image
+from bench_common import REPO, cover_crop, parse_photo_args, parse_sizes
 from bench_upscale import cpu_name
 
 sys.path.insert(0, str(REPO))
@@ -28,14 +25,8 @@ from model.plain_rule import PlainRule  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", default="2048x2048,3840x2160")
     p.add_argument("--scales", default="16,32")
-    p.add_argument("--runs", type=int, default=7)
-    p.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
-    args = p.parse_args(argv)
-    require_image(p, args.image)
-    with Image.open(args.image) as opened:
-        source = opened.convert("RGB")
+    args, source = parse_photo_args(p, argv)
     rule = PlainRule(40.0)  # the threshold does not change the work
     print(f"PlainRule.applies on {cpu_name()}")
     for size in parse_sizes(args.sizes):
