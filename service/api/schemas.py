@@ -103,6 +103,9 @@ class ModelSummary(BaseModel):
     scale: int
     trained: bool
     quality: ModelQuality | None = None
+    plain_rule_psnr_y: float | None = Field(
+        default=None, description="the model's plain rule: an upload that bicubic from a plain thumbnail already "
+        "gives back at this PSNR-Y (dB) or more is stored with the plain thumbnail; null when the model has none")
 
 
 class ModelInfo(BaseModel):

@@ -4,7 +4,7 @@ API reads them to answer ``/v1/info`` and ``/readyz`` and to validate thumbnails
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from ..redis_client import AsyncRedis, server_time
 from ..redis_keys import RedisKeys, as_str
@@ -25,10 +25,18 @@ class ModelInfo:
     trained: bool
     # what it measured (model.quality.MeasuredQuality.to_dict()); None when no evaluation of these weights exists
     quality: dict | None = None
+    # the model's plain rule (model.plain_rule): photos bicubic gives back at this PSNR-Y or more get a plain
+    # thumbnail; None when it has none
+    plain_rule_psnr_y: float | None = None
 
     @property
     def preview(self) -> bool:
         return bool(self.quality and self.quality["preview"])
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelInfo:
+        """A registration as stored; fields this version does not know (a newer worker's) are left out."""
+        return cls(**{name: value for name, value in data.items() if name in {f.name for f in fields(cls)}})
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,7 @@ class WorkerInfo:
     @classmethod
     def from_json(cls, raw: str | bytes) -> WorkerInfo:
         data = json.loads(raw)
-        return cls(data["name"], ModelInfo(**data["model"]), data["started_at"], data.get("beat_at", 0.0))
+        return cls(data["name"], ModelInfo.from_dict(data["model"]), data["started_at"], data.get("beat_at", 0.0))
 
 
 class Registry:
@@ -98,7 +106,7 @@ class Registry:
     async def known_models(self) -> dict[str, ModelInfo]:
         """Every model a worker ever served (a thumbnail of one of them can wait for its worker to return)."""
         raw = await self.redis.hgetall(self.keys.models)
-        return {as_str(model_id): ModelInfo(**json.loads(info)) for model_id, info in raw.items()}
+        return {as_str(model_id): ModelInfo.from_dict(json.loads(info)) for model_id, info in raw.items()}
 
     async def model_for_scale(self, scale: int, since: float | None = None) -> ModelInfo | None:
         """The model that makes new thumbnails at ``scale``: a live worker's (``since``: as for

@@ -35,7 +35,8 @@ def load_model(settings: Settings):  # -> (TADMPipeline, ModelInfo)
             trained = False
     quality = model_quality(settings, pipe) if trained else None
     # the id of the weights as loaded, before the serving switches below
-    info = ModelInfo(pipe.model_id, str(pipe.config["preset"]), pipe.scale, trained, quality)
+    rule = pipe.plain_rule.min_bicubic_psnr_y if pipe.plain_rule is not None else None
+    info = ModelInfo(pipe.model_id, str(pipe.config["preset"]), pipe.scale, trained, quality, rule)
     # Serving switches that change speed, not results (model.performance): LoRA folded into the weights, SDPA
     # attention; NHWC only on CUDA (PyTorch's CPU group norm loses precision in NHWC).
     from model.performance import optimize_for_serving

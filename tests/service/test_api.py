@@ -4,6 +4,7 @@ the way a worker writes them."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -80,6 +81,25 @@ async def test_a_preview_model_is_labelled_with_what_it_measured(api, settings):
     assert ready["notice"] == f"{quality['summary']} (model abcdef0123456789, 16x)"
     body = (await api.get("/v1/info")).json()
     assert body["notice"] == ready["notice"] and body["models"][0]["quality"] == quality
+    assert body["models"][0]["plain_rule_psnr_y"] is None
+
+
+async def test_info_names_a_models_plain_rule_and_a_newer_workers_fields_are_ignored(api, settings):
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        info = WorkerInfo("w", ModelInfo("abcdef0123456789", "nano", 16, True, None, 41.25), time.time())
+        await Registry(redis, RedisKeys(settings.key_prefix)).heartbeat(info, 30)
+        # a worker of a later version registers a field this API does not know: its model is still listed
+        keys = RedisKeys(settings.key_prefix)
+        raw = json.loads(await redis.get(keys.worker("w")))
+        raw["name"], raw["model"]["model_id"], raw["model"]["a_later_field"] = "w2", "0123456789abcdef", 1
+        await redis.set(keys.worker("w2"), json.dumps(raw), px=30_000)
+        await redis.sadd(keys.workers, "w2")
+    finally:
+        await redis.aclose()
+    models = {m["model_id"]: m for m in (await api.get("/v1/info")).json()["models"]}
+    assert models["abcdef0123456789"]["plain_rule_psnr_y"] == 41.25
+    assert models["0123456789abcdef"]["plain_rule_psnr_y"] == 41.25 and "a_later_field" not in models["0123456789abcdef"]
 
 
 async def test_problem_responses_for_unknown_things(api):

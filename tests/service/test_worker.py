@@ -104,6 +104,7 @@ async def test_upscale_jobs_are_micro_batched(pipe, settings, photos, step):
 def test_the_worker_registers_what_its_weights_measured(pipe, settings, tmp_path):
     import json
 
+    from model.plain_rule import PlainRule
     from service.worker.loading import load_model
 
     model_dir = pipe.save_pretrained(tmp_path / "model")
@@ -117,6 +118,10 @@ def test_the_worker_registers_what_its_weights_measured(pipe, settings, tmp_path
     assert info.trained and info.preview  # 23.2 dB: above bicubic, below its + 1.5 dB bar
     assert info.quality["psnr_y"] == 23.2 and info.quality["release_psnr_y"] == 24.5  # not the other weights' 30
     assert info.quality["summary"].startswith("preview model: 23.20 dB PSNR-Y on kodak (24 photos)")
+    assert info.plain_rule_psnr_y is None  # no plain_rule.json
+    PlainRule(40.5).save(model_dir)
+    _, ruled = load_model(settings.model_copy(update={"model": model_dir, "device": "cpu"}))
+    assert ruled.plain_rule_psnr_y == 40.5 and ruled.model_id == info.model_id
 
 
 async def test_the_worker_keeps_the_models_tiles_for_the_knobs_it_is_not_given(settings):
