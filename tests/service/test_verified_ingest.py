@@ -288,3 +288,32 @@ async def test_scale_auto_hands_a_missed_target_to_the_next_scale_then_stores_pl
     finally:
         await run32.close()
         await run16.close()
+
+
+async def test_scale_auto_keeps_a_plain_thumbnail_the_rule_made_when_it_meets_the_target(tiny16, tiny32, settings, photos):
+    import copy
+
+    from model.plain_rule import PlainRule
+
+    ruled32 = copy.copy(tiny32)
+    ruled32.plain_rule = PlainRule(36.0)
+    run32, run16 = Run(settings, ruled32), Run(settings, tiny16)
+    try:
+        await run32.register()
+        await run16.register()
+        _, sharp = _crop(photos, (0, 0, 384, 256))
+        soft = Image.fromarray(sharp).resize((12, 8), Image.Resampling.BOX).resize((384, 256), Image.Resampling.BICUBIC)
+        buf = io.BytesIO()
+        soft.save(buf, format="PNG")
+        # Random weights would miss a 35 dB target at both scales; the rule's plain 32x thumbnail meets it at once.
+        job_id = await run32.upload(buf.getvalue(), auto=True, next_scales=(16,), min_psnr_y=35.0)
+        assert await run32.step() == 1
+        done = await run32.services.queue.get(job_id)
+        record = await run32.services.records.get(done.params.image_id)
+        assert done.status == "succeeded" and record.scale == 32 and record.method == "plain"
+        assert record.quality["psnr_y"] == pytest.approx(record.quality["bicubic_psnr_y"], abs=1e-3)
+        assert record.quality["psnr_y"] >= 36.0
+        assert await run16.step() == 0  # nothing handed over
+    finally:
+        await run32.close()
+        await run16.close()
