@@ -80,9 +80,11 @@ def raise_unet_lora_rank(pipe: TADMPipeline, config: TrainConfig) -> int | None:
 def _start_model(config: TrainConfig, stage: stages.Stage) -> TADMPipeline:
     if config.init is not None:
         pipe = TADMPipeline.from_pretrained(config.init)
-        # The thumbnail-consistency step corrects this model's reconstructions; once the stage changes them it no
-        # longer fits, so the trained model goes without it (model.training.consistency trains a new one).
+        # The thumbnail-consistency step corrects this model's reconstructions, and the plain rule's threshold was
+        # chosen on them; once the stage changes them neither fits, so the trained model goes without both
+        # (model.training.consistency trains a new step, model.training.plain_rule_choice chooses a new rule).
         pipe.consistency = None
+        pipe.plain_rule = None
         done = training_history.last_stage(training_history.read(config.init))
         if stage.previous is not None and config.check_previous_stage and done != stage.previous:
             raise TrainingSetupError(

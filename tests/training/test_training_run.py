@@ -132,14 +132,19 @@ def test_max_seconds_ends_the_stage_with_the_steps_done(tmp_path, photo_folder):
 
 
 def test_a_stage_started_from_a_model_with_the_consistency_step_writes_one_without_it(chain, photo_folder, tmp_path):
-    """The step fits the reconstructions it was trained on; a stage changes them, so its model goes without."""
+    """The step and the plain rule fit the reconstructions they were chosen on; a stage changes them, so its model
+    goes without both."""
     from model.consistency import CONSISTENCY_DIR, ThumbnailConsistency
+    from model.plain_rule import RULE_NAME, PlainRule
 
     start = TADMPipeline.from_pretrained(chain["stage3"])
     start.consistency = ThumbnailConsistency(scale=16, channels=8, num_layers=3)
+    start.plain_rule = PlainRule(40.0)
     start.save_pretrained(tmp_path / "with-step")
-    assert TADMPipeline.from_pretrained(tmp_path / "with-step").consistency is not None
+    loaded = TADMPipeline.from_pretrained(tmp_path / "with-step")
+    assert loaded.consistency is not None and loaded.plain_rule is not None
     model_dir = train(small_run("stage3", tmp_path / "run", photo_folder, init=tmp_path / "with-step", iterations=1,
                                 check_previous_stage=False))
-    assert not (model_dir / CONSISTENCY_DIR).exists()
-    assert TADMPipeline.from_pretrained(model_dir).consistency is None
+    assert not (model_dir / CONSISTENCY_DIR).exists() and not (model_dir / RULE_NAME).exists()
+    trained = TADMPipeline.from_pretrained(model_dir)
+    assert trained.consistency is None and trained.plain_rule is None
