@@ -47,7 +47,7 @@ def summary(rows: list[Row], method: str) -> list[str]:
                 f"{worst['delta_psnr_y']:+.2f} dB, more than {per_photo.MARGIN_DB} dB below: "
                 f"{result[f'below_by_more_than_{per_photo.MARGIN_DB}']}")
         if "fallbacks" in result:  # stored plain: by verified ingest, and by the model's plain rule
-            line += f", plain thumbnails: {result['fallbacks'] + result['plain_by_rule']}"
+            line += f", plain thumbnails: {result['fallbacks'] + len(result['plain_by_rule'])}"
         elif result["plain_by_rule"]:
             line += f", plain by the model's rule: {len(result['plain_by_rule'])}"
         lines.append(line)

@@ -73,7 +73,7 @@ def verified(rows: list[Row], method: str, margin_db: float = MARGIN_DB,
     by_rule = [name for name, (_, row) in psnr_deltas(rows, method).items() if made_plain(row.detail)]
     return {"method": f"{method} verified", "reference": REFERENCE, "margin_db": margin_db,
             "max_deviation": max_deviation, "fallbacks": len(fallbacks), "fallback_photos": fallbacks,
-            "plain_by_rule": len(by_rule), **_delta_summary(deltas)}
+            "plain_by_rule": by_rule, **_delta_summary(deltas)}
 
 
 def model_method(rows: list[Row]) -> str | None:
@@ -126,7 +126,7 @@ def markdown(rows: list[Row]) -> str:
             lines.append(f"Verified as the service stores it (the thumbnail held within {MAX_DEVIATION:g} levels, "
                          f"plain where then below bicubic - {MARGIN_DB} dB): mean {kept['mean_delta_psnr_y']:+.2f} dB; worst "
                          f"{kept['worst']['image']} {kept['worst']['delta_psnr_y']:+.2f} dB; {kept['fallbacks']} "
-                         "plain" + (f" and {kept['plain_by_rule']} plain by the rule." if kept["plain_by_rule"] else "."))
+                         "plain" + (f" and {len(kept['plain_by_rule'])} plain by the rule." if kept["plain_by_rule"] else "."))
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,7 @@ from model import TADMPipeline
 from model.evaluation import baselines
 from model.evaluation.evaluate import PLAIN_BY_RULE, Row, bounded_reconstruction, model_reconstruction
 from model.evaluation.metrics import psnr, rgb_to_y
-from model.evaluation.per_photo import against_reference
+from model.evaluation.per_photo import against_reference, verified
 from model.plain_rule import RULE_NAME, PlainRule, bicubic_psnr_y, load_plain_rule
 from model.thumbnail import plain_upscale
 
@@ -93,3 +93,5 @@ def test_evaluation_marks_and_counts_the_photos_the_rule_made_plain(ruled_pipe, 
     assert not by_key["sharp", "tadm-tiny"].detail.startswith(PLAIN_BY_RULE)
     summary = against_reference(rows, "tadm-tiny")
     assert summary is not None and summary["plain_by_rule"] == ["blurred"]
+    stored = verified(rows, "tadm-tiny")
+    assert stored is not None and stored["plain_by_rule"] == ["blurred"] and "blurred" not in stored["fallback_photos"]
