@@ -164,18 +164,22 @@ class ModelQuality:
 @dataclass(frozen=True)
 class ModelSummary:
     """One model a live worker serves. ``trained`` is False for random weights (the ``tiny`` test preset);
-    ``quality`` is what the model measured, when that was recorded for its weights."""
+    ``quality`` is what the model measured, when that was recorded for its weights; ``plain_rule_psnr_y`` the
+    PSNR-Y from which bicubic's reconstruction makes an upload keep the plain thumbnail (None: no such rule)."""
 
     model_id: str
     preset: str
     scale: int
     trained: bool
     quality: ModelQuality | None = None
+    plain_rule_psnr_y: float | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ModelSummary:
         quality = ModelQuality.from_json(data["quality"]) if data.get("quality") else None
-        return cls(data["model_id"], data["preset"], int(data["scale"]), bool(data["trained"]), quality)
+        rule = data.get("plain_rule_psnr_y")
+        return cls(data["model_id"], data["preset"], int(data["scale"]), bool(data["trained"]), quality,
+                   None if rule is None else float(rule))
 
 
 @dataclass(frozen=True)

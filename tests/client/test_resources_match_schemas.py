@@ -49,9 +49,10 @@ EXAMPLES: dict[type, dict[str, Any]] = {
                   "created_at": 1.7e9, "updated_at": 1.7e9 + 3.5},
     schemas.ModelQuality: QUALITY,
     schemas.ModelSummary: {"model_id": "0123456789abcdef", "preset": "nano", "scale": 32, "trained": True,
-                           "quality": QUALITY},
+                           "quality": QUALITY, "plain_rule_psnr_y": 37.4},
     schemas.ModelInfo: {"workers": 2, "models": [{"model_id": "0123456789abcdef", "preset": "tiny", "scale": 16,
-                                                 "trained": False, "quality": None}], "warning": "untrained",
+                                                 "trained": False, "quality": None, "plain_rule_psnr_y": None}],
+                        "warning": "untrained",
                         "notice": "preview model: 23.40 dB"},
 }
 
