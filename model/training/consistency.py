@@ -248,6 +248,9 @@ def _collect_main(args: argparse.Namespace) -> int:
         photos = find_images(args.data)
     except FileNotFoundError as exc:
         sys.exit(f"error: {exc}")
+    if args.min_bicubic_psnr_y is not None:  # before sharding, so that the parts share the photos kept evenly
+        photos = [path for path in photos if _bicubic_figure(path, pipeline.scale) >= args.min_bicubic_psnr_y]
+        say(f"{len(photos)} photos that bicubic gives back at {args.min_bicubic_psnr_y:g} dB PSNR-Y or more")
     if args.shard:
         try:
             index, count = parse_shard(args.shard)
@@ -258,6 +261,13 @@ def _collect_main(args: argparse.Namespace) -> int:
     wanted = len(photos) * (2 if args.hard_scenes else 1)  # with --hard-scenes: a variant of each photo
     say(f"made {made} of {wanted}; the others were already there")
     return 0
+
+
+def _bicubic_figure(path: Path, scale: int) -> float:
+    from model.plain_rule import bicubic_psnr_y
+
+    with Image.open(path) as opened:
+        return bicubic_psnr_y(np.asarray(opened.convert("RGB")), scale)
 
 
 def _train_main(args: argparse.Namespace) -> int:
@@ -342,6 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--shard", help="I/N: only every N-th photo from the I-th (run N processes side by side)")
     c.add_argument("--hard-scenes", action="store_true",
                    help="also a night, fog, high-key or soft variant of every photo (held out with its photo)")
+    c.add_argument("--min-bicubic-psnr-y", type=float, metavar="DB",
+                   help="only the photos that bicubic from a plain thumbnail gives back at DB or more (the smooth "
+                        "ones a plain rule is chosen on, model.training.plain_rule_choice)")
     c.add_argument("-o", "--output", type=Path, required=True)
     t = sub.add_parser("train", help="train the module on collected photos")
     t.add_argument("--cache", type=Path, required=True)

@@ -70,3 +70,16 @@ def test_the_command_writes_the_rule_into_the_model(cache, tiny_pipe, tmp_path, 
     assert "2 made plain" in record["chosen"]
     sharp = Image.open(cache / "sharp" / "original.png")
     assert loaded.downscale(sharp).plain
+
+
+def test_collect_can_keep_only_the_photos_bicubic_already_gives_back_well(tiny_pipe, kodak_dir, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    sharp = Image.open(kodak_dir / "kodak__kodim23.png").convert("RGB").crop((0, 0, 256, 192))
+    sharp.save(photos / "sharp.png")
+    sharp.resize((16, 12), Image.Resampling.BOX).resize(sharp.size, Image.Resampling.BICUBIC).save(photos / "soft.png")
+    tiny_pipe.save_pretrained(tmp_path / "model")
+    assert collecting.main(["collect", "--model", str(tmp_path / "model"), "--data", str(photos),
+                            "--min-bicubic-psnr-y", "40", "-o", str(tmp_path / "cache")]) == 0
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["soft"]
+    assert "1 photos that bicubic gives back at 40 dB PSNR-Y or more" in capsys.readouterr().out
