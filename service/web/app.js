@@ -173,7 +173,7 @@ function qualityFacts(image) {
   const pulledIn = `tadm thumbnail, pulled in where it strayed from a plain one (now within ` +
     `${q.thumbnail_deviation.toFixed(1)} levels)`;
   const method = q.method === "plain"
-    ? "plain thumbnail (the model's gave this photo back worse than bicubic)"
+    ? "plain thumbnail (bicubic gives this photo back as well as the model, or better)"
     : q.thumbnail_pulled_in ? pulledIn : "tadm thumbnail";
   const msssim = q.ms_ssim_y === null ? "–" : q.ms_ssim_y.toFixed(4);
   return [
