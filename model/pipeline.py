@@ -266,15 +266,16 @@ class TADMPipeline:
 
     # -- sender -----------------------------------------------------------------------------------------
     @torch.inference_mode()
-    def downscale(self, image: ImageInput, *, learned: bool = False) -> Thumbnail:
+    def downscale(self, image: ImageInput, *, learned: bool = False, bicubic: float | None = None) -> Thumbnail:
         """HR image (PIL or path) -> :class:`Thumbnail` with 1/scale of the width and height: the rescaler's, or
-        the plain one where the model's plain rule applies (not with ``learned``: training data, benchmarks)."""
+        the plain one where the model's plain rule applies (not with ``learned``: training data, benchmarks).
+        ``bicubic``: the photo's bicubic PSNR-Y at this scale (model.plain_rule), where the caller measured it."""
         # 1. Check inputs
         image = load_rgb(image)
         w, h = image.size
         if w < self.scale or h < self.scale:
             raise ValueError(f"image must be at least {self.scale}x{self.scale} pixels but is {w}x{h}")
-        if not learned and self.plain_rule is not None and self.plain_rule.applies(image, self.scale):
+        if not learned and self.plain_rule is not None and self.plain_rule.applies(image, self.scale, bicubic):
             return plain_thumbnail(image, self.scale)
         # 2. Preprocess: [-1,1], reflect-pad bottom/right (to a multiple of the scale, or the layout's)
         x = self.pad_image(pil_to_tensor(image).to(self.device))  # (1, 3, H', W')
@@ -322,8 +323,7 @@ class TADMPipeline:
     ) -> Image.Image:
         """Thumbnail -> HR image at the original size, in the latent tiles of ``tiling`` (default: the model's,
         :attr:`default_tiling`). ``progress(done, total)`` is called over latent tiles."""
-        # 1. Check inputs (a plain thumbnail: see upscale_direct)
-        thumbnail = self.check_thumbnail(thumbnail)
+        thumbnail = self.check_thumbnail(thumbnail)  # 1. Check inputs (a plain thumbnail: see upscale_direct)
         if thumbnail.plain:
             return plain_upscale(thumbnail)
         # 2. LR image -> degraded latent ẑ

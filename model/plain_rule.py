@@ -49,9 +49,12 @@ class PlainRule:
             raise ValueError(f"min_bicubic_psnr_y must be a PSNR in dB, between 0 and 100, "
                              f"but is {self.min_bicubic_psnr_y}")
 
-    def applies(self, image: Image.Image, scale: int) -> bool:
-        """Whether the RGB ``image`` gets the plain thumbnail at ``scale``."""
-        return bicubic_psnr_y(np.asarray(image), scale) >= self.min_bicubic_psnr_y
+    def applies(self, image: Image.Image, scale: int, bicubic: float | None = None) -> bool:
+        """Whether the RGB ``image`` gets the plain thumbnail at ``scale``; ``bicubic``: its
+        :func:`bicubic_psnr_y` at that scale where the caller has measured it already."""
+        if bicubic is None:
+            bicubic = bicubic_psnr_y(np.asarray(image), scale)
+        return bicubic >= self.min_bicubic_psnr_y
 
     def save(self, model_dir: Path) -> None:
         record = {"min_bicubic_psnr_y": self.min_bicubic_psnr_y, "chosen": self.chosen}

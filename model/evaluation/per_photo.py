@@ -70,7 +70,7 @@ def verified(rows: list[Row], method: str, margin_db: float = MARGIN_DB,
     fallbacks = [name for name, (delta, row) in measured.items()
                  if delta < -margin_db or row.scores.get("thumbnail_worst", 0.0) > max_deviation]
     deltas = {name: 0.0 if name in fallbacks else delta for name, (delta, _) in measured.items()}
-    by_rule = [name for name, (_, row) in psnr_deltas(rows, method).items() if made_plain(row.detail)]
+    by_rule = [name for name, (_, row) in measured.items() if made_plain(row.detail)]
     return {"method": f"{method} verified", "reference": REFERENCE, "margin_db": margin_db,
             "max_deviation": max_deviation, "fallbacks": len(fallbacks), "fallback_photos": fallbacks,
             "plain_by_rule": by_rule, **_delta_summary(deltas)}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image, ImageOps
 
+from model.plain_rule import bicubic_psnr_y
 from model.thumbnail import Thumbnail
 
 from ..errors import CorruptImage, NotFound
@@ -33,7 +34,6 @@ from . import metrics
 from .verify import (
     Target,
     Verified,
-    bicubic_psnr_y,
     candidate,
     keep_or_fall_back,
     looks_like_a_thumbnail,
@@ -102,16 +102,22 @@ class Ingest:
     # -- the compute thread ----------------------------------------------------------------------------------
     def _compute(self, data: bytes, params: DownscaleParams, job_id: str) -> Outcome:
         original = _rgb(decode_image(data))
+        pixels = np.asarray(original)
+        # Bicubic's PSNR-Y from a plain thumbnail, measured once for all that reads it: the model's plain rule and
+        # the verification.
+        needed = self.pipe.plain_rule is not None or self.policy.verify or params.auto
+        bicubic = bicubic_psnr_y(pixels, self.pipe.scale) if needed else None
         try:
-            learned = self.pipe.downscale(original)
+            learned = self.pipe.downscale(original, bicubic=bicubic)
         except ValueError as exc:  # the pipeline's own input checks (too small, …)
             raise CorruptImage(str(exc)) from exc
         self.in_flight.report(job_id, 0.1)
-        pixels = np.asarray(original)
+        if bicubic is None:  # no rule, and uploads are not verified
+            return Outcome(learned)
         if learned.plain and not params.auto:
             # The model's plain rule chose classical resampling: its reconstruction is bicubic's, measured without
             # running the model, and recorded even when uploads are not verified (the record says it is plain).
-            return Outcome(*_verified(verify_plain(pixels, learned.scale, bicubic_psnr_y(pixels, learned.scale))))
+            return Outcome(*_verified(verify_plain(pixels, learned.scale, bicubic)))
         if not (self.policy.verify or params.auto):
             return Outcome(learned)
 
@@ -120,9 +126,8 @@ class Ingest:
 
         if not params.auto:
             return Outcome(*_verified(keep_or_fall_back(pixels, learned, reconstruct, self.policy.margin_db,
-                                                        self.policy.max_deviation)))
-        measured = candidate(pixels, learned, reconstruct, self.policy.max_deviation,
-                             bicubic_psnr_y(pixels, learned.scale))
+                                                        self.policy.max_deviation, bicubic)))
+        measured = candidate(pixels, learned, reconstruct, self.policy.max_deviation, bicubic)
         if (Target(params.min_psnr_y, params.min_ssimulacra2).met_by(measured.quality)
                 and looks_like_a_thumbnail(measured, self.policy.max_deviation)):
             return Outcome(*_verified(measured))

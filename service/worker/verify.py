@@ -28,7 +28,6 @@ import numpy as np
 from PIL import Image
 
 from model.evaluation.metrics import image_quality, worst_local_deviation
-from model.plain_rule import bicubic_psnr_y
 from model.thumbnail import Thumbnail, plain_thumbnail, plain_thumbnail_image, plain_upscale
 from model.thumbnail_bound import bounded_thumbnail
 
@@ -103,10 +102,10 @@ def candidate(original: np.ndarray, learned: Thumbnail, reconstruct: Reconstruct
 
 
 def keep_or_fall_back(original: np.ndarray, learned: Thumbnail, reconstruct: Reconstruct,
-                      margin_db: float, max_deviation: float) -> Verified:
+                      margin_db: float, max_deviation: float, bicubic: float) -> Verified:
     """A fixed scale: the model's thumbnail held within ``max_deviation``, or the plain one when its
-    reconstruction is worse than bicubic's by more than ``margin_db`` dB PSNR-Y."""
-    bicubic = bicubic_psnr_y(original, learned.scale)
+    reconstruction is worse than ``bicubic`` (model.plain_rule.bicubic_psnr_y at its scale) by more than
+    ``margin_db`` dB."""
     kept = candidate(original, learned, reconstruct, max_deviation, bicubic)
     # The deviation is checked again: the bound is a promise about every stored thumbnail, not only this path's.
     if kept.quality.psnr_y >= bicubic - margin_db and looks_like_a_thumbnail(kept, max_deviation):
