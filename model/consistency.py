@@ -93,15 +93,19 @@ class ThumbnailConsistency(ModelMixin, ConfigMixin):
         num_layers: 3x3 convolutions in all (each sees one more thumbnail pixel around; 16 px of photo at 16x).
         gate_start: the gate's logit before training (only the initial weights depend on it).
         gate_gain: the gate's logit is this times the head's output (a larger gain learns faster).
+        global_context: also give every pixel the whole thumbnail's statistics (:func:`global_context`). The
+            rescaler's colour shifts depend on the whole photo (its encoder normalises over the whole image), so
+            a network that sees 13x13 thumbnail pixels cannot tell them apart from the photo's own colours.
     """
 
     @register_to_config
     def __init__(self, scale: int = 16, channels: int = 64, num_layers: int = 6,
-                 gate_start: float = GATE_START, gate_gain: float = GATE_GAIN) -> None:
+                 gate_start: float = GATE_START, gate_gain: float = GATE_GAIN, global_context: bool = False) -> None:
         super().__init__()
         if num_layers < 2:
             raise ValueError(f"`num_layers` must be at least 2 but is {num_layers}")
-        layers: list[nn.Module] = [nn.Conv2d(9, channels, 3, padding=1), nn.LeakyReLU(0.2)]
+        inputs = 9 + (CONTEXT_CHANNELS if global_context else 0)
+        layers: list[nn.Module] = [nn.Conv2d(inputs, channels, 3, padding=1), nn.LeakyReLU(0.2)]
         for _ in range(num_layers - 2):
             layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.LeakyReLU(0.2)]
         self.body = nn.Sequential(*layers)
@@ -111,10 +115,17 @@ class ThumbnailConsistency(ModelMixin, ConfigMixin):
             self.head.bias.zero_()  # type: ignore[union-attr]  # created with bias=True
             self.head.bias[3] = gate_start / gate_gain  # type: ignore[index]
 
-    def forward(self, thumbnail: torch.Tensor, own: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, thumbnail: torch.Tensor, own: torch.Tensor,
+                context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,3,h,w) learned thumbnail and the reconstruction's own bicubic thumbnail, both in [-1,1] ->
-        (r (B,3,h,w), g (B,1,h,w))."""
-        out = self.head(self.body(torch.cat((thumbnail, own, thumbnail - own), 1)))
+        (r (B,3,h,w), g (B,1,h,w)). With ``global_context``, ``context`` is :func:`global_context` of the whole
+        thumbnails when these are a crop of them (training), else it is computed from these."""
+        inputs = [thumbnail, own, thumbnail - own]
+        if self.config.global_context:
+            if context is None:
+                context = global_context(thumbnail, own)
+            inputs.append(context[:, :, None, None].expand(-1, -1, *own.shape[-2:]).to(own.dtype))
+        out = self.head(self.body(torch.cat(inputs, 1)))
         return out[:, :3], torch.sigmoid(out[:, 3:] * self.config.gate_gain)
 
     def correct_8bit(self, thumbnail: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -125,14 +136,36 @@ class ThumbnailConsistency(ModelMixin, ConfigMixin):
     def correct(self, thumbnail: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """The corrected reconstruction: ``thumbnail`` (B,3,⌈H/s⌉,⌈W/s⌉) and ``image`` (B,3,H,W), both in [-1,1]
         -> (B,3,H,W) in [-1,1] (not clamped)."""
-        h, w = image.shape[-2:]
-        padded = pad_to_scale(image, self.config.scale)
-        own = down(padded, self.config.scale)
+        own = self.own_thumbnail(image)
         r, g = self(thumbnail.to(own.dtype), own)
-        # up() is linear: the three maps go up together, straight to the unpadded size
-        maps = up_cropped(torch.cat((own + r, own, g), 1), (padded.shape[-2], padded.shape[-1]), (h, w))
-        # in place: at photo sizes every fresh full-size tensor costs more than the arithmetic on it
-        return (image - maps[:, 3:6]).mul_(maps[:, 6:]).add_(maps[:, :3])
+        return combine(image, own + r, own, g, self.config.scale)
+
+    def own_thumbnail(self, image: torch.Tensor) -> torch.Tensor:
+        """``d``: the bicubic thumbnail of a reconstruction (B,3,H,W), reflect-padded to the scale first."""
+        return down(pad_to_scale(image, self.config.scale), self.config.scale)
+
+
+# Per colour channel, the mean and standard deviation of the thumbnail, the own thumbnail and their difference.
+CONTEXT_CHANNELS = 18
+
+
+def global_context(thumbnail: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """(B, CONTEXT_CHANNELS): what the whole (B,3,h,w) thumbnails say about the photo's colours."""
+    planes = torch.cat((thumbnail, own, thumbnail - own), 1)
+    return torch.cat((planes.mean((2, 3)), planes.std((2, 3), correction=0)), 1)
+
+
+def combine(image: torch.Tensor, low: torch.Tensor, own: torch.Tensor, gate: torch.Tensor,
+            scale: int) -> torch.Tensor:
+    """``up(low) + up(gate) * (image - up(own))``: the reconstruction ``image`` (B,3,H,W) with its low frequencies
+    (its own thumbnail ``own``, ``scale`` times smaller) replaced by ``low`` and its detail above them weighed by
+    ``gate`` (B,1,h,w). ``image`` is left as it was."""
+    h, w = image.shape[-2:]
+    padded = (own.shape[-2] * scale, own.shape[-1] * scale)
+    # up() is linear: the three maps go up together, straight to the unpadded size
+    maps = up_cropped(torch.cat((low, own, gate), 1), padded, (h, w))
+    # in place: at photo sizes every fresh full-size tensor costs more than the arithmetic on it
+    return (image - maps[:, 3:6]).mul_(maps[:, 6:]).add_(maps[:, :3])
 
 
 def load_consistency(model_dir: Path, scale: int) -> ThumbnailConsistency | None:

@@ -36,6 +36,7 @@ from model.consistency import (
     TRAINED_GATE_START,
     ThumbnailConsistency,
     down,
+    global_context,
     pad_to_scale,
     up,
 )
@@ -124,12 +125,13 @@ class Prepared:
     reconstruction: torch.Tensor
     own: torch.Tensor  # the reconstruction's bicubic thumbnail, in [-1,1]
     target: torch.Tensor  # the photo's
+    context: torch.Tensor  # model.consistency.global_context of the whole thumbnails, for losses over a crop
 
     @classmethod
     def of(cls, example: Example, scale: int) -> Prepared:
         reconstruction, original = pad_to_scale(example.reconstruction, scale), pad_to_scale(example.original, scale)
         own, target = down(from_levels(reconstruction), scale), down(from_levels(original), scale)
-        return cls(example, original, reconstruction, own, target)
+        return cls(example, original, reconstruction, own, target, global_context(example.thumbnail, own))
 
 
 def window_loss(module: ThumbnailConsistency, item: Prepared, ty: int, tx: int, c: int) -> torch.Tensor:
@@ -143,7 +145,7 @@ def window_loss(module: ThumbnailConsistency, item: Prepared, ty: int, tx: int, 
         return max(0, ty - margin), max(0, tx - margin), min(th, ty + c + margin), min(tw, tx + c + margin)
 
     ny0, nx0, ny1, nx1 = span(BICUBIC_REACH + reach)
-    r, g = module(item.example.thumbnail[..., ny0:ny1, nx0:nx1], item.own[..., ny0:ny1, nx0:nx1])
+    r, g = module(item.example.thumbnail[..., ny0:ny1, nx0:nx1], item.own[..., ny0:ny1, nx0:nx1], item.context)
     y0, x0, y1, x1 = span(BICUBIC_REACH)
     inside = (..., slice(y0 - ny0, y1 - ny0), slice(x0 - nx0, x1 - nx0))
     own, r, g = item.own[..., y0:y1, x0:x1], r[inside], g[inside]
@@ -163,7 +165,7 @@ def thumbnail_loss(module: ThumbnailConsistency, item: Prepared, ty: int, tx: in
     reach = module.config.num_layers
     th, tw = item.own.shape[-2:]
     y0, x0, y1, x1 = max(0, ty - reach), max(0, tx - reach), min(th, ty + c + reach), min(tw, tx + c + reach)
-    r, _ = module(item.example.thumbnail[..., y0:y1, x0:x1], item.own[..., y0:y1, x0:x1])
+    r, _ = module(item.example.thumbnail[..., y0:y1, x0:x1], item.own[..., y0:y1, x0:x1], item.context)
     inner = (..., slice(ty - y0, ty - y0 + c), slice(tx - x0, tx - x0 + c))
     own = item.own[..., ty:ty + c, tx:tx + c]
     mse = ((own + r[inner] - item.target[..., ty:ty + c, tx:tx + c]) ** 2).mean()
@@ -289,7 +291,8 @@ def _train_main(args: argparse.Namespace) -> int:
     fit = [ex for ex in examples if source_photo(ex.name) not in held_out]
     scale = int(checkpoints.read_config(args.model)["scale"]) if args.model else args.scale
     module = ThumbnailConsistency(scale=scale, channels=args.channels, num_layers=args.layers,
-                                  gate_start=args.gate_start, gate_gain=args.gate_gain)
+                                  gate_start=args.gate_start, gate_gain=args.gate_gain,
+                                  global_context=args.global_context)
     torch.manual_seed(args.seed)
     train(module, fit, args.steps, args.lr, args.crop, args.seed, args.batch, low_steps=args.low_steps,
           low_crop=args.low_crop, smooth_share=args.smooth_share)
@@ -300,7 +303,7 @@ def _train_main(args: argparse.Namespace) -> int:
     record = {
         "photos": sum(VARIANT_MARK not in ex.name for ex in fit),
         "hard_scene_variants": sum(VARIANT_MARK in ex.name for ex in fit), "cache": portable(args.cache), "model": portable(args.model) if args.model else None,
-        "hold_out": portable(args.hold_out) if args.hold_out else None, "smooth_share": args.smooth_share, "gate_start": args.gate_start, "gate_gain": args.gate_gain, "low_steps": args.low_steps, "low_crop": args.low_crop, "steps": args.steps, "crop": args.crop,
+        "hold_out": portable(args.hold_out) if args.hold_out else None, "smooth_share": args.smooth_share, "gate_start": args.gate_start, "gate_gain": args.gate_gain, "global_context": args.global_context, "low_steps": args.low_steps, "low_crop": args.low_crop, "steps": args.steps, "crop": args.crop,
         "batch": args.batch, "lr": args.lr, "seed": args.seed, "seconds": round(time.time() - started, 1),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "held_out": [{"photo": n, "psnr_before": round(b, 4), "psnr_after": round(a, 4)} for n, b, a in rows],
@@ -374,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="the detail gate's logit before training (sigmoid of it: the share of detail kept)")
     t.add_argument("--gate-gain", type=float, default=TRAINED_GATE_GAIN,
                    help="how fast the gate learns (its logit is this times the network's output)")
+    t.add_argument("--global-context", action="store_true",
+                   help="also give the network the whole thumbnail's colour statistics (see model.consistency)")
     t.add_argument("--validation", type=int, default=8, help="photos held out and reported, drawn at random")
     t.add_argument("--hold-out", type=Path, metavar="LIST",
                    help="hold out and report the photos named in LIST (one a line) instead of --validation's")

@@ -283,3 +283,110 @@ def test_compare_reports_each_steps_gain_over_all_photos_and_where_bicubic_wins(
         training.main(["compare", "--cache", str(cache), "--scale", "16", str(tmp_path / "trained")])
     with pytest.raises(SystemExit, match="trained for 16x, not 32x"):
         training.main(["compare", "--cache", str(cache), "--scale", "32", f"b={tmp_path / 'trained'}"])
+
+
+def test_combine_keeps_or_replaces_the_low_frequencies_and_leaves_its_input_alone():
+    generator = torch.Generator().manual_seed(3)
+    image = torch.rand(1, 3, 40, 72, generator=generator) * 2 - 1  # 40 is not a multiple of 16
+    before = image.clone()
+    own = down(pad_to_scale(image, 16), 16)
+    low = torch.rand(own.shape, generator=generator) * 2 - 1
+    gate = torch.ones(1, 1, *own.shape[-2:])
+    assert torch.allclose(step_module.combine(image, own, own, gate, 16), image, atol=1e-5)
+    only_low = step_module.combine(image, low, own, torch.zeros_like(gate), 16)
+    assert torch.allclose(only_low, up(low, (48, 80))[..., :40, :72], atol=1e-5)
+    assert torch.equal(image, before)
+
+
+def load_oracle_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "consistency_oracle.py"
+    spec = importlib.util.spec_from_file_location("consistency_oracle", path)
+    oracle = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(oracle)
+    return oracle
+
+
+def test_the_fitted_colour_map_undoes_an_affine_colour_change():
+    generator = torch.Generator().manual_seed(5)
+    target = torch.rand(1, 3, 6, 9, generator=generator) * 2 - 1
+    mix = torch.tensor([[0.9, 0.1, 0.0], [0.05, 1.1, -0.1], [0.0, 0.2, 0.7]])
+    changed = torch.einsum("ij,bjhw->bihw", mix, target) + torch.tensor([0.1, -0.2, 0.05]).view(1, 3, 1, 1)
+    fitted = load_oracle_script().fitted_colour_map(changed, target)
+    assert float((changed - target).abs().max()) > 0.1
+    assert torch.allclose(fitted, target, atol=1e-5)
+
+
+def test_the_oracle_script_scores_the_served_reconstruction_as_the_pipeline_serves_it(tiny_pipe, kodak_image):
+    """scripts/consistency_oracle.py takes the pipeline apart; its `served` figure must be what upscale() gives."""
+    from model.evaluation.metrics import psnr, rgb_to_y
+
+    oracle = load_oracle_script()
+    pipe = copy.copy(tiny_pipe)
+    pipe.consistency = ThumbnailConsistency(scale=16, channels=8, num_layers=3, gate_start=0.0, gate_gain=8.0)
+    with torch.no_grad():
+        pipe.consistency.head.bias[:3] = 0.05  # r moves the low frequencies; the gate keeps half the detail
+    photo = Image.open(kodak_image).convert("RGB").crop((0, 0, 200, 136))
+    figures = oracle.measure(pipe, photo)
+    served = np.asarray(pipe.upscale(pipe.downscale(photo, learned=True)))
+    assert figures["served"] == pytest.approx(psnr(rgb_to_y(np.asarray(photo)), rgb_to_y(served)), abs=1e-6)
+    # the oracle's low frequencies are the photo's own: closer to the photo than a shifted estimate
+    assert figures["true_low"] > figures["served"]
+    assert figures["step_thumb"] != pytest.approx(figures["own_thumb"])
+    # a colour map fitted by least squares can only bring the estimate closer to the photo's thumbnail
+    assert figures["fitted_thumb"] >= figures["step_thumb"]
+
+
+def test_a_step_with_global_context_sees_the_whole_thumbnail_and_a_local_one_does_not():
+    """The rescaler's colour shifts depend on the whole photo: with `global_context` a change far away (beyond the
+    convolutions' reach) moves the correction here; without it nothing moves."""
+    generator = torch.Generator().manual_seed(7)
+    thumbnail = torch.rand(1, 3, 24, 24, generator=generator) * 2 - 1
+    own = torch.rand(1, 3, 24, 24, generator=generator) * 2 - 1
+    far = thumbnail.clone()
+    far[..., 16:, 16:] += 0.5  # 12+ pixels from the corner looked at; three layers reach 3
+    for with_context in (False, True):
+        module = ThumbnailConsistency(scale=16, channels=8, num_layers=3, global_context=with_context)
+        with torch.no_grad():
+            for p in module.parameters():
+                p.normal_(0, 0.3, generator=generator)
+            near_corner = (module(thumbnail, own)[0] - module(far, own)[0])[..., :4, :4].abs().max()
+        assert (float(near_corner) > 1e-3) == with_context
+
+
+def test_a_crop_with_the_whole_thumbnails_context_gives_what_the_whole_thumbnail_gives_inside():
+    """Training looks at crops; the step at serving at the whole thumbnail: the context must be the same."""
+    generator = torch.Generator().manual_seed(8)
+    thumbnail = torch.rand(1, 3, 20, 30, generator=generator) * 2 - 1
+    own = torch.rand(1, 3, 20, 30, generator=generator) * 2 - 1
+    module = ThumbnailConsistency(scale=16, channels=8, num_layers=3, global_context=True)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_(0, 0.3, generator=generator)
+        whole, _ = module(thumbnail, own)
+        context = step_module.global_context(thumbnail, own)
+        crop, _ = module(thumbnail[..., 2:18, 5:25], own[..., 2:18, 5:25], context)
+        crop_alone, _ = module(thumbnail[..., 2:18, 5:25], own[..., 2:18, 5:25])
+    inner = (..., slice(3, 13), slice(3, 17))  # beyond the reach of the crop's edges
+    assert torch.allclose(crop[inner], whole[..., 2:18, 5:25][inner], atol=1e-5)
+    assert not torch.allclose(crop_alone[inner], whole[..., 2:18, 5:25][inner], atol=1e-3)
+
+
+def test_a_step_trained_with_global_context_is_saved_as_one_and_serves_as_trained(tiny_pipe, kodak_dir, tmp_path):
+    from model.training.consistency_examples import evaluate, load_examples
+
+    cache = collected(tiny_pipe, kodak_dir, tmp_path, ["kodim01", "kodim23"])
+    out = tmp_path / "step"
+    assert training.main(["train", "--cache", str(cache), "--scale", "16", "--low-steps", "3", "--steps", "3",
+                          "--channels", "8", "--layers", "3", "--validation", "1", "--global-context",
+                          "-o", str(out)]) == 0
+    record = json.loads((out / training.RECORD_NAME).read_text())
+    loaded = ThumbnailConsistency.from_pretrained(out)
+    assert record["global_context"] is True and loaded.config.global_context is True
+    # the loaded step corrects the held-out photo exactly as the trained one did (its context included)
+    (held,) = record["held_out"]
+    (row,) = evaluate(loaded, [ex for ex in load_examples(cache) if ex.name == held["photo"]])
+    assert row[2] == pytest.approx(held["psnr_after"], abs=1e-4)
+    assert row[2] != pytest.approx(row[1], abs=1e-6)  # and it does correct something

@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Where a model with a thumbnail-consistency step loses to bicubic: its low frequencies or its detail.
+
+For each photo, PSNR-Y (dB) of:
+
+* ``bicubic``: bicubic upsampling of a plain thumbnail of the same size;
+* ``served``: the model's learned thumbnail reconstructed as served (the step's low frequencies and gate);
+* ``no_detail``: the same with the gate shut (the step's low frequencies alone);
+* ``true_low``: the step's gate and the decoder's detail over the photo's *own* bicubic thumbnail instead of the
+  step's estimate of it, an oracle the receiver does not have: how far the model would get if the low frequencies
+  were right;
+* ``true_low_all_detail``: the same with every bit of the decoder's detail kept (gate open);
+* ``fitted_low``: the step's estimate passed through the 3x4 colour map (a matrix and an offset, 12 numbers) that
+  best fits it to the photo's bicubic thumbnail by least squares: what a sender that reconstructs the thumbnail
+  could tell the receiver in 12 numbers;
+
+and the thumbnails' PSNR (RGB, dB) against the photo's bicubic thumbnail: the reconstruction's own (``own_thumb``)
+the step's corrected one (``step_thumb``) and that through the fitted colour map (``fitted_thumb``). The model's plain rule is not applied (every photo gets the learned
+thumbnail), so photos the rule makes plain can be looked at too.
+
+    scripts/consistency_oracle.py --model model/weights/nano-32x PHOTO... [--json OUT] [--threads N] [--tile-size T --tile-stride S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from model.cli import add_tiling_args, tiling_from_args  # noqa: E402
+from model.consistency import combine, down, pad_to_scale  # noqa: E402
+from model.evaluation.metrics import psnr, rgb_to_y  # noqa: E402
+from model.image_tensors import pil_to_tensor, round_to_8bit, tensor_to_uint8  # noqa: E402
+from model.pipeline import TADMPipeline  # noqa: E402
+from model.plain_rule import bicubic_psnr_y  # noqa: E402
+
+
+def thumbnail_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR (dB) between two thumbnails in [-1, 1]."""
+    return float(10 * torch.log10(4 / ((a - b) ** 2).mean()))
+
+
+def fitted_colour_map(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``estimate`` (1,3,h,w) through the affine colour map that brings it closest to ``target`` (least squares)."""
+    pixels = estimate[0].reshape(3, -1).T.double()
+    features = torch.cat((pixels, torch.ones_like(pixels[:, :1])), 1)
+    solution = torch.linalg.lstsq(features, target[0].reshape(3, -1).T.double()).solution  # (4, 3)
+    return (features @ solution).T.reshape(estimate.shape).to(estimate.dtype)
+
+
+@torch.inference_mode()
+def measure(pipe: TADMPipeline, photo: Image.Image, tiling=None) -> dict[str, float]:
+    step = pipe.consistency
+    if step is None:
+        raise SystemExit(f"the model {pipe.model_id} has no consistency step")
+    scale = pipe.scale
+    original = np.asarray(photo)
+    thumbnail = pipe.downscale(photo, learned=True)
+    (result,) = pipe.denoise([pipe.thumbnail_to_latent(thumbnail)], tiling)
+    width, height = thumbnail.original_size
+    decoded = round_to_8bit(pipe.decode_latent(result.latent)[..., :height, :width].float())
+    own = step.own_thumbnail(decoded)
+    r, gate = step(pil_to_tensor(thumbnail.image), own)
+    true = down(pad_to_scale(pil_to_tensor(photo), scale), scale)
+    fitted = fitted_colour_map(own + r, true)
+
+    def psnr_y(low: torch.Tensor, g: torch.Tensor) -> float:
+        rebuilt = tensor_to_uint8(combine(decoded, low, own, g, scale))
+        return psnr(rgb_to_y(original), rgb_to_y(rebuilt))
+
+    return {
+        "bicubic": bicubic_psnr_y(original, scale),
+        "served": psnr_y(own + r, gate),
+        "no_detail": psnr_y(own + r, torch.zeros_like(gate)),
+        "true_low": psnr_y(true, gate),
+        "true_low_all_detail": psnr_y(true, torch.ones_like(gate)),
+        "fitted_low": psnr_y(fitted, gate),
+        "own_thumb": thumbnail_psnr(own, true),
+        "step_thumb": thumbnail_psnr(own + r, true),
+        "fitted_thumb": thumbnail_psnr(fitted, true),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("photos", nargs="+", type=Path)
+    p.add_argument("--model", required=True, type=Path, help="model directory with a consistency step")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    add_tiling_args(p, batch=False)
+    args = p.parse_args(argv)
+    missing = [str(path) for path in args.photos if not path.is_file()]
+    if missing:
+        p.error(f"no such photo: {', '.join(missing)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pipe = TADMPipeline.from_pretrained(args.model)
+    tiling = tiling_from_args(args, pipe.default_tiling)
+    rows = {}
+    columns = ("bicubic", "served", "no_detail", "true_low", "true_low_all_detail", "fitted_low", "own_thumb",
+               "step_thumb", "fitted_thumb")
+    print("| photo | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for path in args.photos:
+        with Image.open(path) as image:
+            rows[path.stem] = measure(pipe, image.convert("RGB"), tiling)
+        print(f"| {path.stem} | " + " | ".join(f"{rows[path.stem][c]:.2f}" for c in columns) + " |", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"model": str(args.model), "model_id": pipe.model_id,
+                                                    "tiles": f"{tiling.tile_size}/{tiling.tile_stride}", "photos": rows},
+                                        indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
