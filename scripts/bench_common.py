@@ -8,6 +8,9 @@ import argparse
 import json
 import os
 import re
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -77,3 +80,13 @@ def strip_json_flag(argv: list[str]) -> list[str]:
         elif not arg.startswith("--json="):
             out.append(arg)
     return out
+
+
+def median_seconds(action: Callable[[], object], repeats: int) -> float:
+    """The median wall-clock seconds of ``repeats`` calls of ``action``."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)

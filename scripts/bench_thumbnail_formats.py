@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench_common import KODAK_DIR
+from bench_common import KODAK_DIR, median_seconds
 from model.thumbnail import Thumbnail, plain_thumbnail
 from model.thumbnail_formats import FORMATS, jxl_available
 
@@ -69,15 +69,6 @@ def _thumbnail(photo: Path, scale: int, pipe, cache: Path | None) -> Thumbnail:
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_bytes(thumb.to_png())
     return thumb
-
-
-def median_seconds(action, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def measure(thumbs: list[Thumbnail], fmt: str, repeats: int) -> dict:
