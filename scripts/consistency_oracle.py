@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model.cli import add_tiling_args, tiling_from_args  # noqa: E402
 from model.consistency import combine, down, pad_to_scale  # noqa: E402
 from model.evaluation.metrics import psnr, rgb_to_y  # noqa: E402
-from model.image_tensors import pil_to_tensor, round_to_8bit, tensor_to_uint8  # noqa: E402
+from model.image_tensors import pil_to_tensor, tensor_to_uint8  # noqa: E402
 from model.pipeline import TADMPipeline  # noqa: E402
 from model.plain_rule import bicubic_psnr_y  # noqa: E402
 
@@ -63,8 +63,8 @@ def measure(pipe: TADMPipeline, photo: Image.Image, tiling=None) -> dict[str, fl
     original = np.asarray(photo)
     thumbnail = pipe.downscale(photo, learned=True)
     (result,) = pipe.denoise([pipe.thumbnail_to_latent(thumbnail)], tiling)
-    width, height = thumbnail.original_size
-    decoded = round_to_8bit(pipe.decode_latent(result.latent)[..., :height, :width].float())
+    # the decoder's output as served, before the step: cropped and in 8-bit levels
+    decoded = pil_to_tensor(pipe.latent_to_image(result.latent, thumbnail.original_size))
     own = step.own_thumbnail(decoded)
     r, gate = step(pil_to_tensor(thumbnail.image), own)
     true = down(pad_to_scale(pil_to_tensor(photo), scale), scale)
