@@ -24,6 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, default=16)
     p.add_argument("--learned", action="store_true",
                    help="the model's thumbnail even where its plain rule would give the plain one")
+    p.add_argument("--colour-map", action="store_true",
+                   help="reconstruct the thumbnail once and store with it the colour map that brings the "
+                        "reconstruction closest to the photo, where one helps (what verified ingest stores; costs "
+                        "one reconstruction; needs a model with a consistency step)")
     add_model_args(p)
     p.set_defaults(handler=_downscale)
 
@@ -148,11 +152,20 @@ def _downscale(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.image} is not a readable image: {exc}") from exc
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
+    if args.colour_map and not thumb.plain:
+        if pipe.consistency is None:
+            raise CommandError(f"--colour-map: the model {pipe.model_id} has no consistency step to fit a map to")
+        from .colour_map import upscale_choosing_colour_map
+        from .image_tensors import load_rgb
+
+        thumb, _ = upscale_choosing_colour_map(pipe, thumb, load_rgb(args.image))
     data = thumb.to_png()
     args.output.write_bytes(data)
     w, h = thumb.original_size
     made = (f"plain: bicubic already gives it back at {pipe.plain_rule.min_bicubic_psnr_y:.2f} dB PSNR-Y or more, "
             "the model's plain rule" if thumb.plain else f"model {thumb.model_id}")
+    if args.colour_map and not thumb.plain:
+        made += ", with a colour map" if thumb.colour_map is not None else ", no colour map (none helped)"
     print(  # noqa: T201
         f"{args.image} ({w}x{h}) -> {args.output} ({thumb.image.width}x{thumb.image.height}, {len(data)} bytes, "
         f"{8 * len(data) / (w * h):.4f} bpp, {made})"

@@ -31,8 +31,6 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .image_tensors import round_to_8bit
-
 # The step's folder inside a model directory (model.checkpoints); a model without it reconstructs without the step.
 CONSISTENCY_DIR = "consistency"
 # The gate's logit before training, and how fast it moves. The shipped steps were trained with the logit at 8
@@ -127,11 +125,6 @@ class ThumbnailConsistency(ModelMixin, ConfigMixin):
             inputs.append(context[:, :, None, None].expand(-1, -1, *own.shape[-2:]).to(own.dtype))
         out = self.head(self.body(torch.cat(inputs, 1)))
         return out[:, :3], torch.sigmoid(out[:, 3:] * self.config.gate_gain)
-
-    def correct_8bit(self, thumbnail: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        """:meth:`correct` of ``image`` rounded to 8-bit levels first: the decoder's output as the step was trained
-        on it (the pipeline's reconstructions as stored)."""
-        return self.correct(thumbnail, round_to_8bit(image))
 
     def correct(self, thumbnail: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """The corrected reconstruction: ``thumbnail`` (B,3,⌈H/s⌉,⌈W/s⌉) and ``image`` (B,3,H,W), both in [-1,1]

@@ -13,7 +13,6 @@ in one pass up to :attr:`TADMPipeline.vae_max_pixels`, beyond in bands that give
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from PIL import Image
 
 from . import backbones, checkpoints, lora, vae_budget, vae_tiling
+from .colour_map import corrected_with_map
 from .consistency import CONSISTENCY_DIR, ThumbnailConsistency, load_consistency
 from .dfrm import DFRM
 from .image_tensors import ImageInput, load_rgb, pil_to_tensor, tensor_to_uint8
@@ -34,7 +34,6 @@ from .thumbnail import Thumbnail, plain_thumbnail, plain_upscale, thumbnail_size
 from .tiling import ProgressFn, TiledResult, Tiling, denoise_tiled
 from .tpm import TimestepPredictor
 
-logger = logging.getLogger(__name__)
 
 def default_dtype(device: torch.device) -> torch.dtype:
     """float32 on CPU; bfloat16 on CUDA (fp16 is available as an explicit choice)."""
@@ -386,13 +385,13 @@ class TADMPipeline:
     def latent_to_image(self, z0: torch.Tensor, original_size: tuple[int, int],
                         thumbnail: Thumbnail | None = None) -> Image.Image:
         """VAE decoder (with its LoRA), cropped to ``original_size``; with the ``thumbnail`` the latent came from,
-        the model's thumbnail-consistency step (:mod:`model.consistency`) corrects the result where the model has
-        one."""
+        the model's consistency step (:mod:`model.consistency`) with the thumbnail's colour map corrects it."""
         x = self.decode_latent(z0)  # (1, 3, H', W')
         w, h = original_size
         x = x[..., :h, :w]
         if thumbnail is not None and self.consistency is not None:
-            x = self.consistency.correct_8bit(pil_to_tensor(thumbnail.image).to(self.device), x)
+            lr = pil_to_tensor(thumbnail.image).to(self.device)
+            x = corrected_with_map(self.consistency, lr, x, thumbnail.colour_map)
         return Image.fromarray(tensor_to_uint8(x))
 
     @torch.inference_mode()

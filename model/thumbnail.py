@@ -3,7 +3,9 @@ in the format's own metadata chunk (:mod:`model.thumbnail_formats`).
 
 Importable without torch: the API process reads and validates thumbnails with Pillow alone.
 
-The metadata is compact JSON: ``{"v": 1, "scale": 16, "w": 768, "h": 512, "model": "<model id>"}``. A thumbnail
+The metadata is compact JSON: ``{"v": 1, "scale": 16, "w": 768, "h": 512, "model": "<model id>"}``, and
+``"cmap": [12 numbers]`` where the sender stored a colour map for the receiver (:mod:`model.colour_map`; readers
+that do not know the key reconstruct without it). A thumbnail
 is the information the learned rescaler hid in 1/256 (16x) or 1/1024 (32x) of the pixels; re-encoding it with a
 lossy codec (JPEG, lossy WebP, lossy JPEG XL) destroys that information, so it is stored and moved losslessly.
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PIL import Image
 
@@ -25,6 +27,10 @@ from .thumbnail_formats import PNG_SIGNATURE, FormatError, LossyFormatError, dec
 FORMAT_VERSION = 1
 SUPPORTED_SCALES = (16, 32)
 METHODS = ("tadm", "plain")  # the learned rescaler's thumbnail, or classical resampling's
+# A colour map is 12 numbers (a 3x3 matrix and an offset on [-1, 1] pixels); a coefficient beyond this is no
+# colour correction but a broken or hostile file.
+COLOUR_MAP_LENGTH = 12
+COLOUR_MAP_MAX_ABS = 16.0
 # A 4096x4096 thumbnail stands for a 65536x65536 (4.3 Gpx) original at 16x: anything larger is not ours.
 MAX_THUMBNAIL_PIXELS = 4096 * 4096
 
@@ -58,6 +64,8 @@ class Thumbnail:
         model_id: id of the model that made it; ``None`` for a bare PNG whose scale and size the caller supplied,
             and for a plain thumbnail.
         method: ``tadm`` (the learned rescaler's) or ``plain`` (bicubic resampling, upsampled by bicubic).
+        colour_map: the sender's colour map for the receiver's low frequencies (:mod:`model.colour_map`), 12
+            numbers, or None; only a ``tadm`` thumbnail carries one.
     """
 
     image: Image.Image
@@ -65,10 +73,15 @@ class Thumbnail:
     original_size: tuple[int, int]
     model_id: str | None
     method: str = "tadm"
+    colour_map: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ThumbnailError(f"`method` must be one of {METHODS} but is {self.method!r}")
+        if self.colour_map is not None:
+            object.__setattr__(self, "colour_map", checked_colour_map(self.colour_map))
+            if self.method == "plain":
+                raise ThumbnailError("a plain thumbnail is reconstructed by bicubic alone: it carries no colour map")
         if self.method == "plain" and self.model_id is not None:
             raise ThumbnailError("a plain thumbnail is made by no model: its `model_id` must be None")
         if self.scale not in SUPPORTED_SCALES:
@@ -91,11 +104,19 @@ class Thumbnail:
 
     @property
     def metadata(self) -> dict:
-        meta = {"v": FORMAT_VERSION, "scale": self.scale, "w": self.original_size[0], "h": self.original_size[1],
+        meta: dict[str, object] = {"v": FORMAT_VERSION, "scale": self.scale, "w": self.original_size[0], "h": self.original_size[1],
                 "model": self.model_id}
         if self.plain:  # absent means tadm: thumbnails written before plain ones existed read the same
             meta["method"] = "plain"
+        if self.colour_map is not None:
+            meta["cmap"] = list(self.colour_map)
         return meta
+
+    def with_colour_map(self, colour_map: tuple[float, ...] | None) -> Thumbnail:
+        """This thumbnail with ``colour_map`` (None: without one); the same object when nothing changes."""
+        if colour_map == self.colour_map:
+            return self
+        return replace(self, colour_map=colour_map)
 
     def to_bytes(self, fmt: str = "png") -> bytes:
         """The file in ``fmt`` (``png``, ``webp`` or ``jxl``): pixels lossless, metadata in the format's own chunk;
@@ -158,6 +179,7 @@ class Thumbnail:
             size = (int(meta["w"]), int(meta["h"]))
             model_id = meta.get("model")
             method = str(meta.get("method", "tadm"))
+            colour_map = meta.get("cmap")
         except (ValueError, KeyError, TypeError) as exc:
             raise ThumbnailError(f"thumbnail's `tadm` metadata is malformed: {raw[:100]!r}") from exc
         if version > FORMAT_VERSION:
@@ -170,7 +192,24 @@ class Thumbnail:
             raise ThumbnailError(f"thumbnail's `tadm` metadata names an unknown method {method!r}")
         if method == "plain":
             model_id = None
-        return cls(img.convert("RGB"), meta_scale, size, model_id if isinstance(model_id, str) else None, method)
+        if colour_map is not None:
+            colour_map = checked_colour_map(colour_map)
+        return cls(img.convert("RGB"), meta_scale, size, model_id if isinstance(model_id, str) else None, method,
+                   colour_map)
+
+
+def checked_colour_map(values: object) -> tuple[float, ...]:
+    """``values`` as a colour map: exactly 12 finite numbers, none beyond :data:`COLOUR_MAP_MAX_ABS`."""
+    if not isinstance(values, (list, tuple)) or len(values) != COLOUR_MAP_LENGTH:
+        raise ThumbnailError(f"a thumbnail's colour map must be a list of {COLOUR_MAP_LENGTH} numbers "
+                             f"but is {str(values)[:100]!r}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ThumbnailError(f"a thumbnail's colour map must hold numbers only but is {str(values)[:100]!r}")
+    checked = tuple(float(v) for v in values)
+    if not all(math.isfinite(v) and abs(v) <= COLOUR_MAP_MAX_ABS for v in checked):
+        raise ThumbnailError(f"a thumbnail's colour map must hold finite numbers within ±{COLOUR_MAP_MAX_ABS:g} "
+                             f"but is {list(checked)}")
+    return checked
 
 
 def plain_thumbnail_image(image: Image.Image, scale: int) -> Image.Image:

@@ -13,6 +13,8 @@ For each photo, PSNR-Y (dB) of:
 * ``fitted_low``: the step's estimate passed through the 3x4 colour map (a matrix and an offset, 12 numbers) that
   best fits it to the photo's bicubic thumbnail by least squares: what a sender that reconstructs the thumbnail
   could tell the receiver in 12 numbers;
+* ``colour_map``: as served with the colour map the sender stores (:mod:`model.colour_map`: fitted over the
+  photo's pixels rather than its thumbnail's, and kept only where it raises PSNR-Y);
 
 and the thumbnails' PSNR (RGB, dB) against the photo's bicubic thumbnail: the reconstruction's own (``own_thumb``)
 the step's corrected one (``step_thumb``) and that through the fitted colour map (``fitted_thumb``). The model's plain rule is not applied (every photo gets the learned
@@ -34,6 +36,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model.cli import add_tiling_args, tiling_from_args  # noqa: E402
+from model.colour_map import choose_colour_map  # noqa: E402
 from model.consistency import combine, down, pad_to_scale  # noqa: E402
 from model.evaluation.metrics import psnr, rgb_to_y  # noqa: E402
 from model.image_tensors import pil_to_tensor, tensor_to_uint8  # noqa: E402
@@ -69,6 +72,7 @@ def measure(pipe: TADMPipeline, photo: Image.Image, tiling=None) -> dict[str, fl
     r, gate = step(pil_to_tensor(thumbnail.image), own)
     true = down(pad_to_scale(pil_to_tensor(photo), scale), scale)
     fitted = fitted_colour_map(own + r, true)
+    _, with_map = choose_colour_map(step, thumbnail, decoded, photo)
 
     def psnr_y(low: torch.Tensor, g: torch.Tensor) -> float:
         rebuilt = tensor_to_uint8(combine(decoded, low, own, g, scale))
@@ -81,6 +85,7 @@ def measure(pipe: TADMPipeline, photo: Image.Image, tiling=None) -> dict[str, fl
         "true_low": psnr_y(true, gate),
         "true_low_all_detail": psnr_y(true, torch.ones_like(gate)),
         "fitted_low": psnr_y(fitted, gate),
+        "colour_map": psnr(rgb_to_y(original), rgb_to_y(np.asarray(with_map))),
         "own_thumb": thumbnail_psnr(own, true),
         "step_thumb": thumbnail_psnr(own + r, true),
         "fitted_thumb": thumbnail_psnr(fitted, true),
@@ -103,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     pipe = TADMPipeline.from_pretrained(args.model)
     tiling = tiling_from_args(args, pipe.default_tiling)
     rows = {}
-    columns = ("bicubic", "served", "no_detail", "true_low", "true_low_all_detail", "fitted_low", "own_thumb",
+    columns = ("bicubic", "served", "no_detail", "true_low", "true_low_all_detail", "fitted_low", "colour_map",
+               "own_thumb",
                "step_thumb", "fitted_thumb")
     print("| photo | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         "thumbnail is verified, the rest kept as the model made it; so every stored thumbnail looks like a "
         "thumbnail.",
     )
+    verify_colour_map: bool = Field(
+        default=True,
+        description="When verifying, also fit the colour map that brings the reconstruction's colours closest to "
+        "the upload (12 numbers, a few tens of bytes in the thumbnail's metadata) and store it where it raises "
+        "PSNR-Y; the receiver applies it. It costs no second reconstruction. Off, thumbnails are stored as "
+        "the model made them.",
+    )
     verify_cached_formats: str = Field(
         default="png,webp",
         description="Formats of the verifying reconstruction kept in the cache as the image's first `/full` "

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--learned", action="store_true",
                    help="with `model`: the rescaler's thumbnail on every photo, the model's plain rule off (what "
                         "the learned thumbnail alone gives on the photos the rule would make plain)")
+    p.add_argument("--no-colour-map", action="store_true",
+                   help="with `model`: store no colour map in the thumbnails (by default the sender fits one where "
+                        "it helps, as verified ingest does; model.colour_map)")
     add_tiling_args(p)
     add_model_args(p)
     p.set_defaults(handler=_eval)
@@ -130,12 +133,14 @@ def _eval(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CommandError(f"--budget-from: {exc}") from exc
     wanted_baselines = tuple(m for m in methods if m not in MODEL_METHODS)
+    colour_map = not args.no_colour_map
 
     def run_methods(path, image):
         recs = []
         if "model" in methods:
-            learned = model_reconstruction(pipe, image, tiling=tiling)
-            recs = [learned, bounded_reconstruction(pipe, image, learned, args.thumbnail_max_deviation, tiling)]
+            learned = model_reconstruction(pipe, image, tiling=tiling, colour_map=colour_map)
+            recs = [learned, bounded_reconstruction(pipe, image, learned, args.thumbnail_max_deviation, tiling,
+                                                    colour_map)]
         if direct_pipe is not None:
             recs.append(model_reconstruction(direct_pipe, image, direct=True))
         budget = recs[0].stored_bytes if args.budget == "model" else budgets[path.name] if budgets else None

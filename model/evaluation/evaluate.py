@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..colour_map import upscale_choosing_colour_map
 from ..quality import BOUNDED, DIRECT
 from ..thumbnail import Thumbnail
 from ..thumbnail_bound import bounded_thumbnail
@@ -30,6 +31,8 @@ PERCEPTUAL_METRICS = ("lpips", "dists", "musiq", "clipiqa")
 THUMBNAIL_METRICS = ("thumbnail_psnr", "thumbnail_worst")
 # How a model result whose thumbnail its plain rule made plain begins its detail.
 PLAIN_BY_RULE = "plain by the model's rule"
+# How a model result whose thumbnail carries the sender's colour map ends its detail.
+COLOUR_MAPPED = ", with a colour map"
 
 
 @dataclass
@@ -98,13 +101,14 @@ def check_readable(paths: list[Path]) -> None:
 
 
 def model_reconstruction(
-    pipe, image: Image.Image, *, direct: bool = False, tiling: Tiling | None = None
+    pipe, image: Image.Image, *, direct: bool = False, tiling: Tiling | None = None, colour_map: bool = False
 ) -> baselines.Reconstruction:
     """TADM: the stored file is the thumbnail PNG (with its metadata chunk), the output its upscale.
 
     ``direct`` decodes G_d's latent without the diffusion step (what a stage-1 model gives on its own).
     ``tiling`` is the receiver's (default: the model's); its tile size and stride are named in the detail, since
-    they change the result and a model's default may change between versions.
+    they change the result and a model's default may change between versions. ``colour_map``: the sender fits the
+    thumbnail's colour map as verified ingest does (:mod:`model.colour_map`; its bytes count).
     """
     thumb = pipe.downscale(image)
     stored = thumb.to_png()
@@ -118,11 +122,25 @@ def model_reconstruction(
                                         f"{detail}, no diffusion step", thumb.image)
     tiling = tiling or pipe.default_tiling
     detail += f", latent tiles {tiling.tile_size}/{tiling.tile_stride}"
-    return baselines.Reconstruction(name, pipe.upscale(thumb, tiling=tiling), len(stored), detail, thumb.image)
+    thumb, rebuilt = reconstruct(pipe, thumb, image, tiling, colour_map)
+    return baselines.Reconstruction(name, rebuilt, len(thumb.to_png()), detail + mapped(thumb), thumb.image)
+
+
+def reconstruct(pipe, thumb: Thumbnail, image: Image.Image, tiling: Tiling,
+                colour_map: bool) -> tuple[Thumbnail, Image.Image]:
+    """The thumbnail as stored (with its colour map where ``colour_map`` and one helps) and its reconstruction."""
+    if colour_map:
+        return upscale_choosing_colour_map(pipe, thumb, image, tiling=tiling)
+    return thumb, pipe.upscale(thumb, tiling=tiling)
+
+
+def mapped(thumb: Thumbnail) -> str:
+    """What a result's detail says of a thumbnail's colour map."""
+    return COLOUR_MAPPED if thumb.colour_map is not None else ""
 
 
 def bounded_reconstruction(pipe, image: Image.Image, learned: baselines.Reconstruction, max_deviation: float,
-                           tiling: Tiling | None = None) -> baselines.Reconstruction:
+                           tiling: Tiling | None = None, colour_map: bool = False) -> baselines.Reconstruction:
     """TADM as verified ingest stores it (``tadm-<preset>-bounded``): the model's thumbnail held within
     ``max_deviation`` levels of the bicubic one (:mod:`model.thumbnail_bound`), reconstructed. Where the thumbnail
     already is within, this is ``learned`` itself under the new name (the same pixels, nothing run again)."""
@@ -135,8 +153,10 @@ def bounded_reconstruction(pipe, image: Image.Image, learned: baselines.Reconstr
     if within is thumb:
         return replace(learned, method=name, detail=within_as_made(learned.detail, max_deviation))
     tiling = tiling or pipe.default_tiling
-    return baselines.Reconstruction(name, pipe.upscale(within, tiling=tiling), len(within.to_png()),
-                                    f"{learned.detail}, pulled in to {max_deviation:g} levels", within.image)
+    within, rebuilt = reconstruct(pipe, within, image, tiling, colour_map)
+    detail = learned.detail.removesuffix(COLOUR_MAPPED)
+    return baselines.Reconstruction(name, rebuilt, len(within.to_png()),
+                                    f"{detail}, pulled in to {max_deviation:g} levels{mapped(within)}", within.image)
 
 
 def made_plain(detail: str) -> bool:

@@ -71,7 +71,8 @@ async def accept_thumbnail(services: Services, data: bytes, given: GivenMetadata
     if not thumb.plain and thumb.model_id is None:  # metadata restored from the parameters
         thumb = Thumbnail(thumb.image, thumb.scale, thumb.original_size, model.model_id)
     # 5. Stored as the service stores an image's thumbnail: the same thumbnail posted as PNG, WebP or JPEG XL, with
-    #    or without its metadata, has one hash, the image's, and so one cached reconstruction.
+    #    or without its metadata, has one hash, the image's, and so one cached reconstruction. (Stripped of a colour
+    #    map, model.colour_map, it is another thumbnail: its reconstruction lacks the map's correction.)
     fmt = services.settings.stored_thumbnail_format
     if posted_format == fmt == "jxl":  # shown above to be those very bytes
         return AcceptedThumbnail(data, fmt, model)

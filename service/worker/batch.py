@@ -92,14 +92,21 @@ class BatchRunner:
             await self.queue.ack(item.entry)
             metrics.JOBS.labels("downscale", "cancelled").inc()
 
-    def reconstruct_one(self, thumbnail: Thumbnail, job_id: str) -> Image.Image:
+    def reconstruct_one(self, thumbnail: Thumbnail, job_id: str,
+                        original: Image.Image | None = None) -> tuple[Thumbnail, Image.Image]:
         """In the compute thread: the reconstruction ``GET /full`` would give for ``thumbnail`` (a downscale job
-        verifying its thumbnail); raises :class:`JobCancelled` when the job is cancelled meanwhile."""
+        verifying its thumbnail); raises :class:`JobCancelled` when the job is cancelled meanwhile. With the
+        ``original``, the thumbnail comes back with the colour map fitted to it where one helps
+        (:mod:`model.colour_map`), and the reconstruction is the one ``GET /full`` gives for that thumbnail."""
         if thumbnail.plain:
-            return plain_upscale(thumbnail)
+            return thumbnail, plain_upscale(thumbnail)
         latent = self.pipe.thumbnail_to_latent(thumbnail)
         (result,) = self.pipe.denoise([latent], self.tiling, self._progress([job_id]))
-        return self.pipe.latent_to_image(result.latent, thumbnail.original_size, thumbnail)
+        if original is not None:
+            from model.colour_map import finish_choosing_colour_map  # torch: imported where the model runs
+
+            return finish_choosing_colour_map(self.pipe, thumbnail, result.latent, original)
+        return thumbnail, self.pipe.latent_to_image(result.latent, thumbnail.original_size, thumbnail)
 
     # -- upscale ---------------------------------------------------------------------------------------------
     async def upscale(self, items: list[Started]) -> None:

@@ -50,6 +50,7 @@ class IngestPolicy:
     verify: bool = True
     margin_db: float = 0.5
     max_deviation: float = 48.0
+    colour_map: bool = True  # TADM_VERIFY_COLOUR_MAP: the verifying reconstruction fits the thumbnail's colour map
     cached_formats: tuple[str, ...] = ("png", "webp")
     keep_originals: bool = False
     thumbnail_format: str = "png"  # TADM_THUMBNAIL_FORMAT, decided (Settings.stored_thumbnail_format)
@@ -65,8 +66,10 @@ class Outcome:
 
 
 class Ingest:
-    """Runs downscale jobs on one pipeline. ``reconstruct(thumbnail, job_id)`` is the worker's ``GET /full``
-    path for one thumbnail (its tiles, progress and cancellation checks), run in the compute thread."""
+    """Runs downscale jobs on one pipeline. ``reconstruct(thumbnail, job_id, original)`` is the worker's
+    ``GET /full`` path for one thumbnail (its tiles, progress and cancellation checks), run in the compute thread;
+    given the ``original`` it also fits the thumbnail's colour map (:mod:`model.colour_map`) and returns the
+    thumbnail to store with the reconstruction."""
 
     def __init__(self, pipe, reconstruct, *, policy: IngestPolicy, queue: JobQueue, registry: Registry,
                  records: ImageRecords, storage: Storage, cache: ReconstructionCache, in_flight) -> None:
@@ -121,8 +124,10 @@ class Ingest:
         if not (self.policy.verify or params.auto):
             return Outcome(learned)
 
-        def reconstruct(thumbnail: Thumbnail) -> Image.Image:
-            return self.reconstruct(thumbnail, job_id)
+        fitted_to = original if self.policy.colour_map else None
+
+        def reconstruct(thumbnail: Thumbnail) -> tuple[Thumbnail, Image.Image]:
+            return self.reconstruct(thumbnail, job_id, fitted_to)
 
         if not params.auto:
             return Outcome(*_verified(keep_or_fall_back(pixels, learned, reconstruct, self.policy.margin_db,

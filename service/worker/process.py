@@ -62,7 +62,7 @@ class Worker:
             failures=Failures(services.queue, settings.max_attempts), in_flight=self.in_flight,
             tiling=tiling, policy=IngestPolicy(
                 verify=settings.verify_uploads, margin_db=settings.verify_margin_db,
-                max_deviation=settings.verify_thumbnail_max_deviation,
+                max_deviation=settings.verify_thumbnail_max_deviation, colour_map=settings.verify_colour_map,
                 cached_formats=settings.verify_cached_format_list, keep_originals=settings.keep_originals,
                 thumbnail_format=settings.stored_thumbnail_format), max_pixels=settings.max_image_pixels,
             hold=hold,

@@ -31,7 +31,8 @@ from model.evaluation.metrics import image_quality, worst_local_deviation
 from model.thumbnail import Thumbnail, plain_thumbnail, plain_thumbnail_image, plain_upscale
 from model.thumbnail_bound import bounded_thumbnail
 
-Reconstruct = Callable[[Thumbnail], Image.Image]
+# thumbnail -> (the thumbnail to store: with a colour map where the sender fitted one, its reconstruction)
+Reconstruct = Callable[[Thumbnail], tuple[Thumbnail, Image.Image]]
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ def candidate(original: np.ndarray, learned: Thumbnail, reconstruct: Reconstruct
               bicubic: float) -> Verified:
     """The model's thumbnail held within ``max_deviation`` of the bicubic one, reconstructed and measured."""
     within = bounded_thumbnail(learned, Image.fromarray(original), max_deviation)
-    return measure(original, within, reconstruct(within), bicubic, pulled_in=within is not learned)
+    stored, reconstruction = reconstruct(within)
+    return measure(original, stored, reconstruction, bicubic, pulled_in=within is not learned)
 
 
 def keep_or_fall_back(original: np.ndarray, learned: Thumbnail, reconstruct: Reconstruct,

@@ -71,3 +71,21 @@ def test_downscale_says_when_the_models_plain_rule_made_the_thumbnail_plain(tmp_
     assert learned.returncode == 0, learned.stderr
     thumb = Thumbnail.from_png((tmp_path / "l.png").read_bytes())
     assert not thumb.plain and thumb.model_id is not None and f"model {thumb.model_id}" in learned.stdout
+
+
+def test_downscale_can_store_the_colour_map_verified_ingest_stores(tmp_path, kodak_dir):
+    nano16 = Path(__file__).resolve().parents[2] / "model" / "weights" / "nano-16x"
+    with Image.open(kodak_dir / "kodak__kodim07.png") as photo:  # textured: the model's thumbnail, with a map
+        photo.convert("RGB").crop((256, 128, 512, 384)).save(tmp_path / "crop.png")
+    mapped = tadm("downscale", "crop.png", "-o", "m.png", "--model", str(nano16), "--device", "cpu", "--colour-map",
+                  cwd=tmp_path)
+    assert mapped.returncode == 0, mapped.stderr
+    assert "with a colour map" in mapped.stdout
+    with_map = Thumbnail.from_png((tmp_path / "m.png").read_bytes())
+    assert with_map.colour_map is not None
+    plain = tadm("downscale", "crop.png", "-o", "p.png", "--model", str(nano16), "--device", "cpu", cwd=tmp_path)
+    assert plain.returncode == 0 and Thumbnail.from_png((tmp_path / "p.png").read_bytes()).colour_map is None
+    # a model without a consistency step has nothing to fit a map to: said so, nothing written
+    tiny = tadm("downscale", "crop.png", "-o", "t.png", "--preset", "tiny", "--device", "cpu", "--colour-map",
+                cwd=tmp_path)
+    assert tiny.returncode == 1 and "no consistency step" in tiny.stderr and not (tmp_path / "t.png").exists()

@@ -179,6 +179,40 @@ async def test_a_thumbnail_that_gives_the_photo_back_is_kept(nano16, settings, p
         await run.close()
 
 
+async def test_the_colour_map_verification_fits_is_stored_and_served_and_raises_quality(nano16, settings, photos):
+    data, original = _crop(photos, (256, 128, 512, 384))  # textured: the model's thumbnail is kept
+    run = Run(settings, nano16, preset="nano")
+    try:
+        record = await run.ingest(data)
+        stored = Thumbnail.from_bytes(run.services.storage.get(record.thumbnail_key))
+        cached = run.services.storage.get(reconstruction_key(nano16.model_id, record.thumbnail_sha, "png"))
+    finally:
+        await run.close()
+    assert record.method == "tadm" and stored.colour_map is not None  # on by default
+    served = np.asarray(nano16.upscale(stored))
+    # the first /full is what any later read of the stored thumbnail gives, map and all, and what was measured
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(cached))), served)
+    assert record.quality["psnr_y"] == pytest.approx(psnr(rgb_to_y(original), rgb_to_y(served)), abs=1e-3)
+    # the map raised the quality, and the pixels are the model's (only the metadata grew, by 12 numbers)
+    without = stored.with_colour_map(None)
+    assert record.quality["psnr_y"] > psnr(rgb_to_y(original), rgb_to_y(np.asarray(nano16.upscale(without))))
+    learned = nano16.downscale(Image.fromarray(original))
+    assert np.array_equal(np.asarray(stored.image), np.asarray(learned.image))
+    assert 0 < record.thumbnail_bytes - len(without.to_png()) < 200
+
+
+async def test_with_the_colour_map_off_the_thumbnail_is_stored_as_the_model_made_it(nano16, settings, photos):
+    data, original = _crop(photos, (256, 128, 512, 384))
+    run = Run(settings.model_copy(update={"verify_colour_map": False}), nano16, preset="nano")
+    try:
+        record = await run.ingest(data)
+        stored = Thumbnail.from_bytes(run.services.storage.get(record.thumbnail_key))
+    finally:
+        await run.close()
+    assert record.method == "tadm" and stored.colour_map is None
+    assert stored.to_png() == nano16.downscale(Image.fromarray(original)).to_png()
+
+
 async def test_a_blotch_beyond_the_bound_is_pulled_in_and_the_rest_of_the_thumbnail_kept(nano16, settings, photos):
     # The same photo as above, with a bound its thumbnail meets on most blocks but not all.
     data, original = _crop(photos, (256, 128, 512, 384))

@@ -1,0 +1,121 @@
+"""The sender's colour map: twelve numbers stored with a thumbnail that bring its reconstruction's colours to the
+photo's.
+
+Why: on smooth photos the receiver's thumbnail-consistency step (:mod:`model.consistency`) recovers the photo's
+low frequencies to only 28-36 dB at 32x; given the photo's own bicubic thumbnail instead, every smooth stress photo
+the 32x model lost comes back above bicubic (docs/evaluation/robustness.md, section 8). Much of that error is a
+colour shift over the whole photo, which the rescaler's encoder makes from statistics of the whole image and which
+a step that sees 13x13 thumbnail pixels cannot tell from the photo's own colours. A sender that reconstructs its
+thumbnail anyway (verified ingest, ``tadm eval``) holds both sides: it fits the affine colour map (a 3x3 matrix
+and an offset, in the [-1, 1] pixel space) that brings the reconstruction's low frequencies closest to the photo by
+least squares over the photo's pixels, and stores it in the thumbnail's metadata (``"cmap"``, rounded to
+:data:`DECIMALS`: about 100 bytes) when it makes the reconstruction better in PSNR-Y. The receiver applies it to the
+step's low frequencies before they meet the decoder's detail:
+
+    x̂ = up(M · low + b) + up(g) · (x - up(own))        (M, b: the map; low, own, g, x: model.consistency)
+
+Thumbnails without a map, and receivers that do not know it, reconstruct as before; a model without a consistency
+step ignores it (the map is fitted to that step's output).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .consistency import ThumbnailConsistency, combine, up_cropped
+from .evaluation.metrics import psnr, rgb_to_y
+from .image_tensors import pil_to_tensor, round_to_8bit, tensor_to_uint8
+from .thumbnail import Thumbnail, ThumbnailError, checked_colour_map
+from .tiling import ProgressFn, Tiling
+
+# 4 decimals of a coefficient move a pixel by at most 0.0005 of the [-1, 1] range over all four terms (0.06 of an
+# 8-bit level): nothing a reconstruction rounded to 8 bits shows.
+DECIMALS = 4
+
+
+def apply_colour_map(values: tuple[float, ...], low: torch.Tensor) -> torch.Tensor:
+    """``M · low + b`` per pixel of (B,3,h,w) ``low``, for the map's 12 ``values`` (rows of [M | b])."""
+    matrix = torch.tensor(values, dtype=torch.float64).reshape(3, 4).to(low.device)
+    mapped = torch.einsum("ij,bjhw->bihw", matrix[:, :3].to(low.dtype), low)
+    return mapped + matrix[:, 3].to(low.dtype).reshape(1, 3, 1, 1)
+
+
+def fit_colour_map(low_up: torch.Tensor, target: torch.Tensor) -> tuple[float, ...]:
+    """The 12 numbers of the affine colour map that brings ``low_up`` (1,3,H,W) closest to ``target`` (1,3,H,W)
+    in squared error over all pixels and channels, rounded to :data:`DECIMALS`. Solved by the normal equations in
+    float64 (4x4), so a 40-megapixel photo costs a few passes over its pixels, not a 40-million-row solve."""
+    features = torch.cat((low_up[0].reshape(3, -1), torch.ones_like(low_up[0, :1].reshape(1, -1)))).double()
+    gram = features @ features.T  # (4, 4)
+    cross = features @ target[0].reshape(3, -1).double().T  # (4, 3)
+    # A flat photo makes the gram matrix singular (every pixel the same colour): the least-norm solution keeps
+    # the map as close to zero as the data allow, so lstsq on the small system, not a plain solve.
+    solution = torch.linalg.lstsq(gram, cross, driver="gelsd").solution  # (4, 3): [M^T ; b]
+    return tuple(round(float(v), DECIMALS) for v in solution.T.reshape(-1))
+
+
+def corrected_with_map(step: ThumbnailConsistency, thumbnail: torch.Tensor, image: torch.Tensor,
+                       colour_map: tuple[float, ...] | None) -> torch.Tensor:
+    """What the receiver serves: the step's correction of ``image`` (the decoder's output, (1,3,H,W) in
+    [-1, 1]) with the thumbnail's colour map applied to its low frequencies (none: the step alone)."""
+    image = round_to_8bit(image)
+    if colour_map is None:
+        return step.correct(thumbnail, image)
+    own = step.own_thumbnail(image)
+    r, g = step(thumbnail.to(own.dtype), own)
+    return combine(image, apply_colour_map(colour_map, own + r), own, g, step.config.scale)
+
+
+def choose_colour_map(step: ThumbnailConsistency, thumbnail: Thumbnail, decoded: torch.Tensor,
+                      original: Image.Image) -> tuple[Thumbnail, Image.Image]:
+    """The sender's half: ``thumbnail`` with the colour map fitted to ``original`` when the map makes the
+    reconstruction better in PSNR-Y (else unchanged), and that reconstruction. ``decoded``: the decoder's output for
+    ``thumbnail``, cropped to the original size, (1,3,H,W) in [-1, 1]."""
+    lr = pil_to_tensor(thumbnail.image).to(decoded.device)
+    image = round_to_8bit(decoded)
+    own = step.own_thumbnail(image)
+    r, g = step(lr, own)
+    low = own + r
+    scale = step.config.scale
+    detail = combine(image, torch.zeros_like(low), own, g, scale)  # up(g) * (x - up(own))
+    h, w = image.shape[-2:]
+    low_up = up_cropped(low, (own.shape[-2] * scale, own.shape[-1] * scale), (h, w))
+    values = fit_colour_map(low_up, pil_to_tensor(original).to(image.device) - detail)
+    try:
+        checked_colour_map(values)
+    except ThumbnailError:  # a degenerate fit (a coefficient out of bounds): no map
+        return thumbnail.with_colour_map(None), Image.fromarray(tensor_to_uint8(combine(image, low, own, g, scale)))
+    reference = rgb_to_y(np.asarray(original))
+    without = tensor_to_uint8(combine(image, low, own, g, scale))
+    with_map = tensor_to_uint8(combine(image, apply_colour_map(values, low), own, g, scale))
+    if psnr(reference, rgb_to_y(with_map)) > psnr(reference, rgb_to_y(without)):
+        return thumbnail.with_colour_map(values), Image.fromarray(with_map)
+    return thumbnail.with_colour_map(None), Image.fromarray(without)
+
+
+@torch.inference_mode()
+def upscale_choosing_colour_map(pipe, thumbnail: Thumbnail, original: Image.Image, *, tiling: Tiling | None = None,
+                                progress: ProgressFn | None = None) -> tuple[Thumbnail, Image.Image]:
+    """The sender's reconstruction of its own learned ``thumbnail`` of ``original`` (an RGB image of the
+    thumbnail's original size): the thumbnail as it should be stored (with a colour map where one helps) and what
+    the receiver's :meth:`~model.pipeline.TADMPipeline.upscale` gives for it, at the cost of one reconstruction.
+    A plain thumbnail, or a model without a consistency step, gets no map."""
+    if thumbnail.plain:
+        return thumbnail, pipe.upscale(thumbnail)
+    (result,) = pipe.denoise([pipe.thumbnail_to_latent(thumbnail)], tiling, progress)
+    return finish_choosing_colour_map(pipe, thumbnail, result.latent, original)
+
+
+def finish_choosing_colour_map(pipe, thumbnail: Thumbnail, latent: torch.Tensor,
+                               original: Image.Image) -> tuple[Thumbnail, Image.Image]:
+    """:func:`upscale_choosing_colour_map` from the denoised ``latent`` on (callers that run the tiles
+    themselves: the worker, with its progress and cancellation)."""
+    w, h = thumbnail.original_size
+    if original.size != (w, h):
+        raise ValueError(f"the original is {original.size[0]}x{original.size[1]} but the thumbnail is of {w}x{h}")
+    if pipe.consistency is None:  # the map is fitted to the step's low frequencies: without a step, none
+        thumbnail = thumbnail.with_colour_map(None)
+        return thumbnail, pipe.latent_to_image(latent, thumbnail.original_size, thumbnail)
+    decoded = pipe.decode_latent(latent).float()[..., :h, :w]
+    return choose_colour_map(pipe.consistency, thumbnail, decoded, original.convert("RGB"))
