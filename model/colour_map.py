@@ -33,6 +33,8 @@ from .tiling import ProgressFn, Tiling
 # 4 decimals of a coefficient move a pixel by at most 0.0005 of the [-1, 1] range over all four terms (0.06 of an
 # 8-bit level): nothing a reconstruction rounded to 8 bits shows.
 DECIMALS = 4
+# The fit's sums are gathered over bands of about this many pixels (float64 copies of a band only).
+FIT_BAND_PIXELS = 1 << 20
 
 
 def apply_colour_map(values: tuple[float, ...], low: torch.Tensor) -> torch.Tensor:
@@ -44,11 +46,17 @@ def apply_colour_map(values: tuple[float, ...], low: torch.Tensor) -> torch.Tens
 
 def fit_colour_map(low_up: torch.Tensor, target: torch.Tensor) -> tuple[float, ...]:
     """The 12 numbers of the affine colour map that brings ``low_up`` (1,3,H,W) closest to ``target`` (1,3,H,W)
-    in squared error over all pixels and channels, rounded to :data:`DECIMALS`. Solved by the normal equations in
-    float64 (4x4), so a 40-megapixel photo costs a few passes over its pixels, not a 40-million-row solve."""
-    features = torch.cat((low_up[0].reshape(3, -1), torch.ones_like(low_up[0, :1].reshape(1, -1)))).double()
-    gram = features @ features.T  # (4, 4)
-    cross = features @ target[0].reshape(3, -1).double().T  # (4, 3)
+    in squared error over all pixels and channels, rounded to :data:`DECIMALS`. Solved by the normal equations,
+    their sums gathered in float64 a band of rows at a time: a 40-megapixel photo costs a pass over its pixels and
+    no float64 copy of it."""
+    gram = torch.zeros(4, 4, dtype=torch.float64)
+    cross = torch.zeros(4, 3, dtype=torch.float64)
+    rows = max(1, FIT_BAND_PIXELS // low_up.shape[-1])
+    for top in range(0, low_up.shape[-2], rows):
+        band = low_up[0, :, top:top + rows].reshape(3, -1).double().cpu()
+        features = torch.cat((band, torch.ones_like(band[:1])))  # (4, n)
+        gram += features @ features.T
+        cross += features @ target[0, :, top:top + rows].reshape(3, -1).double().cpu().T
     # A flat photo makes the gram matrix singular (every pixel the same colour): the least-norm solution keeps
     # the map as close to zero as the data allow, so lstsq on the small system, not a plain solve.
     solution = torch.linalg.lstsq(gram, cross, driver="gelsd").solution  # (4, 3): [M^T ; b]
@@ -81,14 +89,15 @@ def choose_colour_map(step: ThumbnailConsistency, thumbnail: Thumbnail, decoded:
     detail = combine(image, torch.zeros_like(low), own, g, scale)  # up(g) * (x - up(own))
     h, w = image.shape[-2:]
     low_up = up_cropped(low, (own.shape[-2] * scale, own.shape[-1] * scale), (h, w))
-    values = fit_colour_map(low_up, pil_to_tensor(original).to(image.device) - detail)
+    values = fit_colour_map(low_up, pil_to_tensor(original).to(image.device).sub_(detail))
+    del detail, low_up
+    without = tensor_to_uint8(combine(image, low, own, g, scale))
     try:
         checked_colour_map(values)
     except ThumbnailError:  # a degenerate fit (a coefficient out of bounds): no map
-        return thumbnail.with_colour_map(None), Image.fromarray(tensor_to_uint8(combine(image, low, own, g, scale)))
-    reference = rgb_to_y(np.asarray(original))
-    without = tensor_to_uint8(combine(image, low, own, g, scale))
+        return thumbnail.with_colour_map(None), Image.fromarray(without)
     with_map = tensor_to_uint8(combine(image, apply_colour_map(values, low), own, g, scale))
+    reference = rgb_to_y(np.asarray(original))
     if psnr(reference, rgb_to_y(with_map)) > psnr(reference, rgb_to_y(without)):
         return thumbnail.with_colour_map(values), Image.fromarray(with_map)
     return thumbnail.with_colour_map(None), Image.fromarray(without)
@@ -107,6 +116,7 @@ def upscale_choosing_colour_map(pipe, thumbnail: Thumbnail, original: Image.Imag
     return finish_choosing_colour_map(pipe, thumbnail, result.latent, original)
 
 
+@torch.inference_mode()
 def finish_choosing_colour_map(pipe, thumbnail: Thumbnail, latent: torch.Tensor,
                                original: Image.Image) -> tuple[Thumbnail, Image.Image]:
     """:func:`upscale_choosing_colour_map` from the denoised ``latent`` on (callers that run the tiles

@@ -15,6 +15,8 @@ For each photo, PSNR-Y (dB) of:
   could tell the receiver in 12 numbers;
 * ``colour_map``: as served with the colour map the sender stores (:mod:`model.colour_map`: fitted over the
   photo's pixels rather than its thumbnail's, and kept only where it raises PSNR-Y);
+* ``gridK_low``: like ``fitted_low`` with a colour map that varies over the photo: one per point of a K x K
+  lattice spanning the thumbnail, blended bilinearly (12 K² numbers), fitted together by least squares;
 
 and the thumbnails' PSNR (RGB, dB) against the photo's bicubic thumbnail: the reconstruction's own (``own_thumb``)
 the step's corrected one (``step_thumb``) and that through the fitted colour map (``fitted_thumb``). The model's plain rule is not applied (every photo gets the learned
@@ -43,17 +45,34 @@ from model.image_tensors import pil_to_tensor, tensor_to_uint8  # noqa: E402
 from model.pipeline import TADMPipeline  # noqa: E402
 from model.plain_rule import bicubic_psnr_y  # noqa: E402
 
+# The lattices of colour maps tried beside the one map for the whole photo (grid 1).
+GRIDS = (2, 3, 4, 6)
+
 
 def thumbnail_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR (dB) between two thumbnails in [-1, 1]."""
     return float(10 * torch.log10(4 / ((a - b) ** 2).mean()))
 
 
-def fitted_colour_map(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``estimate`` (1,3,h,w) through the affine colour map that brings it closest to ``target`` (least squares)."""
-    pixels = estimate[0].reshape(3, -1).T.double()
-    features = torch.cat((pixels, torch.ones_like(pixels[:, :1])), 1)
-    solution = torch.linalg.lstsq(features, target[0].reshape(3, -1).T.double()).solution  # (4, 3)
+def grid_weights(h: int, w: int, grid: int) -> torch.Tensor:
+    """(grid², h, w): bilinear weights of a grid x grid lattice of points spanning an h x w image corner to corner
+    (one point, weight 1 everywhere, for ``grid`` 1)."""
+    if grid == 1:
+        return torch.ones(1, h, w, dtype=torch.float64)
+    points = torch.arange(grid, dtype=torch.float64)[:, None]
+    along_h = (1 - (torch.linspace(0, grid - 1, h, dtype=torch.float64)[None] - points).abs()).clamp(min=0)
+    along_w = (1 - (torch.linspace(0, grid - 1, w, dtype=torch.float64)[None] - points).abs()).clamp(min=0)
+    return (along_h[:, None, :, None] * along_w[None, :, None, :]).reshape(grid * grid, h, w)
+
+
+def fitted_colour_map(estimate: torch.Tensor, target: torch.Tensor, grid: int = 1) -> torch.Tensor:
+    """``estimate`` (1,3,h,w) through the affine colour map that brings it closest to ``target`` (least squares):
+    one map for the whole image (``grid`` 1: 12 numbers), or one per point of a grid x grid lattice, blended
+    bilinearly between them (12 grid² numbers)."""
+    h, w = estimate.shape[-2:]
+    pixels = torch.cat((estimate[0].double(), torch.ones(1, h, w, dtype=torch.float64)))  # (4, h, w)
+    features = (grid_weights(h, w, grid)[:, None] * pixels[None]).reshape(-1, h * w).T  # (h w, 4 grid²)
+    solution = torch.linalg.lstsq(features, target[0].reshape(3, -1).T.double(), driver="gelsd").solution
     return (features @ solution).T.reshape(estimate.shape).to(estimate.dtype)
 
 
@@ -78,6 +97,7 @@ def measure(pipe: TADMPipeline, photo: Image.Image, tiling=None) -> dict[str, fl
         rebuilt = tensor_to_uint8(combine(decoded, low, own, g, scale))
         return psnr(rgb_to_y(original), rgb_to_y(rebuilt))
 
+    grids = {f"grid{k}_low": psnr_y(fitted_colour_map(own + r, true, k), gate) for k in GRIDS}
     return {
         "bicubic": bicubic_psnr_y(original, scale),
         "served": psnr_y(own + r, gate),
@@ -86,6 +106,7 @@ def measure(pipe: TADMPipeline, photo: Image.Image, tiling=None) -> dict[str, fl
         "true_low_all_detail": psnr_y(true, torch.ones_like(gate)),
         "fitted_low": psnr_y(fitted, gate),
         "colour_map": psnr(rgb_to_y(original), rgb_to_y(np.asarray(with_map))),
+        **grids,
         "own_thumb": thumbnail_psnr(own, true),
         "step_thumb": thumbnail_psnr(own + r, true),
         "fitted_thumb": thumbnail_psnr(fitted, true),
@@ -109,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     tiling = tiling_from_args(args, pipe.default_tiling)
     rows = {}
     columns = ("bicubic", "served", "no_detail", "true_low", "true_low_all_detail", "fitted_low", "colour_map",
-               "own_thumb",
+               *(f"grid{k}_low" for k in GRIDS), "own_thumb",
                "step_thumb", "fitted_thumb")
     print("| photo | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")

@@ -37,6 +37,16 @@ def test_the_fitted_map_undoes_an_affine_colour_change_to_within_its_rounding():
     assert torch.allclose(apply_colour_map(values, changed), target, atol=2e-3)
 
 
+def test_the_fit_gathered_in_bands_is_the_fit_over_the_whole_image(monkeypatch):
+    from model import colour_map
+
+    target = torch.rand(1, 3, 37, 23, generator=torch.Generator().manual_seed(7)) * 2 - 1
+    changed = apply_colour_map(MIX, target) + 0.05 * torch.rand(1, 3, 37, 23, generator=torch.Generator())
+    whole = fit_colour_map(changed, target)
+    monkeypatch.setattr(colour_map, "FIT_BAND_PIXELS", 50)  # bands of 2 rows, the last one shorter
+    assert fit_colour_map(changed, target) == whole
+
+
 def test_a_flat_photo_gets_a_finite_map_that_gives_its_colour():
     low = torch.full((1, 3, 8, 8), 0.2)
     target = torch.full((1, 3, 8, 8), -0.3)

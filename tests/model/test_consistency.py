@@ -319,6 +319,17 @@ def test_the_fitted_colour_map_undoes_an_affine_colour_change():
     assert torch.allclose(fitted, target, atol=1e-5)
 
 
+def test_a_lattice_of_colour_maps_undoes_a_colour_change_that_varies_over_the_photo():
+    oracle = load_oracle_script()
+    estimate = torch.rand(1, 3, 12, 16, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    ramp = torch.linspace(0, 1, 16).view(1, 1, 1, 16)  # the photo is brighter and redder to the right, linearly
+    target = estimate * (1 + 0.3 * ramp) + torch.tensor([0.2, 0.0, -0.1]).view(1, 3, 1, 1) * ramp
+    assert torch.allclose(oracle.grid_weights(12, 16, 3).sum(0), torch.ones(12, 16, dtype=torch.float64))
+    one = oracle.fitted_colour_map(estimate, target)
+    assert float((one - target).abs().max()) > 0.02  # one map for the whole image cannot follow the ramp
+    assert torch.allclose(oracle.fitted_colour_map(estimate, target, 2), target, atol=1e-5)
+
+
 def test_the_oracle_script_scores_the_served_reconstruction_as_the_pipeline_serves_it(tiny_pipe, kodak_image):
     """scripts/consistency_oracle.py takes the pipeline apart; its `served` figure must be what upscale() gives."""
     from model.evaluation.metrics import psnr, rgb_to_y
