@@ -27,7 +27,7 @@ from PIL import Image
 from .consistency import ThumbnailConsistency, combine, up_cropped
 from .evaluation.metrics import psnr, rgb_to_y
 from .image_tensors import pil_to_tensor, round_to_8bit, tensor_to_uint8
-from .thumbnail import Thumbnail, ThumbnailError, checked_colour_map
+from .thumbnail import Thumbnail, ThumbnailError
 from .tiling import ProgressFn, Tiling
 
 # 4 decimals of a coefficient move a pixel by at most 0.0005 of the [-1, 1] range over all four terms (0.06 of an
@@ -63,16 +63,24 @@ def fit_colour_map(low_up: torch.Tensor, target: torch.Tensor) -> tuple[float, .
     return tuple(round(float(v), DECIMALS) for v in solution.T.reshape(-1))
 
 
+def step_parts(step: ThumbnailConsistency, thumbnail: torch.Tensor,
+               image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the step makes of the decoder's output ``image`` (1,3,H,W) for ``thumbnail``: the image in 8-bit
+    levels, its own bicubic thumbnail, the step's low frequencies and its gate (model.consistency)."""
+    image = round_to_8bit(image)
+    own = step.own_thumbnail(image)
+    r, g = step(thumbnail.to(own.dtype), own)
+    return image, own, own + r, g
+
+
 def corrected_with_map(step: ThumbnailConsistency, thumbnail: torch.Tensor, image: torch.Tensor,
                        colour_map: tuple[float, ...] | None) -> torch.Tensor:
     """What the receiver serves: the step's correction of ``image`` (the decoder's output, (1,3,H,W) in
     [-1, 1]) with the thumbnail's colour map applied to its low frequencies (none: the step alone)."""
-    image = round_to_8bit(image)
-    if colour_map is None:
-        return step.correct(thumbnail, image)
-    own = step.own_thumbnail(image)
-    r, g = step(thumbnail.to(own.dtype), own)
-    return combine(image, apply_colour_map(colour_map, own + r), own, g, step.config.scale)
+    image, own, low, g = step_parts(step, thumbnail, image)
+    if colour_map is not None:
+        low = apply_colour_map(colour_map, low)
+    return combine(image, low, own, g, step.config.scale)
 
 
 def choose_colour_map(step: ThumbnailConsistency, thumbnail: Thumbnail, decoded: torch.Tensor,
@@ -80,26 +88,23 @@ def choose_colour_map(step: ThumbnailConsistency, thumbnail: Thumbnail, decoded:
     """The sender's half: ``thumbnail`` with the colour map fitted to ``original`` when the map makes the
     reconstruction better in PSNR-Y (else unchanged), and that reconstruction. ``decoded``: the decoder's output for
     ``thumbnail``, cropped to the original size, (1,3,H,W) in [-1, 1]."""
-    lr = pil_to_tensor(thumbnail.image).to(decoded.device)
-    image = round_to_8bit(decoded)
-    own = step.own_thumbnail(image)
-    r, g = step(lr, own)
-    low = own + r
+    image, own, low, g = step_parts(step, pil_to_tensor(thumbnail.image).to(decoded.device), decoded)
     scale = step.config.scale
-    detail = combine(image, torch.zeros_like(low), own, g, scale)  # up(g) * (x - up(own))
+    served = combine(image, low, own, g, scale)  # up(low) + up(g) * (x - up(own)): the step alone
     h, w = image.shape[-2:]
     low_up = up_cropped(low, (own.shape[-2] * scale, own.shape[-1] * scale), (h, w))
-    values = fit_colour_map(low_up, pil_to_tensor(original).to(image.device).sub_(detail))
-    del detail, low_up
-    without = tensor_to_uint8(combine(image, low, own, g, scale))
+    # the map moves up(low) only, so it is fitted to what the photo leaves once the gated detail is taken off
+    values = fit_colour_map(low_up, pil_to_tensor(original).to(image.device).sub_(served).add_(low_up))
+    del low_up
+    without = tensor_to_uint8(served)
     try:
-        checked_colour_map(values)
+        mapped = thumbnail.with_colour_map(values)
     except ThumbnailError:  # a degenerate fit (a coefficient out of bounds): no map
         return thumbnail.with_colour_map(None), Image.fromarray(without)
     with_map = tensor_to_uint8(combine(image, apply_colour_map(values, low), own, g, scale))
     reference = rgb_to_y(np.asarray(original))
     if psnr(reference, rgb_to_y(with_map)) > psnr(reference, rgb_to_y(without)):
-        return thumbnail.with_colour_map(values), Image.fromarray(with_map)
+        return mapped, Image.fromarray(with_map)
     return thumbnail.with_colour_map(None), Image.fromarray(without)
 
 

@@ -192,8 +192,6 @@ class Thumbnail:
             raise ThumbnailError(f"thumbnail's `tadm` metadata names an unknown method {method!r}")
         if method == "plain":
             model_id = None
-        if colour_map is not None:
-            colour_map = checked_colour_map(colour_map)
         return cls(img.convert("RGB"), meta_scale, size, model_id if isinstance(model_id, str) else None, method,
                    colour_map)
 

@@ -111,14 +111,13 @@ def model_reconstruction(
     thumbnail's colour map as verified ingest does (:mod:`model.colour_map`; its bytes count).
     """
     thumb = pipe.downscale(image)
-    stored = thumb.to_png()
     name, detail = f"tadm-{pipe.config['preset']}", f"model {pipe.model_id}"
     if thumb.plain:  # the model's plain rule chose classical resampling: no model runs for it
         method = name + (DIRECT if direct else "")
         detail = f"{PLAIN_BY_RULE} (bicubic at {pipe.plain_rule.min_bicubic_psnr_y:.2f} dB or more), {detail}"
-        return baselines.Reconstruction(method, pipe.upscale(thumb), len(stored), detail, thumb.image)
+        return baselines.Reconstruction(method, pipe.upscale(thumb), len(thumb.to_png()), detail, thumb.image)
     if direct:
-        return baselines.Reconstruction(f"{name}{DIRECT}", pipe.upscale_direct(thumb), len(stored),
+        return baselines.Reconstruction(f"{name}{DIRECT}", pipe.upscale_direct(thumb), len(thumb.to_png()),
                                         f"{detail}, no diffusion step", thumb.image)
     tiling = tiling or pipe.default_tiling
     detail += f", latent tiles {tiling.tile_size}/{tiling.tile_stride}"
