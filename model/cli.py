@@ -156,6 +156,7 @@ def _downscale(args: argparse.Namespace) -> int:
         if pipe.consistency is None:
             raise CommandError(f"--colour-map: the model {pipe.model_id} has no consistency step to fit a map to")
         from .colour_map import upscale_choosing_colour_map
+        from .evaluation.evaluate import mapped
         from .image_tensors import load_rgb
 
         thumb, _ = upscale_choosing_colour_map(pipe, thumb, load_rgb(args.image))
@@ -165,7 +166,7 @@ def _downscale(args: argparse.Namespace) -> int:
     made = (f"plain: bicubic already gives it back at {pipe.plain_rule.min_bicubic_psnr_y:.2f} dB PSNR-Y or more, "
             "the model's plain rule" if thumb.plain else f"model {thumb.model_id}")
     if args.colour_map and not thumb.plain:
-        made += ", with a colour map" if thumb.colour_map is not None else ", no colour map (none helped)"
+        made += mapped(thumb) or ", no colour map (none helped)"
     print(  # noqa: T201
         f"{args.image} ({w}x{h}) -> {args.output} ({thumb.image.width}x{thumb.image.height}, {len(data)} bytes, "
         f"{8 * len(data) / (w * h):.4f} bpp, {made})"

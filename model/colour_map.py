@@ -15,7 +15,8 @@ step's low frequencies before they meet the decoder's detail:
     x̂ = up(M · low + b) + up(g) · (x - up(own))        (M, b: the map; low, own, g, x: model.consistency)
 
 Thumbnails without a map, and receivers that do not know it, reconstruct as before; a model without a consistency
-step ignores it (the map is fitted to that step's output).
+step ignores it (the map is fitted to that step's output). Where one map for the whole photo leaves a colour error
+that drifts across it (wide skies), a lattice of colour maps follows it (:mod:`model.colour_lattice`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .colour_lattice import (
+    LATTICE_POINTS,
+    apply_colour_lattice,
+    choose_colour_lattice,
+    metadata_bytes,
+    price,
+)
 from .consistency import ThumbnailConsistency, combine, up_cropped
 from .evaluation.metrics import psnr, rgb_to_y
 from .image_tensors import pil_to_tensor, round_to_8bit, tensor_to_uint8
@@ -74,38 +82,62 @@ def step_parts(step: ThumbnailConsistency, thumbnail: torch.Tensor,
 
 
 def corrected_with_map(step: ThumbnailConsistency, thumbnail: torch.Tensor, image: torch.Tensor,
-                       colour_map: tuple[float, ...] | None) -> torch.Tensor:
+                       colour_map: tuple[float, ...] | None,
+                       colour_lattice: tuple[int, ...] | None = None) -> torch.Tensor:
     """What the receiver serves: the step's correction of ``image`` (the decoder's output, (1,3,H,W) in
-    [-1, 1]) with the thumbnail's colour map applied to its low frequencies (none: the step alone)."""
+    [-1, 1]) with the thumbnail's colour map and then its lattice of colour maps (:mod:`model.colour_lattice`)
+    applied to its low frequencies (neither: the step alone)."""
     image, own, low, g = step_parts(step, thumbnail, image)
     if colour_map is not None:
         low = apply_colour_map(colour_map, low)
+    if colour_lattice is not None:
+        low = apply_colour_lattice(colour_lattice, low)
     return combine(image, low, own, g, step.config.scale)
 
 
 def choose_colour_map(step: ThumbnailConsistency, thumbnail: Thumbnail, decoded: torch.Tensor,
-                      original: Image.Image) -> tuple[Thumbnail, Image.Image]:
+                      original: Image.Image,
+                      lattice_points: tuple[int, ...] = LATTICE_POINTS) -> tuple[Thumbnail, Image.Image]:
     """The sender's half: ``thumbnail`` with the colour map fitted to ``original`` when the map makes the
-    reconstruction better in PSNR-Y (else unchanged), and that reconstruction. ``decoded``: the decoder's output for
-    ``thumbnail``, cropped to the original size, (1,3,H,W) in [-1, 1]."""
+    reconstruction better in PSNR-Y, then with the lattice of colour maps (of ``lattice_points`` along the
+    longer side: :func:`~model.colour_lattice.choose_colour_lattice`) when it gains more than its bytes cost, and
+    that reconstruction. ``decoded``: the decoder's output for ``thumbnail``, cropped to the original size,
+    (1,3,H,W) in [-1, 1]."""
+    thumbnail = thumbnail.with_colour_map(None)
     image, own, low, g = step_parts(step, pil_to_tensor(thumbnail.image).to(decoded.device), decoded)
     scale = step.config.scale
-    served = combine(image, low, own, g, scale)  # up(low) + up(g) * (x - up(own)): the step alone
+    photo = pil_to_tensor(original).to(image.device)
+    reference = rgb_to_y(np.asarray(original))
+
+    def served_with(low_: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, float]:
+        served = combine(image, low_, own, g, scale)
+        pixels = tensor_to_uint8(served)
+        return served, pixels, psnr(reference, rgb_to_y(pixels))
+
+    served, pixels, best = served_with(low)  # up(low) + up(g) * (x - up(own)): the step alone
     h, w = image.shape[-2:]
     low_up = up_cropped(low, (own.shape[-2] * scale, own.shape[-1] * scale), (h, w))
     # the map moves up(low) only, so it is fitted to what the photo leaves once the gated detail is taken off
-    values = fit_colour_map(low_up, pil_to_tensor(original).to(image.device).sub_(served).add_(low_up))
+    values = fit_colour_map(low_up, photo - served + low_up)
     del low_up
-    without = tensor_to_uint8(served)
     try:
         mapped = thumbnail.with_colour_map(values)
     except ThumbnailError:  # a degenerate fit (a coefficient out of bounds): no map
-        return thumbnail.with_colour_map(None), Image.fromarray(without)
-    with_map = tensor_to_uint8(combine(image, apply_colour_map(values, low), own, g, scale))
-    reference = rgb_to_y(np.asarray(original))
-    if psnr(reference, rgb_to_y(with_map)) > psnr(reference, rgb_to_y(without)):
-        return mapped, Image.fromarray(with_map)
-    return thumbnail.with_colour_map(None), Image.fromarray(without)
+        mapped = None
+    if mapped is not None:
+        mapped_low = apply_colour_map(values, low)
+        candidate = served_with(mapped_low)
+        if candidate[2] > best:
+            thumbnail, low, (served, pixels, best) = mapped, mapped_low, candidate
+    if not lattice_points:
+        return thumbnail, Image.fromarray(pixels)
+    file_bytes = len(thumbnail.to_png())
+    lattice = choose_colour_lattice(low, photo.sub_(served), scale, file_bytes, lattice_points)
+    if lattice is not None:
+        _, lattice_pixels, with_lattice = served_with(apply_colour_lattice(lattice, low))
+        if with_lattice - best > price(metadata_bytes(lattice), file_bytes):
+            thumbnail, pixels = thumbnail.with_colour_map(thumbnail.colour_map, lattice), lattice_pixels
+    return thumbnail, Image.fromarray(pixels)
 
 
 @torch.inference_mode()

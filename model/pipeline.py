@@ -391,7 +391,7 @@ class TADMPipeline:
         x = x[..., :h, :w]
         if thumbnail is not None and self.consistency is not None:
             lr = pil_to_tensor(thumbnail.image).to(self.device)
-            x = corrected_with_map(self.consistency, lr, x, thumbnail.colour_map)
+            x = corrected_with_map(self.consistency, lr, x, thumbnail.colour_map, thumbnail.colour_lattice)
         return Image.fromarray(tensor_to_uint8(x))
 
     @torch.inference_mode()

@@ -4,8 +4,10 @@ in the format's own metadata chunk (:mod:`model.thumbnail_formats`).
 Importable without torch: the API process reads and validates thumbnails with Pillow alone.
 
 The metadata is compact JSON: ``{"v": 1, "scale": 16, "w": 768, "h": 512, "model": "<model id>"}``, and
-``"cmap": [12 numbers]`` where the sender stored a colour map for the receiver (:mod:`model.colour_map`; readers
-that do not know the key reconstruct without it). A thumbnail
+``"cmap": [12 numbers]`` where the sender stored a colour map for the receiver (:mod:`model.colour_map`), and
+``"clat": [rows, cols, "<base64>"]`` where it stored a lattice of colour maps (its 12 x rows x cols integer
+coefficients as little-endian int16, zlib-compressed)
+(:mod:`model.colour_lattice`); readers that do not know a key reconstruct without it. A thumbnail
 is the information the learned rescaler hid in 1/256 (16x) or 1/1024 (32x) of the pixels; re-encoding it with a
 lossy codec (JPEG, lossy WebP, lossy JPEG XL) destroys that information, so it is stored and moved losslessly.
 
@@ -16,8 +18,11 @@ service stores when the model's thumbnail was shown to give the photo back worse
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
+import zlib
 from dataclasses import dataclass, replace
 
 from PIL import Image
@@ -31,6 +36,11 @@ METHODS = ("tadm", "plain")  # the learned rescaler's thumbnail, or classical re
 # colour correction but a broken or hostile file.
 COLOUR_MAP_LENGTH = 12
 COLOUR_MAP_MAX_ABS = 16.0
+# A lattice of colour maps: rows x cols points (each 2 to this many), 12 integer coefficients per point in units of
+# 1/256 (model.colour_lattice), each within ±16 as a colour map's are.
+COLOUR_LATTICE_MAX_SIDE = 16
+COLOUR_LATTICE_PER_POINT = 12
+COLOUR_LATTICE_MAX_ABS = 16 * 256
 # A 4096x4096 thumbnail stands for a 65536x65536 (4.3 Gpx) original at 16x: anything larger is not ours.
 MAX_THUMBNAIL_PIXELS = 4096 * 4096
 
@@ -66,6 +76,8 @@ class Thumbnail:
         method: ``tadm`` (the learned rescaler's) or ``plain`` (bicubic resampling, upsampled by bicubic).
         colour_map: the sender's colour map for the receiver's low frequencies (:mod:`model.colour_map`), 12
             numbers, or None; only a ``tadm`` thumbnail carries one.
+        colour_lattice: the sender's lattice of colour maps applied after the map (:mod:`model.colour_lattice`),
+            ``(rows, cols, *coefficients)`` in integers, or None; only a ``tadm`` thumbnail carries one.
     """
 
     image: Image.Image
@@ -74,6 +86,7 @@ class Thumbnail:
     model_id: str | None
     method: str = "tadm"
     colour_map: tuple[float, ...] | None = None
+    colour_lattice: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -82,6 +95,11 @@ class Thumbnail:
             object.__setattr__(self, "colour_map", checked_colour_map(self.colour_map))
             if self.method == "plain":
                 raise ThumbnailError("a plain thumbnail is reconstructed by bicubic alone: it carries no colour map")
+        if self.colour_lattice is not None:
+            object.__setattr__(self, "colour_lattice", checked_colour_lattice(self.colour_lattice))
+            if self.method == "plain":
+                raise ThumbnailError("a plain thumbnail is reconstructed by bicubic alone: it carries no colour "
+                                     "lattice")
         if self.method == "plain" and self.model_id is not None:
             raise ThumbnailError("a plain thumbnail is made by no model: its `model_id` must be None")
         if self.scale not in SUPPORTED_SCALES:
@@ -110,13 +128,17 @@ class Thumbnail:
             meta["method"] = "plain"
         if self.colour_map is not None:
             meta["cmap"] = list(self.colour_map)
+        if self.colour_lattice is not None:
+            meta["clat"] = encoded_colour_lattice(self.colour_lattice)
         return meta
 
-    def with_colour_map(self, colour_map: tuple[float, ...] | None) -> Thumbnail:
-        """This thumbnail with ``colour_map`` (None: without one); the same object when nothing changes."""
-        if colour_map == self.colour_map:
+    def with_colour_map(self, colour_map: tuple[float, ...] | None,
+                        colour_lattice: tuple[int, ...] | None = None) -> Thumbnail:
+        """This thumbnail with ``colour_map`` and ``colour_lattice`` (None: without); the same object when nothing
+        changes."""
+        if colour_map == self.colour_map and colour_lattice == self.colour_lattice:
             return self
-        return replace(self, colour_map=colour_map)
+        return replace(self, colour_map=colour_map, colour_lattice=colour_lattice)
 
     def to_bytes(self, fmt: str = "png") -> bytes:
         """The file in ``fmt`` (``png``, ``webp`` or ``jxl``): pixels lossless, metadata in the format's own chunk;
@@ -179,9 +201,11 @@ class Thumbnail:
             size = (int(meta["w"]), int(meta["h"]))
             model_id = meta.get("model")
             method = str(meta.get("method", "tadm"))
-            colour_map = meta.get("cmap")
+            colour_map, colour_lattice = meta.get("cmap"), meta.get("clat")
         except (ValueError, KeyError, TypeError) as exc:
             raise ThumbnailError(f"thumbnail's `tadm` metadata is malformed: {raw[:100]!r}") from exc
+        if colour_lattice is not None:
+            colour_lattice = decoded_colour_lattice(colour_lattice)
         if version > FORMAT_VERSION:
             raise ThumbnailError(f"thumbnail format version {version} is newer than supported ({FORMAT_VERSION})")
         if scale is not None and scale != meta_scale:
@@ -193,7 +217,7 @@ class Thumbnail:
         if method == "plain":
             model_id = None
         return cls(img.convert("RGB"), meta_scale, size, model_id if isinstance(model_id, str) else None, method,
-                   colour_map)
+                   colour_map, colour_lattice)
 
 
 def checked_colour_map(values: object) -> tuple[float, ...]:
@@ -208,6 +232,51 @@ def checked_colour_map(values: object) -> tuple[float, ...]:
         raise ThumbnailError(f"a thumbnail's colour map must hold finite numbers within ±{COLOUR_MAP_MAX_ABS:g} "
                              f"but is {list(checked)}")
     return checked
+
+
+def checked_colour_lattice(values: object) -> tuple[int, ...]:
+    """``values`` as a lattice of colour maps: ``rows, cols`` (each 2 to :data:`COLOUR_LATTICE_MAX_SIDE`) and
+    12 x rows x cols integers within ±:data:`COLOUR_LATTICE_MAX_ABS`."""
+    shown = str(values)[:100]
+    if not isinstance(values, (list, tuple)) or len(values) < 2 or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ThumbnailError(f"a thumbnail's colour lattice must be a list of integers but is {shown!r}")
+    rows, cols = values[0], values[1]
+    if not (2 <= rows <= COLOUR_LATTICE_MAX_SIDE and 2 <= cols <= COLOUR_LATTICE_MAX_SIDE):
+        raise ThumbnailError(f"a thumbnail's colour lattice must have 2 to {COLOUR_LATTICE_MAX_SIDE} rows and "
+                             f"columns but has {rows}x{cols}")
+    needed = COLOUR_LATTICE_PER_POINT * rows * cols
+    if len(values) != 2 + needed:
+        raise ThumbnailError(f"a thumbnail's {rows}x{cols} colour lattice needs {needed} coefficients but has "
+                             f"{len(values) - 2}")
+    if any(abs(v) > COLOUR_LATTICE_MAX_ABS for v in values[2:]):
+        raise ThumbnailError(f"a thumbnail's colour lattice coefficients must lie within ±{COLOUR_LATTICE_MAX_ABS}")
+    return tuple(values)
+
+
+def encoded_colour_lattice(lattice: tuple[int, ...]) -> list:
+    """The metadata form of a lattice ``(rows, cols, *coefficients)``: ``[rows, cols, base64(zlib(int16 LE))]``
+    (about 60 % of the bytes of the integers written out in JSON)."""
+    raw = b"".join(v.to_bytes(2, "little", signed=True) for v in lattice[2:])
+    return [lattice[0], lattice[1], base64.b64encode(zlib.compress(raw, 9)).decode("ascii")]
+
+
+def decoded_colour_lattice(value: object) -> tuple[int, ...]:
+    """A lattice from its metadata form (:func:`encoded_colour_lattice`); anything else is a ThumbnailError that
+    names the colour lattice. The decompression is bounded by the largest lattice there can be."""
+    if not (isinstance(value, list) and len(value) == 3 and isinstance(value[2], str)
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value[:2])):
+        raise ThumbnailError(f"a thumbnail's colour lattice must be [rows, cols, data] but is {str(value)[:100]!r}")
+    most = 2 * COLOUR_LATTICE_PER_POINT * COLOUR_LATTICE_MAX_SIDE ** 2
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(base64.b64decode(value[2][:4 * most], validate=True), most + 1)
+    except (binascii.Error, zlib.error) as exc:
+        raise ThumbnailError(f"a thumbnail's colour lattice data is not base64 of zlib data: {exc}") from exc
+    if len(raw) % 2 or len(raw) > most or not inflater.eof:
+        raise ThumbnailError("a thumbnail's colour lattice data does not hold whole 16-bit coefficients")
+    coefficients = (int.from_bytes(raw[i:i + 2], "little", signed=True) for i in range(0, len(raw), 2))
+    return checked_colour_lattice((value[0], value[1], *coefficients))
 
 
 def plain_thumbnail_image(image: Image.Image, scale: int) -> Image.Image:

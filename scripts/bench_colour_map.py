@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""What fitting the sender's colour map (model.colour_map) adds to verified ingest: the seconds from the denoised
-latent to the reconstruction, with the map chosen (``finish_choosing_colour_map``: decode, the consistency step,
-the least-squares fit, the reconstruction with and without the map and their PSNR-Y) against without it
-(``latent_to_image``: decode and the step), side by side on the same latent, at each size.
+"""What fitting the sender's colour map and lattice (model.colour_map, model.colour_lattice) adds to verified
+ingest: the seconds from the denoised latent to the reconstruction, with them chosen (``finish_choosing_colour_map``:
+decode, the consistency step, the map's least-squares fit, the lattices' fits, the reconstructions with and without
+them and their PSNR-Y) against without (``latent_to_image``: decode and the step), side by side on the same latent,
+at each size.
 
     scripts/bench_colour_map.py --model model/weights/nano-32x --sizes 2048x2048,3840x2160 --runs 3 --threads 2
 
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in parse_sizes(args.sizes):
         photo = cover_crop(source, size)
         without, mapped = seconds_without_and_with(pipe, photo, args.runs)
-        print(f"{size[0]}x{size[1]}: decode and step {without:.2f} s, with the colour map chosen {mapped:.2f} s "
+        print(f"{size[0]}x{size[1]}: decode and step {without:.2f} s, with the colour map and lattice chosen {mapped:.2f} s "
               f"(+{mapped - without:.2f} s), medians of {args.runs}")
     return 0
 

@@ -17,6 +17,9 @@ For each photo, PSNR-Y (dB) of:
   photo's pixels rather than its thumbnail's, and kept only where it raises PSNR-Y);
 * ``gridK_low``: like ``fitted_low`` with a colour map that varies over the photo: one per point of a K x K
   lattice spanning the thumbnail, blended bilinearly (12 K² numbers), fitted together by least squares;
+* ``lattice``: as served with the colour map and the lattice of colour offsets the sender stores
+  (:mod:`model.colour_lattice`, its size chosen by gain against bytes; ``lattice_bytes``: what it adds to the file,
+  0 for none), and ``latticeK``: the same with only the lattice of K points along the longer side tried;
 
 and the thumbnails' PSNR (RGB, dB) against the photo's bicubic thumbnail: the reconstruction's own (``own_thumb``)
 the step's corrected one (``step_thumb``) and that through the fitted colour map (``fitted_thumb``). The model's plain rule is not applied (every photo gets the learned
@@ -38,6 +41,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model.cli import add_tiling_args, tiling_from_args  # noqa: E402
+from model.colour_lattice import LATTICE_POINTS, metadata_bytes  # noqa: E402
 from model.colour_map import choose_colour_map  # noqa: E402
 from model.consistency import combine, down, pad_to_scale  # noqa: E402
 from model.evaluation.metrics import psnr, rgb_to_y  # noqa: E402
@@ -91,7 +95,10 @@ def measure(pipe: TADMPipeline, photo: Image.Image, tiling=None) -> dict[str, fl
     r, gate = step(pil_to_tensor(thumbnail.image), own)
     true = down(pad_to_scale(pil_to_tensor(photo), scale), scale)
     fitted = fitted_colour_map(own + r, true)
-    _, with_map = choose_colour_map(step, thumbnail, decoded, photo)
+    _, with_map = choose_colour_map(step, thumbnail, decoded, photo, lattice_points=())
+    stored, with_lattice = choose_colour_map(step, thumbnail, decoded, photo)
+    lattices = {f"lattice{k}": psnr(rgb_to_y(original), rgb_to_y(np.asarray(
+        choose_colour_map(step, thumbnail, decoded, photo, lattice_points=(k,))[1]))) for k in LATTICE_POINTS}
 
     def psnr_y(low: torch.Tensor, g: torch.Tensor) -> float:
         rebuilt = tensor_to_uint8(combine(decoded, low, own, g, scale))
@@ -107,6 +114,9 @@ def measure(pipe: TADMPipeline, photo: Image.Image, tiling=None) -> dict[str, fl
         "fitted_low": psnr_y(fitted, gate),
         "colour_map": psnr(rgb_to_y(original), rgb_to_y(np.asarray(with_map))),
         **grids,
+        "lattice": psnr(rgb_to_y(original), rgb_to_y(np.asarray(with_lattice))),
+        "lattice_bytes": metadata_bytes(stored.colour_lattice) if stored.colour_lattice else 0,
+        **lattices,
         "own_thumb": thumbnail_psnr(own, true),
         "step_thumb": thumbnail_psnr(own + r, true),
         "fitted_thumb": thumbnail_psnr(fitted, true),
@@ -130,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     tiling = tiling_from_args(args, pipe.default_tiling)
     rows = {}
     columns = ("bicubic", "served", "no_detail", "true_low", "true_low_all_detail", "fitted_low", "colour_map",
-               *(f"grid{k}_low" for k in GRIDS), "own_thumb",
+               *(f"grid{k}_low" for k in GRIDS), "lattice", "lattice_bytes",
+               *(f"lattice{k}" for k in LATTICE_POINTS), "own_thumb",
                "step_thumb", "fitted_thumb")
     print("| photo | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")

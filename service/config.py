@@ -103,8 +103,9 @@ class Settings(BaseSettings):
     verify_colour_map: bool = Field(
         default=True,
         description="When verifying, also fit the colour map that brings the reconstruction's colours closest to "
-        "the upload (12 numbers, a few tens of bytes in the thumbnail's metadata) and store it where it raises "
-        "PSNR-Y; the receiver applies it. It costs no second reconstruction. Off, thumbnails are stored as "
+        "the upload (12 numbers, about 95 bytes in the thumbnail's metadata) and store it where it raises "
+        "PSNR-Y, then a lattice of colour maps that varies over the photo where it gains more than its bytes "
+        "cost; the receiver applies both. It costs no second reconstruction. Off, thumbnails are stored as "
         "the model made them.",
     )
     verify_cached_formats: str = Field(

@@ -31,8 +31,10 @@ PERCEPTUAL_METRICS = ("lpips", "dists", "musiq", "clipiqa")
 THUMBNAIL_METRICS = ("thumbnail_psnr", "thumbnail_worst")
 # How a model result whose thumbnail its plain rule made plain begins its detail.
 PLAIN_BY_RULE = "plain by the model's rule"
-# How a model result whose thumbnail carries the sender's colour map ends its detail.
+# How a model result whose thumbnail carries the sender's colour map ends its detail (followed by COLOUR_LATTICE
+# where it carries a lattice of colour maps too).
 COLOUR_MAPPED = ", with a colour map"
+COLOUR_LATTICE = ", with a colour lattice of {rows}x{cols}"
 
 
 @dataclass
@@ -134,8 +136,16 @@ def reconstruct(pipe, thumb: Thumbnail, image: Image.Image, tiling: Tiling,
 
 
 def mapped(thumb: Thumbnail) -> str:
-    """What a result's detail says of a thumbnail's colour map."""
-    return COLOUR_MAPPED if thumb.colour_map is not None else ""
+    """What a result's detail says of a thumbnail's colour map and lattice."""
+    said = COLOUR_MAPPED if thumb.colour_map is not None else ""
+    if thumb.colour_lattice is not None:
+        said += COLOUR_LATTICE.format(rows=thumb.colour_lattice[0], cols=thumb.colour_lattice[1])
+    return said
+
+
+def without_colour_notes(detail: str) -> str:
+    """A result's detail without what :func:`mapped` added."""
+    return detail.split(", with a colour ")[0]
 
 
 def bounded_reconstruction(pipe, image: Image.Image, learned: baselines.Reconstruction, max_deviation: float,
@@ -153,7 +163,7 @@ def bounded_reconstruction(pipe, image: Image.Image, learned: baselines.Reconstr
         return replace(learned, method=name, detail=within_as_made(learned.detail, max_deviation))
     tiling = tiling or pipe.default_tiling
     within, rebuilt = reconstruct(pipe, within, image, tiling, colour_map)
-    detail = learned.detail.removesuffix(COLOUR_MAPPED)
+    detail = without_colour_notes(learned.detail)
     return baselines.Reconstruction(name, rebuilt, len(within.to_png()),
                                     f"{detail}, pulled in to {max_deviation:g} levels{mapped(within)}", within.image)
 

@@ -153,12 +153,11 @@ def test_the_evaluation_scores_the_thumbnail_as_stored_with_its_map_and_its_byte
     photo = Image.open(kodak_image).convert("RGB").crop((0, 0, 200, 136))
     without = model_reconstruction(pipe, photo)
     mapped = model_reconstruction(pipe, photo, colour_map=True)
-    assert mapped.detail == without.detail + COLOUR_MAPPED
+    assert mapped.detail.startswith(without.detail + COLOUR_MAPPED)  # and a colour lattice where one pays
     assert mapped.stored_bytes > without.stored_bytes  # the map's numbers are paid for
     assert psnr_y(photo, mapped.image) > psnr_y(photo, without.image) + 3
     assert np.array_equal(np.asarray(mapped.thumbnail), np.asarray(without.thumbnail))  # the model's pixels
     # held within a bound that pulls blotches in, the new thumbnail gets a map fitted to it, named once
     bounded = bounded_reconstruction(pipe, photo, mapped, 1.0, colour_map=True)
-    assert bounded.detail.count(COLOUR_MAPPED) == 1 and bounded.detail.endswith(COLOUR_MAPPED)
-    assert "pulled in to 1 levels" in bounded.detail
+    assert bounded.detail.count(COLOUR_MAPPED) == 1 and "pulled in to 1 levels" + COLOUR_MAPPED in bounded.detail
     assert not np.array_equal(np.asarray(bounded.thumbnail), np.asarray(mapped.thumbnail))
