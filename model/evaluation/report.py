@@ -42,7 +42,8 @@ def _csv_value(value: float) -> str:
 
 
 def summarise(rows: list[Row]) -> dict[str, dict[str, float]]:
-    """Mean bpp and mean of every metric per method, in the order methods first appear."""
+    """Mean bpp and mean of every metric per method, in the order methods first appear. The mean thumbnail PSNR
+    is over the thumbnails that differ from bicubic's (the plain ones are bicubic's)."""
     groups: dict[str, list[Row]] = defaultdict(list)
     for r in rows:
         groups[r.method].append(r)
@@ -52,6 +53,8 @@ def summarise(rows: list[Row]) -> dict[str, dict[str, float]]:
         means["within_budget"] = float(sum("over budget" not in r.detail for r in group))
         for m in ALL_METRICS:
             values = [r.scores.get(m, math.nan) for r in group]
+            if m == "thumbnail_psnr":  # a plain thumbnail is bicubic's own (infinite PSNR): nothing to average
+                values = [v for v in values if not math.isinf(v)] or values
             means[m] = math.nan if any(math.isnan(v) for v in values) else sum(values) / len(values)
         summary[method] = means
     return summary
