@@ -34,6 +34,12 @@ class Quality(BaseModel):
     thumbnail_pulled_in: bool = Field(
         default=False, description="the model's thumbnail strayed beyond TADM_VERIFY_THUMBNAIL_MAX_DEVIATION "
         "somewhere and was pulled in to it (there only) before it was verified and stored")
+    colour_map: bool = Field(
+        default=False, description="the stored thumbnail carries the sender's colour map (TADM_VERIFY_COLOUR_MAP), "
+        "which every reconstruction applies")
+    colour_lattice: str | None = Field(
+        default=None, description="the size (rows x cols, e.g. 8x8) of the lattice of colour maps the stored "
+        "thumbnail carries, applied after the colour map; None without one")
 
 
 class Image(BaseModel):

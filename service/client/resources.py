@@ -52,13 +52,16 @@ class Quality:
     bicubic_psnr_y: float
     thumbnail_deviation: float = 0.0
     thumbnail_pulled_in: bool = False  # the model's thumbnail went beyond the bound and was pulled in to it
+    colour_map: bool = False  # the stored thumbnail carries the sender's colour map
+    colour_lattice: str | None = None  # and a lattice of colour maps of this size ("8x8")
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Quality:
         ms_ssim = data.get("ms_ssim_y")
         return cls(str(data["method"]), float(data["psnr_y"]), None if ms_ssim is None else float(ms_ssim),
                    float(data["ssimulacra2"]), float(data["bicubic_psnr_y"]),
-                   float(data.get("thumbnail_deviation", 0.0)), bool(data.get("thumbnail_pulled_in", False)))
+                   float(data.get("thumbnail_deviation", 0.0)), bool(data.get("thumbnail_pulled_in", False)),
+                   bool(data.get("colour_map", False)), data.get("colour_lattice"))
 
 
 @dataclass(frozen=True)

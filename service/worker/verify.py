@@ -48,6 +48,9 @@ class Quality:
     thumbnail_deviation: float = 0.0
     # the model's thumbnail went beyond the bound and was pulled in before it was verified
     thumbnail_pulled_in: bool = False
+    # the stored thumbnail carries the sender's colour map / its lattice of colour maps ("rows x cols")
+    colour_map: bool = False
+    colour_lattice: str | None = None
 
     def as_dict(self) -> dict:
         return {name: (round(value, 4) if isinstance(value, float) else value)
@@ -85,8 +88,15 @@ def measure(original: np.ndarray, thumbnail: Thumbnail, reconstruction: Image.Im
                       ms_ssim_y=None if math.isnan(ms_ssim) else ms_ssim, ssimulacra2=figures["ssimulacra2"],
                       bicubic_psnr_y=_finite(bicubic),
                       thumbnail_deviation=worst_local_deviation(reference, np.asarray(thumbnail.image)),
-                      thumbnail_pulled_in=pulled_in)
+                      thumbnail_pulled_in=pulled_in, colour_map=thumbnail.colour_map is not None,
+                      colour_lattice=lattice_size(thumbnail))
     return Verified(thumbnail, reconstruction, quality)
+
+
+def lattice_size(thumbnail: Thumbnail) -> str | None:
+    """``"rows x cols"`` of the thumbnail's lattice of colour maps, None without one."""
+    lattice = thumbnail.colour_lattice
+    return None if lattice is None else f"{lattice[0]}x{lattice[1]}"
 
 
 def verify_plain(original: np.ndarray, scale: int, bicubic: float) -> Verified:

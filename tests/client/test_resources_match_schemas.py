@@ -39,9 +39,11 @@ EXAMPLES: dict[type, dict[str, Any]] = {
                     "original_bytes": 560949, "thumbnail_bytes": 669, "saving": 0.998807, "created_at": 1.7e9,
                     "method": "plain", "auto": True, "quality": {
                         "method": "plain", "psnr_y": 31.25, "ms_ssim_y": 0.91, "ssimulacra2": 41.5,
-                        "bicubic_psnr_y": 31.25, "thumbnail_deviation": 0.0, "thumbnail_pulled_in": False}},
+                        "bicubic_psnr_y": 31.25, "thumbnail_deviation": 0.0, "thumbnail_pulled_in": False,
+                        "colour_map": False, "colour_lattice": None}},
     schemas.Quality: {"method": "tadm", "psnr_y": 27.5, "ms_ssim_y": None, "ssimulacra2": -3.25,
-                      "bicubic_psnr_y": 26.0, "thumbnail_deviation": 47.5, "thumbnail_pulled_in": True},
+                      "bicubic_psnr_y": 26.0, "thumbnail_deviation": 47.5, "thumbnail_pulled_in": True,
+                      "colour_map": True, "colour_lattice": "8x6"},
     schemas.Stats: {"images": 3, "original_bytes": 3_000_000, "stored_bytes": 12_000, "saving": 0.996,
                     "verified": 3, "fallbacks": 1},
     schemas.Job: {"id": "0123456789abcdef01234567", "kind": "upscale", "status": "failed", "progress": 0.5,

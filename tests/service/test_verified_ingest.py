@@ -189,6 +189,9 @@ async def test_the_colour_map_verification_fits_is_stored_and_served_and_raises_
     finally:
         await run.close()
     assert record.method == "tadm" and stored.colour_map is not None  # on by default
+    assert record.quality["colour_map"] is True
+    assert record.quality["colour_lattice"] == (None if stored.colour_lattice is None else
+                                                "{}x{}".format(*stored.colour_lattice[:2]))
     served = np.asarray(nano16.upscale(stored))
     # the first /full is what any later read of the stored thumbnail gives, map and all, and what was measured
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(cached))), served)
@@ -210,6 +213,7 @@ async def test_with_the_colour_map_off_the_thumbnail_is_stored_as_the_model_made
     finally:
         await run.close()
     assert record.method == "tadm" and stored.colour_map is None
+    assert record.quality["colour_map"] is False and record.quality["colour_lattice"] is None
     assert stored.to_png() == nano16.downscale(Image.fromarray(original)).to_png()
 
 
