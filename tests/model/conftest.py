@@ -17,3 +17,20 @@ def tiny_pipe() -> TADMPipeline:
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator("cpu").manual_seed(0)
+
+
+@pytest.fixture
+def thumbnail_file_with():
+    """A function giving a 4x3 PNG thumbnail file of a 64x48 original at 16x whose metadata also holds ``fields``
+    as given (valid or not)."""
+    import json
+
+    from PIL import Image
+
+    from model.thumbnail_formats import encode
+
+    def make(**fields) -> bytes:
+        meta = {"v": 1, "scale": 16, "w": 64, "h": 48, "model": "abc", **fields}
+        return encode(Image.new("RGB", (4, 3)), json.dumps(meta), "png")
+
+    return make

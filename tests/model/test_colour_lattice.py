@@ -19,11 +19,10 @@ from model.colour_lattice import (
     lattice_shape,
     metadata_bytes,
 )
-from model.colour_map import upscale_choosing_colour_map
 from model.consistency import ThumbnailConsistency
 from model.evaluation.metrics import psnr, rgb_to_y
 from model.thumbnail import Thumbnail, ThumbnailError, plain_thumbnail
-from model.thumbnail_formats import encode
+from tests.model.test_colour_map import sent_as_received
 
 
 def random_lattice(rows: int, cols: int, seed: int, spread: int = 60) -> tuple[int, ...]:
@@ -110,18 +109,15 @@ def packed(values: list[int], size: int = 2) -> str:
     [2, 2] + [0] * 48,  # the integers written out
     "2,2",
 ])
-def test_a_thumbnail_with_a_broken_colour_lattice_is_refused_by_name(clat):
-    meta = {"v": 1, "scale": 16, "w": 64, "h": 48, "model": "abc", "clat": clat}
-    data = encode(Image.new("RGB", (4, 3)), json.dumps(meta), "png")
+def test_a_thumbnail_with_a_broken_colour_lattice_is_refused_by_name(clat, thumbnail_file_with):
     with pytest.raises(ThumbnailError, match="colour lattice"):
-        Thumbnail.from_bytes(data)
+        Thumbnail.from_bytes(thumbnail_file_with(clat=clat))
 
 
-def test_a_lattice_that_inflates_beyond_the_largest_is_refused_without_inflating_it_all():
+def test_a_lattice_that_inflates_beyond_the_largest_is_refused_without_inflating_it_all(thumbnail_file_with):
     bomb = base64.b64encode(zlib.compress(bytes(50_000_000))).decode()
-    meta = {"v": 1, "scale": 16, "w": 64, "h": 48, "model": "abc", "clat": [2, 2, bomb]}
     with pytest.raises(ThumbnailError, match="colour lattice"):
-        Thumbnail.from_bytes(encode(Image.new("RGB", (4, 3)), json.dumps(meta), "png"))
+        Thumbnail.from_bytes(thumbnail_file_with(clat=[2, 2, bomb]))
 
 
 def test_a_plain_thumbnail_carries_no_colour_lattice():
@@ -150,11 +146,8 @@ def test_the_sender_stores_a_lattice_that_the_receiver_applies_to_the_same_pixel
     pipe = copy.copy(tiny_pipe)
     pipe.consistency = DriftingStep(scale=16, channels=8, num_layers=3)
     photo = Image.open(kodak_image).convert("RGB").crop((0, 0, 320, 224))
-    learned = pipe.downscale(photo, learned=True)
-    stored, sent = upscale_choosing_colour_map(pipe, learned, photo)
+    _, stored, sent = sent_as_received(pipe, photo)  # the receiver makes the sender's pixels of the stored file
     assert stored.colour_lattice is not None
-    received = pipe.upscale(Thumbnail.from_bytes(stored.to_png()))
-    assert np.array_equal(np.asarray(received), np.asarray(sent))
     map_only = pipe.upscale(stored.with_colour_map(stored.colour_map))
 
     def psnr_y(image):

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import math
 
 import numpy as np
@@ -19,7 +18,6 @@ from model.colour_map import (
 from model.consistency import ThumbnailConsistency
 from model.evaluation.metrics import psnr, rgb_to_y
 from model.thumbnail import Thumbnail, ThumbnailError, plain_thumbnail
-from model.thumbnail_formats import encode
 
 MIX = (0.9, 0.1, 0.0, 0.1, 0.05, 1.1, -0.1, -0.2, 0.0, 0.2, 0.7, 0.05)
 
@@ -71,11 +69,9 @@ def test_a_colour_map_travels_in_the_metadata_of_every_lossless_format():
 
 @pytest.mark.parametrize("cmap", [[1.0] * 11, "1,2,3", [1.0] * 11 + ["x"], [1.0] * 11 + [True],
                                   [1.0] * 11 + [float("nan")], [1.0] * 11 + [1e6]])
-def test_a_thumbnail_with_a_broken_colour_map_is_refused_by_name(cmap):
-    meta = {"v": 1, "scale": 16, "w": 64, "h": 48, "model": "abc", "cmap": cmap}
-    data = encode(Image.new("RGB", (4, 3)), json.dumps(meta), "png")
+def test_a_thumbnail_with_a_broken_colour_map_is_refused_by_name(cmap, thumbnail_file_with):
     with pytest.raises(ThumbnailError, match="colour map"):
-        Thumbnail.from_bytes(data)
+        Thumbnail.from_bytes(thumbnail_file_with(cmap=cmap))
 
 
 def test_a_plain_thumbnail_carries_no_colour_map():
@@ -94,15 +90,21 @@ def shifted_pipe(tiny_pipe, shift: float):
     return pipe
 
 
+def sent_as_received(pipe, photo: Image.Image) -> tuple[Thumbnail, Thumbnail, Image.Image]:
+    """The model's thumbnail of ``photo``, that thumbnail as the sender stores it and the sender's reconstruction,
+    checked to be what the receiver makes of the stored file."""
+    learned = pipe.downscale(photo, learned=True)
+    stored, sent = upscale_choosing_colour_map(pipe, learned, photo)
+    received = pipe.upscale(Thumbnail.from_bytes(stored.to_png()))
+    assert np.array_equal(np.asarray(received), np.asarray(sent))
+    return learned, stored, sent
+
+
 def test_the_sender_stores_a_map_that_the_receiver_applies_to_the_same_pixels(tiny_pipe, kodak_image):
     pipe = shifted_pipe(tiny_pipe, 0.15)
     photo = Image.open(kodak_image).convert("RGB").crop((0, 0, 200, 136))
-    learned = pipe.downscale(photo, learned=True)
-    stored, sent = upscale_choosing_colour_map(pipe, learned, photo)
+    learned, stored, sent = sent_as_received(pipe, photo)
     assert stored.colour_map is not None
-    # what the receiver makes of the stored file is what the sender measured
-    received = pipe.upscale(Thumbnail.from_bytes(stored.to_png()))
-    assert np.array_equal(np.asarray(received), np.asarray(sent))
     # and the map was worth storing: the step's colour error is gone
     assert psnr_y(photo, sent) > psnr_y(photo, pipe.upscale(learned)) + 3
     assert stored.image is learned.image  # the pixels are the model's; only the metadata changed
