@@ -69,10 +69,17 @@ class Preset:
     # results slightly but are a serving knob, like the worker's TADM_TILE_SIZE: not part of the model id.
     tiling: Tiling = DEFAULT_TILING
     scale_tilings: Mapping[int, Tiling] = field(default_factory=dict)  # a scale's own tiles, where they differ
+    # Per scale, the pool of the finest level's self-attention keys and values (model.attention); absent: exact,
+    # as every preset is today (docs/models.md says why). Like the tiles, a receiver's property outside the model id.
+    attention_pools: Mapping[int, int] = field(default_factory=dict)
 
     def tiling_for(self, scale: int) -> Tiling:
         """The tiles this preset's model for ``scale`` is served with."""
         return self.scale_tilings.get(scale, self.tiling)
+
+    def attention_pool_for(self, scale: int) -> int:
+        """How this preset's model for ``scale`` pools its finest self-attention (1: it does not)."""
+        return self.attention_pools.get(scale, 1)
 
     @property
     def cross_attention_dim(self) -> int:

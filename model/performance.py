@@ -11,7 +11,9 @@
    A merged pipeline must not be saved (the adapters would be applied twice on load): merge a copy for serving.
 2. ``sdpa``: diffusers' ``AttnProcessor2_0`` (``torch.nn.functional.scaled_dot_product_attention``: flash or
    memory-efficient kernels) on every attention of the UNet and the VAE. ``sdpa=False`` installs the classic
-   ``AttnProcessor`` (explicit softmax(QKᵀ)V), the slow reference that materialises the attention matrix.
+   ``AttnProcessor`` (explicit softmax(QKᵀ)V), the slow reference that materialises the attention matrix. A model
+   whose finest self-attention pools its keys and values (:mod:`model.attention`) keeps pooling there: that is
+   the model's function, not a speed switch.
 3. ``channels_last``: NHWC weights for the UNet and the VAE; cuDNN's tensor-core convolutions work in NHWC, so
    NCHW weights cost a layout transform around every conv. For CUDA only: PyTorch's CPU group norm on NHWC
    tensors computes the variance in one pass and loses precision (1e-3 on the tiny preset's latent against
@@ -39,6 +41,7 @@ from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 from torch import nn
 
 from . import lora
+from .attention import set_unet_attention
 from .tiling import StepFn
 
 if TYPE_CHECKING:
@@ -53,6 +56,7 @@ class InferenceOptimizations:
 
     merged_lora_layers: int
     attention: str
+    attention_pool: int  # the model's pooled self-attention (model.attention), kept: 1 is exact everywhere
     channels_last: bool
     compiled: tuple[str, ...]
     unet_compile_mode: str | None
@@ -86,8 +90,8 @@ def optimize_for_inference(
     if merge_lora:
         merged = merge_lora_in_float32(pipe.unet) + merge_lora_in_float32(pipe.vae)
     processor = AttnProcessor2_0() if sdpa else AttnProcessor()
-    for module in (pipe.unet, pipe.vae):
-        module.set_attn_processor(processor)
+    set_unet_attention(pipe.unet, processor, pipe.attention_pool)  # keeps the model's pooled self-attention
+    pipe.vae.set_attn_processor(processor)
     if channels_last:
         for module in (pipe.unet, pipe.vae):
             module.to(memory_format=torch.channels_last)
@@ -101,6 +105,7 @@ def optimize_for_inference(
     applied = InferenceOptimizations(
         merged_lora_layers=merged,
         attention=type(processor).__name__,
+        attention_pool=pipe.attention_pool,
         channels_last=channels_last,
         compiled=compiled,
         unet_compile_mode=unet_mode,

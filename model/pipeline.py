@@ -23,6 +23,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from PIL import Image
 
 from . import backbones, checkpoints, lora, vae_budget, vae_tiling
+from .attention import set_unet_attention
 from .colour_map import corrected_with_map
 from .consistency import CONSISTENCY_DIR, ThumbnailConsistency, load_consistency
 from .dfrm import DFRM
@@ -69,12 +70,14 @@ class TADMPipeline:
         self.scaling_factor = float(self.vae.config.scaling_factor)
         self.latent_factor = backbones.vae_latent_factor(self.vae.config)
         self.layout = get_layout(config.get("layout", "project"))
-        # The tiles a reconstruction uses unless the caller (command line, worker settings) says otherwise.
-        self.default_tiling: Tiling = backbones.get_preset(config["preset"]).tiling_for(self.scale)
+        # The receiver's, outside the model id: its tiles unless the caller says otherwise, its attention's pool.
+        preset = backbones.get_preset(config["preset"])
+        self.default_tiling: Tiling = preset.tiling_for(self.scale)
+        self.attention_pool = preset.attention_pool_for(self.scale)
+        set_unet_attention(self.unet, pool=self.attention_pool)
         # Above the one-pass budget the VAE runs in bands of about vae_tile_size² pixels (model.vae_tiling): speed
         # and transient memory only, the result does not depend on it.
-        self.vae_tile_size = 512
-        self.vae_max_pixels = vae_max_pixels
+        self.vae_tile_size, self.vae_max_pixels = 512, vae_max_pixels
         for module in self.modules:
             module.eval().requires_grad_(False)
         self.model_id = self.compute_model_id()
@@ -434,10 +437,8 @@ class TADMPipeline:
         return image_size[0] * image_size[1] <= self.vae_max_pixels
 
     def __repr__(self) -> str:
-        return (
-            f"TADMPipeline(preset={self.config['preset']!r}, scale={self.scale}, model_id={self.model_id!r}, "
-            f"device={self.device}, dtype={self.dtype})"
-        )
+        return (f"TADMPipeline(preset={self.config['preset']!r}, scale={self.scale}, model_id={self.model_id!r}, "
+                f"device={self.device}, dtype={self.dtype})")
 
 
 def _build_tadm_modules(preset: backbones.Preset, scale: int) -> dict[str, Any]:

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument("--dtype", choices=DTYPES, help="UNet/VAE dtype (default: float32 on CPU, bfloat16 on CUDA)")
     add_tiling_args(parser)  # --tile-size, --tile-stride, --tile-batch-size: model.tiling.Tiling's knobs
+    parser.add_argument("--attention-pool", type=int, choices=(1, 2, 4), metavar="N",
+                        help="pool the finest self-attention's keys and values by NxN, 1 for exact attention "
+                             "(default: the model's, 1 for every preset)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="source photograph (default: kodim01)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
@@ -97,6 +100,7 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
     from PIL import Image
 
     from model import TADMPipeline
+    from model.attention import use_attention_pool
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -106,6 +110,8 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
         pipe = TADMPipeline.from_pretrained(args.model, device=device, dtype=dtype)
     else:
         pipe = TADMPipeline.from_preset(args.preset, scale=args.scale, pretrained=False, device=device, dtype=dtype)
+    if args.attention_pool is not None:
+        use_attention_pool(pipe, args.attention_pool)
     if args.serving:  # what `tadm worker` does after loading (service/worker/loading.py)
         from model.performance import optimize_for_serving
 
@@ -144,6 +150,7 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
         "size": list(size),
         "thumbnail": list(thumbnail.image.size),
         "scale": pipe.scale,  # a --model's own scale, not --scale
+        "attention_pool": pipe.attention_pool,
         "tiles": len(pipe.layout.tiles.plan(latent_h, latent_w, tiling.tile_size, tiling.tile_stride)),
         "tiling": {"tile_size": tiling.tile_size, "tile_stride": tiling.tile_stride,
                    "tile_batch_size": tiling.tile_batch_size},
@@ -202,7 +209,8 @@ def report(args: argparse.Namespace, results: list[dict]) -> None:
     print(f"upscale benchmark: {model}{serving}, {first['scale']}x, {args.device} "
           f"[{first['device_name']}, torch {first['torch']}, {first['torch_threads']} threads], "
           f"tiles {first['tiling']['tile_size']}/{first['tiling']['tile_stride']}, "
-          f"tile batch {first['tiling']['tile_batch_size']}, median of {args.runs}")
+          f"tile batch {first['tiling']['tile_batch_size']}, attention pooled by {first['attention_pool']}, "
+          f"median of {args.runs}")
     print(f"{'size':>11} {'thumbnail':>10} {'tiles':>5} {'seconds':>8} {'MP/s':>7} {'peak MiB':>9}")
     for r in results:
         peak = r["memory"]["peak_mib"]
@@ -245,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             "scale": results[0]["scale"], "device": args.device,
             "dtype": args.dtype or "default", "image": args.image.name, "runs": args.runs,
             **results[0]["tiling"],  # the model's default tiles unless --tile-* were given
+            "attention_pool": results[0]["attention_pool"],
             "results": results,
         }
         write_json(args.json, document)

@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with `model`: store no colour map in the thumbnails (by default the sender fits one where "
                         "it helps, as verified ingest does; model.colour_map)")
     add_tiling_args(p)
+    p.add_argument("--attention-pool", type=int, choices=(1, 2, 4), default=None, metavar="N",
+                   help="with `model`: pool the finest self-attention's keys and values by NxN, 1 for exact "
+                        "attention (default: the model's, 1 for every preset; model.attention)")
     add_model_args(p)
     p.set_defaults(handler=_eval)
 
@@ -111,6 +114,10 @@ def _eval(args: argparse.Namespace) -> int:
 
         pipe = load_pipeline(args, args.scale)
         tiling = tiling_from_args(args, pipe.default_tiling)
+        if args.attention_pool is not None:
+            from model.attention import use_attention_pool
+
+            use_attention_pool(pipe, args.attention_pool)
     if "direct" in methods:
         direct_pipe = pipe if args.direct_model is None else _load_model_dir(args.direct_model, args)
     elif args.direct_model is not None:

@@ -123,6 +123,8 @@ def model_reconstruction(
                                         f"{detail}, no diffusion step", thumb.image)
     tiling = tiling or pipe.default_tiling
     detail += f", latent tiles {tiling.tile_size}/{tiling.tile_stride}"
+    if pipe.attention_pool > 1:  # model.attention: changes the result, as the tiles do
+        detail += f", attention pooled by {pipe.attention_pool}"
     thumb, rebuilt = reconstruct(pipe, thumb, image, tiling, colour_map)
     return baselines.Reconstruction(name, rebuilt, len(thumb.to_png()), detail + mapped(thumb), thumb.image)
 

@@ -189,6 +189,14 @@ def test_tile_size_and_stride_reach_the_receiver_and_are_named(small_folder, tmp
     assert small["psnr_y"] != default["psnr_y"]  # another receiver result
 
 
+def test_attention_pool_reaches_the_receiver_and_is_named(small_folder, tmp_path):
+    default = _tiny_model_rows(small_folder, tmp_path / "exact")["tadm-tiny"]
+    pooled = _tiny_model_rows(small_folder, tmp_path / "pooled", "--attention-pool", "2")["tadm-tiny"]
+    assert "attention pooled" not in default["detail"]  # the tiny preset attends exactly
+    assert "latent tiles 96/64, attention pooled by 2" in pooled["detail"]
+    assert pooled["bytes"] == default["bytes"] and pooled["psnr_y"] != default["psnr_y"]  # same thumbnail
+
+
 def test_direct_model_is_a_second_model_directory(small_folder, tmp_path, capsys):
     from model.pipeline import TADMPipeline
 

@@ -276,9 +276,11 @@ def test_bench_upscale_times_a_model_directory_as_served(tmp_path, photo):
     saved = TADMPipeline.from_preset("tiny", scale=32, seed=3).save_pretrained(tmp_path / "m")
     out = tmp_path / "upscale.json"
     load_script("bench_upscale").main(["--model", str(saved), "--serving", "--sizes", "256x192", "--runs", "1",
-                                       "--threads", "1", "--tile-stride", "40", "--json", str(out)])
+                                       "--threads", "1", "--tile-stride", "40", "--attention-pool", "2",
+                                       "--json", str(out)])
     doc = json.loads(out.read_text())
     assert (doc["tile_size"], doc["tile_stride"]) == (96, 40)  # the stride given, the model's tile size
+    assert doc["attention_pool"] == doc["results"][0]["attention_pool"] == 2  # every preset's own is 1
     assert doc["model"] == str(saved) and doc["preset"] is None and doc["weights"] == "trained"
     assert doc["serving_optimisations"] is True and doc["results"][0]["thumbnail"] == [8, 6]
     assert doc["scale"] == 32  # the model's own, not --scale's default
