@@ -97,9 +97,10 @@ def _record_grid(transformer: Any, args: tuple, kwargs: dict) -> None:
     """Before a transformer runs: give its pooled processors the (height, width) of its input. A function of the
     module it is called with, not a closure, so that a copy of the UNet feeds its own processors."""
     hidden = args[0] if args else kwargs["hidden_states"]
+    grid = (int(hidden.shape[-2]), int(hidden.shape[-1]))
     for block in transformer.transformer_blocks:
         if isinstance(block.attn1.processor, PooledSelfAttention):
-            block.attn1.processor.grid = (int(hidden.shape[-2]), int(hidden.shape[-1]))
+            block.attn1.processor.grid = grid
 
 
 def set_unet_attention(unet: UNet2DConditionModel, exact: Callable[..., torch.Tensor] | None = None,
@@ -127,7 +128,8 @@ def set_unet_attention(unet: UNet2DConditionModel, exact: Callable[..., torch.Te
 
 
 def use_attention_pool(pipe: Any, pool: int) -> None:
-    """Serve ``pipe`` (a :class:`~model.pipeline.TADMPipeline`, which imports this module) with its finest self-attention pooled by ``pool`` (1: exact) instead of its preset's choice:
-    for benchmarks and comparisons (the serving switches applied after it keep it)."""
+    """Serve ``pipe`` (a :class:`~model.pipeline.TADMPipeline`, which imports this module) with its finest
+    self-attention pooled by ``pool`` (1: exact) instead of its preset's choice: for benchmarks and comparisons
+    (the serving switches applied after it keep it)."""
     pipe.attention_pool = pool
     set_unet_attention(pipe.unet, pool=pool)

@@ -93,6 +93,22 @@ def add_tiling_args(p: argparse.ArgumentParser, *, batch: bool = True) -> None:
                        help=f"latent tiles per UNet call, speed only (default {DEFAULT_TILING.tile_batch_size})")
 
 
+def add_attention_pool_arg(p: argparse.ArgumentParser) -> None:
+    """--attention-pool: serve the model with its finest self-attention pooled (:mod:`model.attention`);
+    :func:`apply_attention_pool` applies it to a loaded pipeline."""
+    p.add_argument("--attention-pool", type=int, choices=(1, 2, 4), default=None, metavar="N",
+                   help="pool the finest self-attention's keys and values by NxN, 1 for exact attention "
+                        "(default: the model's, 1 for every preset; model.attention)")
+
+
+def apply_attention_pool(args: argparse.Namespace, pipe) -> None:  # (Namespace, TADMPipeline)
+    """The pool --attention-pool asked for, on ``pipe``; without it the model keeps its own."""
+    if getattr(args, "attention_pool", None) is not None:
+        from .attention import use_attention_pool
+
+        use_attention_pool(pipe, args.attention_pool)
+
+
 def _tiling_knobs(args: argparse.Namespace) -> dict:
     return {name: getattr(args, name, None) for name in ("tile_size", "tile_stride", "tile_batch_size")}
 

@@ -41,7 +41,7 @@ from bench_common import (
     strip_json_flag,
     write_json,
 )
-from model.cli import add_tiling_args, tiling_from_args
+from model.cli import add_attention_pool_arg, add_tiling_args, apply_attention_pool, tiling_from_args
 from model.thumbnail import SUPPORTED_SCALES
 from model.tiling import check_overrides
 
@@ -62,9 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument("--dtype", choices=DTYPES, help="UNet/VAE dtype (default: float32 on CPU, bfloat16 on CUDA)")
     add_tiling_args(parser)  # --tile-size, --tile-stride, --tile-batch-size: model.tiling.Tiling's knobs
-    parser.add_argument("--attention-pool", type=int, choices=(1, 2, 4), metavar="N",
-                        help="pool the finest self-attention's keys and values by NxN, 1 for exact attention "
-                             "(default: the model's, 1 for every preset)")
+    add_attention_pool_arg(parser)  # --attention-pool
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="source photograph (default: kodim01)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
@@ -100,7 +98,6 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
     from PIL import Image
 
     from model import TADMPipeline
-    from model.attention import use_attention_pool
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -110,8 +107,7 @@ def measure(args: argparse.Namespace, size: tuple[int, int]) -> dict:
         pipe = TADMPipeline.from_pretrained(args.model, device=device, dtype=dtype)
     else:
         pipe = TADMPipeline.from_preset(args.preset, scale=args.scale, pretrained=False, device=device, dtype=dtype)
-    if args.attention_pool is not None:
-        use_attention_pool(pipe, args.attention_pool)
+    apply_attention_pool(args, pipe)
     if args.serving:  # what `tadm worker` does after loading (service/worker/loading.py)
         from model.performance import optimize_for_serving
 

@@ -6,7 +6,15 @@ import argparse
 import logging
 from pathlib import Path
 
-from model.cli import add_model_args, add_tiling_args, check_tiling_args, parse_shard, tiling_from_args
+from model.cli import (
+    add_attention_pool_arg,
+    add_model_args,
+    add_tiling_args,
+    apply_attention_pool,
+    check_tiling_args,
+    parse_shard,
+    tiling_from_args,
+)
 from model.thumbnail import SUPPORTED_SCALES
 from model.thumbnail_bound import DEFAULT_MAX_DEVIATION
 
@@ -48,9 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with `model`: store no colour map in the thumbnails (by default the sender fits one where "
                         "it helps, as verified ingest does; model.colour_map)")
     add_tiling_args(p)
-    p.add_argument("--attention-pool", type=int, choices=(1, 2, 4), default=None, metavar="N",
-                   help="with `model`: pool the finest self-attention's keys and values by NxN, 1 for exact "
-                        "attention (default: the model's, 1 for every preset; model.attention)")
+    add_attention_pool_arg(p)  # with `model`
     add_model_args(p)
     p.set_defaults(handler=_eval)
 
@@ -114,10 +120,7 @@ def _eval(args: argparse.Namespace) -> int:
 
         pipe = load_pipeline(args, args.scale)
         tiling = tiling_from_args(args, pipe.default_tiling)
-        if args.attention_pool is not None:
-            from model.attention import use_attention_pool
-
-            use_attention_pool(pipe, args.attention_pool)
+        apply_attention_pool(args, pipe)
     if "direct" in methods:
         direct_pipe = pipe if args.direct_model is None else _load_model_dir(args.direct_model, args)
     elif args.direct_model is not None:
