@@ -70,6 +70,28 @@ def test_a_smooth_colour_drift_gets_a_lattice_and_noise_gets_none():
     assert choose_colour_lattice(low, noise, scale, file_bytes=2000) is None  # no smooth error for a lattice to take out
 
 
+def test_below_bicubic_the_lattice_that_gains_most_is_kept_if_it_pays_for_itself():
+    scale = 16
+    low = torch.rand(1, 3, 30, 40, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    # a broad drift of red contrast and a finer wave of blue, which only the larger lattices follow
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 30), torch.linspace(0, 1, 40), indexing="ij")
+    residual = torch.zeros(1, 3, 30, 40)
+    residual[0, 0] = 0.2 * xx * low[0, 0] + 0.1 * yy
+    residual[0, 2] = 0.03 * torch.sin(xx * 3 * torch.pi) * torch.sin(yy * 2 * torch.pi)
+    difference = torch.nn.functional.interpolate(residual, scale_factor=scale, mode="nearest")
+    above = choose_colour_lattice(low, difference, scale, file_bytes=3000)
+    below = choose_colour_lattice(low, difference, scale, file_bytes=3000, below_bicubic=True)
+    assert above is not None and below is not None
+    assert below[0] * below[1] > above[0] * above[1]
+
+    def left(lattice: tuple[int, ...]) -> float:
+        return float(((residual.double() - lattice_correction(lattice, low)) ** 2).sum())
+
+    assert left(below) < left(above)
+    noise = (torch.rand(1, 3, 30 * scale, 40 * scale, generator=torch.Generator().manual_seed(5)) - 0.5) * 0.2
+    assert choose_colour_lattice(low, noise, scale, file_bytes=3000, below_bicubic=True) is None  # still must pay
+
+
 def test_the_bytes_counted_are_those_the_lattice_adds_to_the_metadata():
     lattice = random_lattice(2, 2, seed=2)
     thumbnail = Thumbnail(Image.new("RGB", (4, 3)), 16, (64, 48), "abc", colour_lattice=lattice)
