@@ -181,7 +181,16 @@ function qualityFacts(image) {
     ["Reconstruction", `${q.psnr_y.toFixed(2)} dB PSNR-Y · MS-SSIM-Y ${msssim} · SSIMULACRA2 ` +
       `${q.ssimulacra2.toFixed(1)}`],
     ["Bicubic, same size", `${q.bicubic_psnr_y.toFixed(2)} dB PSNR-Y`],
+    ...(q.method === "plain" ? [] : [["Colour correction", colourCorrection(q)]]),
   ];
+}
+
+// The sender's colour corrections stored with a tadm thumbnail (the record's colour_map and colour_lattice).
+function colourCorrection(q) {
+  const parts = [];
+  if (q.colour_map) parts.push("a colour map");
+  if (q.colour_lattice) parts.push(`a ${q.colour_lattice} lattice of colour maps`);
+  return parts.length ? parts.join(" and ") : "none";
 }
 
 // ---- reconstruction and comparison -----------------------------------------------------------------------------

@@ -75,6 +75,11 @@ def test_upload_thumbnail_reconstruct_compare(page, server_url: str, kodak_image
     quality = httpx.get(f"{server_url}/v1/images/{image_id}").json()["quality"]
     assert f"{quality['psnr_y']:.2f} dB PSNR-Y" in facts and f"{quality['bicubic_psnr_y']:.2f} dB PSNR-Y" in facts
     assert ("plain thumbnail" in facts) == (quality["method"] == "plain")
+    if quality["method"] == "tadm":  # the sender's colour corrections, as the record says
+        assert ("a colour map" in facts) == quality["colour_map"], facts
+        lattice = quality["colour_lattice"]
+        assert (f"a {lattice} lattice of colour maps" in facts) if lattice else ("lattice" not in facts), facts
+        assert ("Colour correction\nnone" in facts) == (not quality["colour_map"] and not lattice), facts
     page.wait_for_selector(f"#recent-list li[data-id='{image_id}']")
 
     requests: list[str] = []
