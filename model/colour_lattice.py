@@ -47,6 +47,8 @@ LUMA = (0.299, 0.587, 0.114)
 RIDGE = 1e-5
 # Numbers per lattice point: the rows of [D | c].
 PER_POINT = 12
+# luma_sse works through a full-size difference in bands of about this many pixels.
+BAND_PIXELS = 1 << 20
 
 
 def lattice_shape(size: tuple[int, int], points: int) -> tuple[int, int]:
@@ -119,9 +121,12 @@ def price(lattice_bytes: int, file_bytes: int) -> float:
 
 
 def luma_sse(x: torch.Tensor) -> float:
-    """Sum of squares of the luma of (1,3,h,w) ``x`` (BT.601 weights, no offset)."""
+    """Sum of squares of the luma of (1,3,h,w) ``x`` (BT.601 weights, no offset), in float64 a band of rows at a
+    time: a 40-megapixel difference would otherwise take three float64 planes (1 GB) at once."""
     weights = torch.tensor(LUMA, dtype=torch.float64).reshape(1, 3, 1, 1)
-    return float(((x.double().cpu() * weights).sum(1) ** 2).sum())
+    rows = max(1, BAND_PIXELS // x.shape[-1])
+    return sum(float(((x[..., top:top + rows, :].double().cpu() * weights).sum(1) ** 2).sum())
+               for top in range(0, x.shape[-2], rows))
 
 
 def choose_colour_lattice(low: torch.Tensor, difference: torch.Tensor, scale: int, file_bytes: int,

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from model import colour_lattice
 from model.colour_lattice import (
     apply_colour_lattice,
     axis_weights,
@@ -17,6 +18,7 @@ from model.colour_lattice import (
     fit_colour_lattice,
     lattice_correction,
     lattice_shape,
+    luma_sse,
     metadata_bytes,
 )
 from model.consistency import ThumbnailConsistency
@@ -90,6 +92,13 @@ def test_below_bicubic_the_lattice_that_gains_most_is_kept_if_it_pays_for_itself
     assert left(below) < left(above)
     noise = (torch.rand(1, 3, 30 * scale, 40 * scale, generator=torch.Generator().manual_seed(5)) - 0.5) * 0.2
     assert choose_colour_lattice(low, noise, scale, file_bytes=3000, below_bicubic=True) is None  # still must pay
+
+
+def test_the_luma_error_summed_in_bands_is_the_whole_image_s(monkeypatch):
+    x = torch.randn(1, 3, 37, 23, generator=torch.Generator().manual_seed(6))
+    luma = (x.double() * torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64).reshape(1, 3, 1, 1)).sum(1)
+    monkeypatch.setattr(colour_lattice, "BAND_PIXELS", 5 * 23)  # bands of 5 rows, the last one of 2
+    assert luma_sse(x) == pytest.approx(float((luma ** 2).sum()), rel=1e-12)
 
 
 def test_the_bytes_counted_are_those_the_lattice_adds_to_the_metadata():
