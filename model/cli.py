@@ -98,7 +98,7 @@ def add_attention_pool_arg(p: argparse.ArgumentParser) -> None:
     :func:`apply_attention_pool` applies it to a loaded pipeline."""
     p.add_argument("--attention-pool", type=int, choices=(1, 2, 4), default=None, metavar="N",
                    help="pool the finest self-attention's keys and values by NxN, 1 for exact attention "
-                        "(default: the model's, 1 for every preset; model.attention)")
+                        "(default: the model's: 2 for nano 32x, else 1; model.attention)")
 
 
 def apply_attention_pool(args: argparse.Namespace, pipe) -> None:  # (Namespace, TADMPipeline)

@@ -99,13 +99,18 @@ def test_only_the_finest_level_pools_and_calling_again_restores_exact_attention(
         assert torch.allclose(unet(sample, timestep, encoder_hidden_states=context).sample, exact, atol=1e-6)
 
 
-def test_no_preset_pools_by_default_and_the_serving_switches_keep_a_chosen_pool():
-    for name in ("nano", "sd21-base", "tiny"):
-        assert all(backbones.get_preset(name).attention_pool_for(scale) == 1 for scale in (16, 32))
+def test_only_nano_32x_pools_and_the_serving_switches_keep_a_chosen_pool():
+    pools = {(name, scale): backbones.get_preset(name).attention_pool_for(scale)
+             for name in ("nano", "sd21-base", "tiny") for scale in (16, 32)}
+    assert pools.pop(("nano", 32)) == 2 and set(pools.values()) == {1}
+    pipe = TADMPipeline.from_preset("nano", scale=16, pretrained=False)
+    assert pipe.attention_pool == 1 and not pooled_processors(pipe.unet)
     pipe = TADMPipeline.from_preset("nano", scale=32, pretrained=False)
+    assert pipe.attention_pool == 2 and len(pooled_processors(pipe.unet)) == 3  # down 1, up 2 at 64x64 tokens
+    use_attention_pool(pipe, 1)
     assert pipe.attention_pool == 1 and not pooled_processors(pipe.unet)
     use_attention_pool(pipe, 2)
-    assert pipe.attention_pool == 2 and len(pooled_processors(pipe.unet)) == 3  # down 1, up 2 at 64x64 tokens
+    assert pipe.attention_pool == 2 and len(pooled_processors(pipe.unet)) == 3
     applied = optimize_for_inference(pipe, channels_last=False, sdpa=False)
     assert applied.attention_pool == 2
     pooled = pooled_processors(pipe.unet)
