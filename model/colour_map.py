@@ -102,8 +102,8 @@ def choose_colour_map(step: ThumbnailConsistency, thumbnail: Thumbnail, decoded:
     """The sender's half: ``thumbnail`` with the colour map fitted to ``original`` when the map makes the
     reconstruction better in PSNR-Y, then with the lattice of colour maps (of ``lattice_points`` along the
     longer side: :func:`~model.colour_lattice.choose_colour_lattice`, told whether the reconstruction is below
-    bicubic so far) when it gains more than its bytes cost, and that reconstruction. ``decoded``: the decoder's output for ``thumbnail``, cropped to the original size,
-    (1,3,H,W) in [-1, 1]."""
+    bicubic so far) when it gains more than its bytes cost, and that reconstruction. ``decoded``: the decoder's
+    output for ``thumbnail``, cropped to the original size, (1,3,H,W) in [-1, 1]."""
     thumbnail = thumbnail.with_colour_map(None)
     image, own, low, g = step_parts(step, pil_to_tensor(thumbnail.image).to(decoded.device), decoded)
     scale = step.config.scale
