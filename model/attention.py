@@ -10,9 +10,9 @@ instead of each neighbour. The coarser levels (1,024 tokens) and every cross-att
 
 Which models pool is a property of the preset and scale (``Preset.attention_pool_for``), like their tiles: it
 changes results slightly, as the tiles do, and the thumbnail does not depend on it (the model id does not
-either). The nano preset pools its 32x model by 2; ``use_attention_pool`` (``--attention-pool`` of ``tadm eval``
-and ``scripts/bench_upscale.py``) serves a model with another pool. What it costs in quality and gains in time:
-docs/models.md.
+either). The nano preset pools its 32x model by 2; ``use_attention_pool`` (``--attention-pool`` of ``tadm
+upscale``, ``tadm eval`` and ``scripts/bench_upscale.py``) serves a model with another pool. What it costs in
+quality and gains in time: docs/models.md.
 """
 
 from __future__ import annotations

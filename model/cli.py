@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="image to write (format from the suffix)")
     add_model_args(p)
     add_tiling_args(p)
+    add_attention_pool_arg(p)
     p.set_defaults(handler=_upscale)
 
     p = sub.add_parser("import-official", help="convert the authors' released checkpoints to a model directory")
@@ -203,6 +204,7 @@ def _upscale(args: argparse.Namespace) -> int:
     except ThumbnailError as exc:
         raise CommandError(f"{args.thumbnail}: {exc}") from exc
     pipe = load_pipeline(args, thumb.scale)
+    apply_attention_pool(args, pipe)
     # the worker's switches (LoRA merged into the weights: the 16x nano model 1.6x faster at 768x512, see
     # docs/models.md, Serving switches); the results agree with the unmerged model within 5e-4 (model.performance)
     from .performance import optimize_for_serving

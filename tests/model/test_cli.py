@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -30,6 +31,13 @@ def test_downscale_then_upscale(tmp_path, kodak_image):
     assert up.returncode == 0, up.stderr
     with Image.open(tmp_path / "out.png") as out:
         assert out.size == (768, 512)
+        exact = np.asarray(out)
+    # --attention-pool serves the model with its finest self-attention pooled (model.attention): another result
+    pooled = tadm("upscale", "t.png", "-o", "pooled.png", "--preset", "tiny", "--device", "cpu", "--attention-pool",
+                  "2", cwd=tmp_path)
+    assert pooled.returncode == 0, pooled.stderr
+    with Image.open(tmp_path / "pooled.png") as out:
+        assert out.size == (768, 512) and not np.array_equal(np.asarray(out), exact)
     # a stride alone is checked against the model's own tile size (tiny: the paper's 96) once it is loaded
     gaps = tadm("upscale", "t.png", "-o", "x.png", "--preset", "tiny", "--device", "cpu", "--tile-stride", "200",
                 cwd=tmp_path)
