@@ -48,7 +48,8 @@ def save_checkpoint(output_dir: Path, step: int, params: NamedParameters, optimi
         rng["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng},
                directory / "optimizer.pt")
-    state = {"step": step, "loop_seconds": round(loop_seconds, 1)}
+    # to the millisecond: a resumed run adds to it, and a few fast steps round to nothing at a tenth of a second
+    state = {"step": step, "loop_seconds": round(loop_seconds, 3)}
     (directory / "state.json").write_text(json.dumps(state) + "\n")  # last: marks it complete
     for old in sorted((output_dir / CHECKPOINTS_DIR).glob("step-*"))[:-keep]:
         shutil.rmtree(old)
