@@ -97,13 +97,14 @@ def corrected_with_map(step: ThumbnailConsistency, thumbnail: torch.Tensor, imag
 
 
 def choose_colour_map(step: ThumbnailConsistency, thumbnail: Thumbnail, decoded: torch.Tensor,
-                      original: Image.Image,
-                      lattice_points: tuple[int, ...] = LATTICE_POINTS) -> tuple[Thumbnail, Image.Image]:
+                      original: Image.Image, lattice_points: tuple[int, ...] = LATTICE_POINTS,
+                      bicubic: float | None = None) -> tuple[Thumbnail, Image.Image]:
     """The sender's half: ``thumbnail`` with the colour map fitted to ``original`` when the map makes the
     reconstruction better in PSNR-Y, then with the lattice of colour maps (of ``lattice_points`` along the
     longer side: :func:`~model.colour_lattice.choose_colour_lattice`, told whether the reconstruction is below
     bicubic so far) when it gains more than its bytes cost, and that reconstruction. ``decoded``: the decoder's
-    output for ``thumbnail``, cropped to the original size, (1,3,H,W) in [-1, 1]."""
+    output for ``thumbnail``, cropped to the original size, (1,3,H,W) in [-1, 1]; ``bicubic``: the photo's
+    :func:`~model.plain_rule.bicubic_psnr_y` at this scale where the caller has measured it already."""
     thumbnail = thumbnail.with_colour_map(None)
     image, own, low, g = step_parts(step, pil_to_tensor(thumbnail.image).to(decoded.device), decoded)
     scale = step.config.scale
@@ -133,8 +134,9 @@ def choose_colour_map(step: ThumbnailConsistency, thumbnail: Thumbnail, decoded:
     if not lattice_points:
         return thumbnail, Image.fromarray(pixels)
     file_bytes = len(thumbnail.to_png())
-    # bicubic from a plain thumbnail of the same size: 0.2 s at 2048x2048, against a reconstruction's seconds
-    below_bicubic = best < bicubic_psnr_y(np.asarray(original), scale)
+    if bicubic is None:  # bicubic from a plain thumbnail of the same size: 0.2 s at 2048x2048
+        bicubic = bicubic_psnr_y(np.asarray(original), scale)
+    below_bicubic = best < bicubic
     lattice = choose_colour_lattice(low, photo.sub_(served), scale, file_bytes, lattice_points,
                                     below_bicubic=below_bicubic)
     if lattice is not None:
@@ -158,10 +160,11 @@ def upscale_choosing_colour_map(pipe, thumbnail: Thumbnail, original: Image.Imag
 
 
 @torch.inference_mode()
-def finish_choosing_colour_map(pipe, thumbnail: Thumbnail, latent: torch.Tensor,
-                               original: Image.Image) -> tuple[Thumbnail, Image.Image]:
+def finish_choosing_colour_map(pipe, thumbnail: Thumbnail, latent: torch.Tensor, original: Image.Image,
+                               bicubic: float | None = None) -> tuple[Thumbnail, Image.Image]:
     """:func:`upscale_choosing_colour_map` from the denoised ``latent`` on (callers that run the tiles
-    themselves: the worker, with its progress and cancellation)."""
+    themselves: the worker, with its progress and cancellation, and the ``bicubic`` figure verified ingest has
+    measured, as :func:`choose_colour_map` takes it)."""
     w, h = thumbnail.original_size
     if original.size != (w, h):
         raise ValueError(f"the original is {original.size[0]}x{original.size[1]} but the thumbnail is of {w}x{h}")
@@ -169,4 +172,4 @@ def finish_choosing_colour_map(pipe, thumbnail: Thumbnail, latent: torch.Tensor,
         thumbnail = thumbnail.with_colour_map(None)
         return thumbnail, pipe.latent_to_image(latent, thumbnail.original_size, thumbnail)
     decoded = pipe.decode_latent(latent).float()[..., :h, :w]
-    return choose_colour_map(pipe.consistency, thumbnail, decoded, original.convert("RGB"))
+    return choose_colour_map(pipe.consistency, thumbnail, decoded, original.convert("RGB"), bicubic=bicubic)

@@ -92,12 +92,13 @@ class BatchRunner:
             await self.queue.ack(item.entry)
             metrics.JOBS.labels("downscale", "cancelled").inc()
 
-    def reconstruct_one(self, thumbnail: Thumbnail, job_id: str,
-                        original: Image.Image | None = None) -> tuple[Thumbnail, Image.Image]:
+    def reconstruct_one(self, thumbnail: Thumbnail, job_id: str, original: Image.Image | None = None,
+                        bicubic: float | None = None) -> tuple[Thumbnail, Image.Image]:
         """In the compute thread: the reconstruction ``GET /full`` would give for ``thumbnail`` (a downscale job
         verifying its thumbnail); raises :class:`JobCancelled` when the job is cancelled meanwhile. With the
         ``original``, the thumbnail comes back with the colour map fitted to it where one helps
-        (:mod:`model.colour_map`), and the reconstruction is the one ``GET /full`` gives for that thumbnail."""
+        (:mod:`model.colour_map`; ``bicubic``: the original's bicubic PSNR-Y where measured already), and the
+        reconstruction is the one ``GET /full`` gives for that thumbnail."""
         if thumbnail.plain:
             return thumbnail, plain_upscale(thumbnail)
         latent = self.pipe.thumbnail_to_latent(thumbnail)
@@ -105,7 +106,7 @@ class BatchRunner:
         if original is not None:
             from model.colour_map import finish_choosing_colour_map  # torch: imported where the model runs
 
-            return finish_choosing_colour_map(self.pipe, thumbnail, result.latent, original)
+            return finish_choosing_colour_map(self.pipe, thumbnail, result.latent, original, bicubic)
         return thumbnail, self.pipe.latent_to_image(result.latent, thumbnail.original_size, thumbnail)
 
     # -- upscale ---------------------------------------------------------------------------------------------

@@ -66,10 +66,10 @@ class Outcome:
 
 
 class Ingest:
-    """Runs downscale jobs on one pipeline. ``reconstruct(thumbnail, job_id, original)`` is the worker's
+    """Runs downscale jobs on one pipeline. ``reconstruct(thumbnail, job_id, original, bicubic)`` is the worker's
     ``GET /full`` path for one thumbnail (its tiles, progress and cancellation checks), run in the compute thread;
-    given the ``original`` it also fits the thumbnail's colour map (:mod:`model.colour_map`) and returns the
-    thumbnail to store with the reconstruction."""
+    given the ``original`` it also fits the thumbnail's colour map (:mod:`model.colour_map`; ``bicubic``: the
+    photo's bicubic PSNR-Y, measured once here) and returns the thumbnail to store with the reconstruction."""
 
     def __init__(self, pipe, reconstruct, *, policy: IngestPolicy, queue: JobQueue, registry: Registry,
                  records: ImageRecords, storage: Storage, cache: ReconstructionCache, in_flight) -> None:
@@ -127,7 +127,7 @@ class Ingest:
         fitted_to = original if self.policy.colour_map else None
 
         def reconstruct(thumbnail: Thumbnail) -> tuple[Thumbnail, Image.Image]:
-            return self.reconstruct(thumbnail, job_id, fitted_to)
+            return self.reconstruct(thumbnail, job_id, fitted_to, bicubic)  # measured above: not again
 
         if not params.auto:
             return Outcome(*_verified(keep_or_fall_back(pixels, learned, reconstruct, self.policy.margin_db,
